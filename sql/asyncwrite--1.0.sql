@@ -1,0 +1,118 @@
+-- asyncwrite 1.0: deferred writes through a shared-memory queue
+
+\echo Use "CREATE EXTENSION asyncwrite" to load this file. \quit
+
+CREATE FUNCTION @extschema@.insert(target regclass, data jsonb)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_insert_jsonb'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.insert(regclass, jsonb) IS
+'queue an insert of a row given as a jsonb object; returns its write id';
+
+CREATE FUNCTION @extschema@.insert(target regclass, data text)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_insert_text'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.insert(regclass, text) IS
+'queue an insert of a row given as the text of a jsonb object; returns its write id';
+
+CREATE FUNCTION @extschema@.insert(target regclass, rec anyelement)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_insert_record'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.insert(regclass, anyelement) IS
+'queue an insert of a row given as a composite value; returns its write id';
+
+CREATE FUNCTION @extschema@.flush(timeout interval DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'aw_flush'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.flush(interval) IS
+'wait until every write queued in this database before the call is applied; false on timeout';
+
+CREATE FUNCTION @extschema@.wait(write_id bigint, timeout interval DEFAULT NULL)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'aw_wait'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.wait(bigint, interval) IS
+'wait until one write is applied or recorded as failed; false on timeout';
+
+CREATE FUNCTION @extschema@.pause()
+RETURNS void
+AS 'MODULE_PATHNAME', 'aw_pause'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE FUNCTION @extschema@.resume()
+RETURNS void
+AS 'MODULE_PATHNAME', 'aw_resume'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.pause() IS
+'stop applying queued writes in this database; writes are still queued';
+COMMENT ON FUNCTION @extschema@.resume() IS
+'apply queued writes in this database again';
+
+REVOKE ALL ON FUNCTION @extschema@.pause() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.resume() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.pause() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.resume() TO PUBLIC;
+
+CREATE FUNCTION @extschema@.queue_stats(
+    OUT dboid oid,
+    OUT worker_pid integer,
+    OUT state text,
+    OUT queued bigint,
+    OUT queued_bytes bigint,
+    OUT capacity_bytes bigint,
+    OUT enqueued bigint,
+    OUT applied bigint,
+    OUT failed bigint,
+    OUT batches bigint,
+    OUT oldest_queued_at timestamptz,
+    OUT last_applied_at timestamptz)
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'aw_queue_stats'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+CREATE VIEW @extschema@.stats AS
+SELECT d.datname AS database, s.*
+  FROM @extschema@.queue_stats() s
+  LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dboid;
+
+COMMENT ON VIEW @extschema@.stats IS
+'one row per database queue: worker, state, queue depth and counters';
+
+GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
+GRANT SELECT ON @extschema@.stats TO PUBLIC;
+
+-- Writes the worker could not apply.  Written by the worker only.
+CREATE TABLE @extschema@.dead_letters (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    write_id    bigint NOT NULL,
+    target_name text,
+    target      oid NOT NULL,
+    operation   text NOT NULL,
+    payload     jsonb,
+    role        oid NOT NULL,
+    enqueued_at timestamptz NOT NULL,
+    failed_at   timestamptz NOT NULL DEFAULT pg_catalog.clock_timestamp(),
+    attempts    integer NOT NULL,
+    sqlstate    text NOT NULL,
+    message     text NOT NULL,
+    detail      text
+);
+
+COMMENT ON TABLE @extschema@.dead_letters IS
+'queued writes that failed to apply, with the error';
+
+-- Each role sees its own failures; superusers and pg_monitor see all.
+ALTER TABLE @extschema@.dead_letters ENABLE ROW LEVEL SECURITY;
+CREATE POLICY dead_letters_visible ON @extschema@.dead_letters FOR SELECT
+    USING (role = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
+           OR pg_catalog.pg_has_role(current_user, 'pg_monitor', 'USAGE'));
+GRANT SELECT ON @extschema@.dead_letters TO PUBLIC;

@@ -1,0 +1,486 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.c
+ *		Apply a batch of queued writes in one transaction.  Consecutive
+ *		writes to the same table by the same role go in as one multi-row
+ *		INSERT; a failing run is retried row by row in subtransactions so
+ *		that only the bad writes fail, and those are recorded in
+ *		asyncwrite.dead_letters.
+ *
+ * Each run executes as the role that queued it (SetUserIdAndSecContext),
+ * so privileges, row-level security, triggers and column defaults behave as
+ * for an INSERT by that role.  The worker's own role is never used for a
+ * target.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "asyncwrite.h"
+
+/* A prepared multi-row INSERT for one target and row layout. */
+typedef struct AwInsertPlan
+{
+	Oid			relid;			/* hash key */
+	uint32		fingerprint;
+	Oid			rowtype;
+	Oid			arraytype;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	SPIPlanPtr	plan;
+} AwInsertPlan;
+
+static HTAB *aw_plans = NULL;
+static SPIPlanPtr aw_dead_letter_plan = NULL;
+
+/*
+ * The INSERT ... SELECT FROM unnest($1) plan of a target, checked against
+ * the row layout the write was queued with.  Errors if the table is gone or
+ * its layout changed.
+ */
+static AwInsertPlan *
+aw_insert_plan(Oid relid, uint32 fingerprint)
+{
+	AwInsertPlan *p;
+	bool		found;
+	Relation	rel;
+	TupleDesc	desc;
+	StringInfoData cols;
+	StringInfoData sql;
+	Oid			argtype;
+
+	if (aw_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(AwInsertPlan);
+		aw_plans = hash_create("asyncwrite insert plans", 64, &ctl,
+							   HASH_ELEM | HASH_BLOBS);
+	}
+
+	rel = try_relation_open(relid, RowExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table with OID %u does not exist", relid),
+				 errdetail("The table was dropped after the write was queued.")));
+	desc = RelationGetDescr(rel);
+	if (aw_tupdesc_fingerprint(desc) != fingerprint)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("columns of table \"%s\" changed after the write was queued",
+						RelationGetRelationName(rel)),
+				 errdetail("The row was converted for the table's earlier column layout."),
+				 errhint("Queue the write again with asyncwrite.retry_failed() or by hand.")));
+
+	p = hash_search(aw_plans, &relid, HASH_ENTER, &found);
+	if (found && p->fingerprint == fingerprint && p->plan != NULL)
+	{
+		table_close(rel, NoLock);
+		return p;
+	}
+	if (found && p->plan != NULL)
+		SPI_freeplan(p->plan);
+	p->plan = NULL;
+	p->fingerprint = fingerprint;
+	p->rowtype = desc->tdtypeid;
+	p->arraytype = get_array_type(p->rowtype);
+	get_typlenbyvalalign(p->rowtype, &p->typlen, &p->typbyval, &p->typalign);
+
+	initStringInfo(&cols);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "",
+						 quote_identifier(NameStr(att->attname)));
+	}
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "INSERT INTO %s.%s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM pg_catalog.unnest($1) AS r",
+					 quote_identifier(get_namespace_name(RelationGetNamespace(rel))),
+					 quote_identifier(RelationGetRelationName(rel)),
+					 cols.data, cols.data);
+	table_close(rel, NoLock);
+
+	argtype = p->arraytype;
+	p->plan = SPI_prepare(sql.data, 1, &argtype);
+	if (p->plan == NULL)
+		elog(ERROR, "could not prepare asyncwrite insert: %s",
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(p->plan) != 0)
+		elog(ERROR, "could not keep asyncwrite insert plan");
+	return p;
+}
+
+/* Insert rows[0..n) (same target, role and layout) with one statement. */
+static void
+aw_insert_rows(AwApplyRow *rows, int n)
+{
+	AwEntryHeader *first = rows[0].hdr;
+	AwInsertPlan *p = aw_insert_plan(first->relid, first->fingerprint);
+	Datum	   *elems = palloc(sizeof(Datum) * n);
+	ArrayType  *arr;
+	Datum		arg;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			rc;
+
+	for (int i = 0; i < n; i++)
+		elems[i] = PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr));
+	arr = construct_array(elems, n, p->rowtype, p->typlen, p->typbyval,
+						  p->typalign);
+	arg = PointerGetDatum(arr);
+
+	/* Run as the role that queued the writes; SET ROLE is refused inside. */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(first->roleid,
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "asyncwrite insert failed: %s", SPI_result_code_string(rc));
+	pfree(arr);
+	pfree(elems);
+}
+
+/* The payload of a write as jsonb, or NULL when its layout is stale. */
+static Datum
+aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
+{
+	Relation	rel = try_relation_open(hdr->relid, AccessShareLock);
+	Datum		json;
+	bool		usable;
+
+	*isnull = true;
+	if (rel == NULL)
+		return (Datum) 0;
+	usable = aw_tupdesc_fingerprint(RelationGetDescr(rel)) == hdr->fingerprint;
+	table_close(rel, AccessShareLock);
+	if (!usable)
+		return (Datum) 0;
+	json = DirectFunctionCall1(row_to_json,
+							   PointerGetDatum(AW_ENTRY_PAYLOAD(hdr)));
+	*isnull = false;
+	return DirectFunctionCall1(jsonb_in,
+							   CStringGetDatum(TextDatumGetCString(json)));
+}
+
+/* Record a failed write in asyncwrite.dead_letters and notify listeners. */
+static void
+aw_record_failure(AwApplyRow *row, ErrorData *edata)
+{
+	AwEntryHeader *hdr = row->hdr;
+	Oid			argtypes[11] = {INT8OID, TEXTOID, OIDOID, TEXTOID, JSONBOID,
+	OIDOID, TIMESTAMPTZOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[11];
+	char		nulls[11];
+	char	   *relname = get_rel_name(hdr->relid);
+	bool		payload_null;
+	int			rc;
+
+	if (aw_dead_letter_plan == NULL)
+	{
+		aw_dead_letter_plan = SPI_prepare(
+										  "INSERT INTO asyncwrite.dead_letters "
+										  "(write_id, target_name, target, operation, payload, role, "
+										  " enqueued_at, attempts, sqlstate, message, detail) "
+										  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+										  "RETURNING id",
+										  11, argtypes);
+		if (aw_dead_letter_plan == NULL || SPI_keepplan(aw_dead_letter_plan) != 0)
+			elog(ERROR, "could not prepare asyncwrite dead letter insert");
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum((int64) row->write_id);
+	if (relname != NULL)
+		values[1] = CStringGetTextDatum(quote_qualified_identifier(get_namespace_name(get_rel_namespace(hdr->relid)),
+																   relname));
+	else
+		nulls[1] = 'n';
+	values[2] = ObjectIdGetDatum(hdr->relid);
+	values[3] = CStringGetTextDatum("insert");
+	values[4] = aw_payload_jsonb(hdr, &payload_null);
+	if (payload_null)
+		nulls[4] = 'n';
+	values[5] = ObjectIdGetDatum(hdr->roleid);
+	values[6] = TimestampTzGetDatum(hdr->enqueued_at);
+	values[7] = Int32GetDatum(1);
+	values[8] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[9] = CStringGetTextDatum(edata->message ? edata->message : "");
+	if (edata->detail)
+		values[10] = CStringGetTextDatum(edata->detail);
+	else
+		nulls[10] = 'n';
+
+	rc = SPI_execute_plan(aw_dead_letter_plan, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not record asyncwrite dead letter: %s",
+			 SPI_result_code_string(rc));
+	{
+		bool		isnull;
+		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1,
+													 &isnull));
+		char		payload[32];
+
+		snprintf(payload, sizeof(payload), INT64_FORMAT, id);
+		Async_Notify("asyncwrite_failed", payload);
+	}
+	ereport(LOG,
+			(errmsg("asyncwrite write " UINT64_FORMAT " to \"%s\" failed: %s",
+					row->write_id, relname ? relname : "?",
+					edata->message ? edata->message : ""),
+			 errdetail("The write was recorded in asyncwrite.dead_letters.")));
+}
+
+/*
+ * Run fn over rows[0..n) in a subtransaction.  Returns NULL on success, or
+ * the error, with the subtransaction rolled back.
+ */
+static ErrorData *
+aw_try_insert(AwApplyRow *rows, int n)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		aw_insert_rows(rows, n);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return edata;
+}
+
+/* Apply one run; on failure, isolate the bad writes row by row. */
+static void
+aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
+{
+	ErrorData  *edata = aw_try_insert(rows, n);
+
+	if (edata == NULL)
+	{
+		*napplied += n;
+		return;
+	}
+	if (n == 1)
+	{
+		aw_record_failure(&rows[0], edata);
+		FreeErrorData(edata);
+		(*nfailed)++;
+		return;
+	}
+	FreeErrorData(edata);
+	for (int i = 0; i < n; i++)
+	{
+		edata = aw_try_insert(&rows[i], 1);
+		if (edata == NULL)
+			(*napplied)++;
+		else
+		{
+			aw_record_failure(&rows[i], edata);
+			FreeErrorData(edata);
+			(*nfailed)++;
+		}
+	}
+}
+
+/* Whether two writes can share one INSERT statement. */
+static bool
+aw_same_run(AwEntryHeader *a, AwEntryHeader *b)
+{
+	return a->relid == b->relid && a->roleid == b->roleid &&
+		a->fingerprint == b->fingerprint && a->kind == b->kind;
+}
+
+/* Apply rows[0..n) inside the current transaction, run by run. */
+static void
+aw_apply_runs(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
+{
+	int			i = 0;
+
+	/* Deferred constraints fail inside the run's subtransaction, not at commit. */
+	if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not make constraints immediate");
+	while (i < n)
+	{
+		int			j = i + 1;
+
+		while (j < n && aw_same_run(rows[i].hdr, rows[j].hdr))
+			j++;
+		aw_apply_run(rows + i, j - i, napplied, nfailed);
+		i = j;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * Apply one write in a transaction of its own; if even that transaction
+ * cannot commit, record the write as failed in another one.
+ */
+static void
+aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
+			   uint64 *nfailed)
+{
+	PG_TRY();
+	{
+		uint64		a = 0;
+		uint64		f = 0;
+
+		StartTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		aw_apply_runs(row, 1, &a, &f);
+		PopActiveSnapshot();
+		SPI_finish();
+		CommitTransactionCommand();
+		*napplied += a;
+		*nfailed += f;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		StartTransactionCommand();
+		MemoryContextSwitchTo(cxt);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		aw_record_failure(row, edata);
+		PopActiveSnapshot();
+		SPI_finish();
+		CommitTransactionCommand();
+		(*nfailed)++;
+	}
+	PG_END_TRY();
+}
+
+/*
+ * Apply a batch of writes in one transaction.  If the transaction itself
+ * cannot commit, every write is tried again in a transaction of its own so
+ * that only the writes that cannot commit are recorded as failed.
+ */
+void
+aw_apply_batch(AwApplyRow *rows, int nrows, uint64 *napplied, uint64 *nfailed)
+{
+	MemoryContext batchcxt = AllocSetContextCreate(TopMemoryContext,
+												   "asyncwrite batch",
+												   ALLOCSET_DEFAULT_SIZES);
+	MemoryContext oldcontext = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	*napplied = 0;
+	*nfailed = 0;
+	PG_TRY();
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		MemoryContextSwitchTo(batchcxt);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		PushActiveSnapshot(GetTransactionSnapshot());
+		aw_apply_runs(rows, nrows, napplied, nfailed);
+		PopActiveSnapshot();
+		SPI_finish();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(oldcontext);
+
+	if (!ok)
+	{
+		*napplied = 0;
+		*nfailed = 0;
+		for (int i = 0; i < nrows; i++)
+			aw_apply_alone(&rows[i], batchcxt, napplied, nfailed);
+	}
+	MemoryContextSwitchTo(oldcontext);
+	MemoryContextDelete(batchcxt);
+}
+
+/*
+ * Write one row synchronously in the caller's transaction, with the
+ * caller's privileges (asyncwrite.enabled = off).
+ */
+void
+aw_apply_sync(Relation rel, Datum row)
+{
+	AwEntryHeader *hdr;
+	Size		len = HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(row));
+	AwApplyRow	r;
+	Oid			save_userid;
+	int			save_sec_context;
+
+	/* Lay the row out as a queue entry so both paths share one insert. */
+	hdr = palloc0(MAXALIGN(sizeof(AwEntryHeader) + len));
+	hdr->length = MAXALIGN(sizeof(AwEntryHeader) + len);
+	hdr->kind = AW_KIND_INSERT;
+	hdr->relid = RelationGetRelid(rel);
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	hdr->roleid = save_userid;
+	hdr->fingerprint = aw_tupdesc_fingerprint(RelationGetDescr(rel));
+	hdr->state = AW_ENTRY_READY;
+	memcpy(AW_ENTRY_PAYLOAD(hdr), DatumGetPointer(row), len);
+	r.hdr = hdr;
+	r.write_id = 0;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	aw_insert_rows(&r, 1);
+	SPI_finish();
+	pfree(hdr);
+}

@@ -1,0 +1,105 @@
+/*-------------------------------------------------------------------------
+ *
+ * asyncwrite.c
+ *		Module entry point: configuration parameters, shared memory hooks,
+ *		the launcher registration and the DDL hook.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+
+#include "asyncwrite.h"
+
+PG_MODULE_MAGIC;
+
+int			aw_queue_size_kb = 16 * 1024;
+int			aw_max_databases = 4;
+int			aw_batch_size = 1000;
+int			aw_flush_interval_ms = 20;
+int			aw_idle_timeout_s = 60;
+bool		aw_enabled = true;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+void		_PG_init(void);
+
+/* shmem_request_hook: reserve the queues and their lock. */
+static void
+aw_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(aw_shmem_size());
+	RequestNamedLWLockTranche("asyncwrite", 1);
+}
+
+/*
+ * shmem_startup_hook: set up the queues; in the postmaster also load the
+ * writes saved at the last clean stop and arrange to save them at the next.
+ */
+static void
+aw_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	aw_shmem_init();
+	if (!IsUnderPostmaster)
+	{
+		aw_persist_load();
+		on_shmem_exit(aw_persist_save, (Datum) 0);
+	}
+}
+
+/* Define the asyncwrite.* configuration parameters. */
+static void
+aw_define_gucs(void)
+{
+	DefineCustomIntVariable("asyncwrite.queue_size",
+							"Size of the shared-memory queue of each database.",
+							NULL, &aw_queue_size_kb, 16 * 1024, 64, INT_MAX / 2,
+							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
+	DefineCustomIntVariable("asyncwrite.max_databases",
+							"Number of databases that can have writes queued at once.",
+							NULL, &aw_max_databases, 4, 1, 1024,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("asyncwrite.batch_size",
+							"Writes applied per transaction; this many queued writes wake the worker at once.",
+							NULL, &aw_batch_size, 1000, 1, 1000000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("asyncwrite.flush_interval",
+							"Longest time a queued write waits before the worker starts applying it.",
+							NULL, &aw_flush_interval_ms, 20, 0, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("asyncwrite.worker_idle_timeout",
+							"Time after which a worker with nothing queued exits.",
+							NULL, &aw_idle_timeout_s, 60, 1, 86400,
+							PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("asyncwrite.enabled",
+							 "Queue writes; when off, each write function writes synchronously.",
+							 NULL, &aw_enabled, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	MarkGUCPrefixReserved("asyncwrite");
+}
+
+/* Module load: parameters, and with shared_preload_libraries the hooks. */
+void
+_PG_init(void)
+{
+	aw_define_gucs();
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = aw_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = aw_shmem_startup;
+	aw_register_launcher();
+	aw_ddl_install_hook();
+}

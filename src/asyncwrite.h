@@ -1,0 +1,160 @@
+/*-------------------------------------------------------------------------
+ *
+ * asyncwrite.h
+ *		Shared declarations of the asyncwrite extension: deferred writes
+ *		through a per-database shared-memory queue applied by a background
+ *		worker.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ASYNCWRITE_H
+#define ASYNCWRITE_H
+
+#include "postgres.h"
+
+#include "access/htup.h"
+#include "datatype/timestamp.h"
+#include "port/atomics.h"
+#include "storage/condition_variable.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/spin.h"
+#include "utils/relcache.h"
+
+/* GUCs (asyncwrite.c) */
+extern int	aw_queue_size_kb;
+extern int	aw_max_databases;
+extern int	aw_batch_size;
+extern int	aw_flush_interval_ms;
+extern int	aw_idle_timeout_s;
+extern bool aw_enabled;
+
+/*
+ * Ring entry header.  Every entry in a queue's ring starts with one, is
+ * MAXALIGNed, and never wraps around the end of the ring.  Write ids are not
+ * stored: they are consecutive in ring order (padding excluded), so the
+ * worker derives an entry's id from the queue's applied mark.
+ */
+typedef struct AwEntryHeader
+{
+	uint32		length;			/* whole entry, header included, MAXALIGNed */
+	volatile uint8 state;		/* AW_ENTRY_* */
+	uint8		kind;			/* AW_KIND_* */
+	uint16		natts;			/* target's natts when queued */
+	Oid			relid;			/* target table */
+	Oid			roleid;			/* role that queued the write */
+	uint32		fingerprint;	/* target's row layout when queued */
+	uint32		flags;			/* reserved, zero */
+	TimestampTz enqueued_at;
+	/* payload follows: a composite datum of the target's row type */
+} AwEntryHeader;
+
+#define AW_ENTRY_RESERVED	0	/* space taken, payload being copied */
+#define AW_ENTRY_READY		1	/* published: the worker may apply it */
+#define AW_ENTRY_SKIPPED	2	/* consumes its write id, applies nothing */
+
+#define AW_KIND_PAD			0	/* filler up to the end of the ring */
+#define AW_KIND_INSERT		1
+
+#define AW_ENTRY_PAYLOAD(hdr)	((char *) (hdr) + sizeof(AwEntryHeader))
+
+/*
+ * One queue per database, bound to it on first use.
+ *
+ * Locking: "mutex" guards the producer side (head, next_write_id, enqueued),
+ * the worker registration (worker_pid, worker_latch, launching), the flags
+ * and dboid.  dboid changes only while AwControl->lock is also held
+ * exclusively, so a lookup under the shared lock sees a stable binding.  The
+ * consumer side (tail, applied_write_id and the counters) is written only by
+ * the queue's worker, with a write barrier before tail moves so that
+ * producers never reuse bytes the worker still reads.
+ */
+typedef struct AwQueue
+{
+	slock_t		mutex;
+	Oid			dboid;			/* InvalidOid: slot free */
+	bool		paused;
+	bool		launching;		/* a worker was requested, not yet running */
+	bool		hold;			/* database DDL in progress: no worker */
+	bool		exit_requested; /* worker must exit after the current batch */
+	pid_t		worker_pid;
+	Latch	   *worker_latch;
+	TimestampTz launch_time;
+	uint64		head;			/* ring position of the next reservation */
+	uint64		next_write_id;	/* id of the next reservation */
+	uint64		enqueued;		/* writes queued since startup */
+
+	pg_atomic_uint64 tail;		/* ring position of the oldest entry */
+	pg_atomic_uint64 applied_write_id;	/* every id <= this is done */
+	pg_atomic_uint64 applied;
+	pg_atomic_uint64 failed;
+	pg_atomic_uint64 batches;
+	pg_atomic_uint64 last_applied_at;
+	pg_atomic_uint32 applying;
+	pg_atomic_uint32 flush_waiters;
+
+	ConditionVariable applied_cv;	/* applied_write_id advanced */
+	ConditionVariable space_cv; /* tail advanced */
+	ConditionVariable worker_cv;	/* worker started or exited */
+} AwQueue;
+
+typedef struct AwControl
+{
+	LWLock	   *lock;			/* guards queue binding (dboid) */
+	int			max_databases;
+	uint64		capacity;		/* ring bytes per queue */
+	uint64		id_high_water;	/* highest id of any unbound queue */
+	AwQueue		queues[FLEXIBLE_ARRAY_MEMBER];
+} AwControl;
+
+/* queue.c */
+extern AwControl *aw_control;
+extern Size aw_shmem_size(void);
+extern void aw_shmem_init(void);
+extern char *aw_queue_ring(AwQueue *q);
+extern AwQueue *aw_queue_lookup(Oid dboid);
+extern AwQueue *aw_queue_bind(Oid dboid);
+extern void aw_check_available(void);
+extern uint64 aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint,
+							  uint16 natts, uint8 kind,
+							  const void *payload, Size payload_len);
+extern uint64 aw_queue_last_write_id(AwQueue *q);
+extern uint64 aw_queue_pending(AwQueue *q);
+extern AwEntryHeader *aw_queue_entry_at(AwQueue *q, uint64 pos, uint64 *entry_pos);
+extern void aw_queue_consume(AwQueue *q, uint64 new_tail, uint64 last_id);
+extern TimestampTz aw_queue_oldest_enqueued_at(AwQueue *q);
+
+/* worker.c */
+extern void aw_worker_launch(AwQueue *q);
+extern void aw_worker_ensure(AwQueue *q);
+extern bool aw_worker_stop(AwQueue *q, int timeout_ms);
+extern PGDLLEXPORT void aw_worker_main(Datum arg);
+extern PGDLLEXPORT void aw_launcher_main(Datum arg);
+extern void aw_register_launcher(void);
+
+/* apply.c */
+typedef struct AwApplyRow
+{
+	AwEntryHeader *hdr;
+	uint64		write_id;
+} AwApplyRow;
+extern void aw_apply_batch(AwApplyRow *rows, int nrows,
+						   uint64 *napplied, uint64 *nfailed);
+extern void aw_apply_sync(Relation rel, Datum row);
+
+/* convert.c */
+typedef struct AwTarget AwTarget;
+extern AwTarget *aw_target_get(Relation rel);
+extern uint32 aw_target_fingerprint(AwTarget *t);
+extern Datum aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb);
+extern Datum aw_row_from_record(Relation rel, AwTarget *t, Datum rec, Oid rectype);
+extern uint32 aw_tupdesc_fingerprint(TupleDesc desc);
+
+/* persist.c */
+extern void aw_persist_save(int code, Datum arg);
+extern void aw_persist_load(void);
+
+/* ddl.c */
+extern void aw_ddl_install_hook(void);
+
+#endif							/* ASYNCWRITE_H */

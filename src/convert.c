@@ -1,0 +1,575 @@
+/*-------------------------------------------------------------------------
+ *
+ * convert.c
+ *		Turn the arguments of the write functions (a jsonb object or a
+ *		composite value) into a row of the target table, in the caller's
+ *		session: values go through the column types' input functions (so the
+ *		caller's DateStyle and TimeZone apply) and left-out columns get their
+ *		DEFAULT evaluated now.
+ *
+ * The per-backend target cache keeps what is needed per table (input
+ * functions, planned default expressions, the row-layout fingerprint) and is
+ * invalidated by relcache invalidations.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "access/tupdesc.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/typcache.h"
+
+#include "asyncwrite.h"
+
+/* What the cache knows about one column of a target. */
+typedef struct AwColumn
+{
+	const char *name;
+	Oid			typid;
+	int32		typmod;
+	Oid			typioparam;
+	Oid			elemtype;		/* element type when an array, else 0 */
+	FmgrInfo	input;
+	bool		dropped;
+	char		generated;		/* attgenerated */
+	char		identity;		/* attidentity */
+	bool		default_built;
+	Expr	   *default_expr;	/* planned DEFAULT, NULL when none */
+} AwColumn;
+
+/* The per-backend cache entry of one target table. */
+struct AwTarget
+{
+	Oid			relid;			/* hash key */
+	bool		valid;
+	MemoryContext cxt;
+	uint32		fingerprint;
+	int			natts;
+	AwColumn   *cols;
+};
+
+static HTAB *aw_targets = NULL;
+
+/* Column and target named in the context line of conversion errors. */
+typedef struct AwConvertContext
+{
+	Relation	rel;
+	const char *column;
+} AwConvertContext;
+
+/* Relcache invalidation: forget what we know of the table (or of all). */
+static void
+aw_target_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	AwTarget   *t;
+
+	if (aw_targets == NULL)
+		return;
+	if (OidIsValid(relid))
+	{
+		t = hash_search(aw_targets, &relid, HASH_FIND, NULL);
+		if (t != NULL)
+			t->valid = false;
+		return;
+	}
+	hash_seq_init(&status, aw_targets);
+	while ((t = hash_seq_search(&status)) != NULL)
+		t->valid = false;
+}
+
+/* A hash of the row layout, to detect DDL between enqueue and apply. */
+uint32
+aw_tupdesc_fingerprint(TupleDesc desc)
+{
+	uint32		h = hash_uint32((uint32) desc->natts);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		h = hash_combine(h, hash_uint32((uint32) att->atttypid));
+		h = hash_combine(h, hash_uint32((uint32) att->atttypmod));
+		h = hash_combine(h, hash_uint32((uint32) att->attlen));
+		h = hash_combine(h, hash_uint32((uint32) att->attisdropped));
+		h = hash_combine(h, hash_uint32((uint32) att->attgenerated));
+	}
+	return h;
+}
+
+/* Fill a cache entry from the open relation. */
+static void
+aw_target_build(AwTarget *t, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext old;
+
+	if (t->cxt != NULL)
+		MemoryContextDelete(t->cxt);
+	t->cxt = AllocSetContextCreate(CacheMemoryContext, "asyncwrite target",
+								   ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(t->cxt);
+	t->natts = desc->natts;
+	t->fingerprint = aw_tupdesc_fingerprint(desc);
+	t->cols = palloc0(sizeof(AwColumn) * Max(desc->natts, 1));
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		AwColumn   *c = &t->cols[i];
+		Oid			infunc;
+
+		c->name = pstrdup(NameStr(att->attname));
+		c->dropped = att->attisdropped;
+		c->generated = att->attgenerated;
+		c->identity = att->attidentity;
+		if (c->dropped)
+			continue;
+		c->typid = att->atttypid;
+		c->typmod = att->atttypmod;
+		c->elemtype = get_element_type(getBaseType(att->atttypid));
+		getTypeInputInfo(att->atttypid, &infunc, &c->typioparam);
+		fmgr_info_cxt(infunc, &c->input, t->cxt);
+	}
+	MemoryContextSwitchTo(old);
+	t->valid = true;
+}
+
+/* The cache entry of an open target relation, built or rebuilt as needed. */
+AwTarget *
+aw_target_get(Relation rel)
+{
+	Oid			relid = RelationGetRelid(rel);
+	AwTarget   *t;
+	bool		found;
+
+	if (aw_targets == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(AwTarget);
+		ctl.hcxt = CacheMemoryContext;
+		aw_targets = hash_create("asyncwrite targets", 64, &ctl,
+								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		CacheRegisterRelcacheCallback(aw_target_invalidate, (Datum) 0);
+	}
+	t = hash_search(aw_targets, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		t->cxt = NULL;
+		t->valid = false;
+	}
+	if (!t->valid)
+		aw_target_build(t, rel);
+	return t;
+}
+
+/* The row-layout fingerprint of a target. */
+uint32
+aw_target_fingerprint(AwTarget *t)
+{
+	return t->fingerprint;
+}
+
+/* Error context callback naming the column being converted. */
+static void
+aw_convert_error_callback(void *arg)
+{
+	AwConvertContext *ctx = (AwConvertContext *) arg;
+
+	if (ctx->column != NULL)
+		errcontext("converting column \"%s\" of table \"%s\"",
+				   ctx->column, RelationGetRelationName(ctx->rel));
+}
+
+/* Index of the column with this name, or -1. */
+static int
+aw_column_index(AwTarget *t, const char *name)
+{
+	for (int i = 0; i < t->natts; i++)
+	{
+		if (!t->cols[i].dropped && strcmp(t->cols[i].name, name) == 0)
+			return i;
+	}
+	return -1;
+}
+
+/* Raise the error for a key or field that names no column. */
+static void
+aw_unknown_column(Relation rel, const char *name)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_COLUMN),
+			 errmsg("column \"%s\" of relation \"%s\" does not exist",
+					name, RelationGetRelationName(rel)),
+			 errhint("Each key of the data must name a column of the target table.")));
+}
+
+/* Refuse an explicit value for a column that takes none. */
+static void
+aw_check_assignable(Relation rel, AwColumn *c)
+{
+	if (c->generated)
+		ereport(ERROR,
+				(errcode(ERRCODE_GENERATED_ALWAYS),
+				 errmsg("cannot insert a non-DEFAULT value into column \"%s\"", c->name),
+				 errdetail("Column \"%s\" of relation \"%s\" is a generated column.",
+						   c->name, RelationGetRelationName(rel)),
+				 errhint("Leave the column out: its value is computed when the row is applied.")));
+	if (c->identity == ATTRIBUTE_IDENTITY_ALWAYS)
+		ereport(ERROR,
+				(errcode(ERRCODE_GENERATED_ALWAYS),
+				 errmsg("cannot insert a non-DEFAULT value into column \"%s\"", c->name),
+				 errdetail("Column \"%s\" of relation \"%s\" is an identity column defined as GENERATED ALWAYS.",
+						   c->name, RelationGetRelationName(rel)),
+				 errhint("Leave the column out to use its next identity value.")));
+}
+
+/* Append a JSON scalar or container as an element of an array literal. */
+static void
+aw_append_array_literal(StringInfo buf, JsonbValue *v);
+
+/* Append a string as a double-quoted array element. */
+static void
+aw_append_quoted(StringInfo buf, const char *s, int len)
+{
+	appendStringInfoChar(buf, '"');
+	for (int i = 0; i < len; i++)
+	{
+		if (s[i] == '"' || s[i] == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, s[i]);
+	}
+	appendStringInfoChar(buf, '"');
+}
+
+/* Text of a JSON scalar as the input functions expect it, or NULL. */
+static char *
+aw_scalar_text(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		default:
+			return NULL;
+	}
+}
+
+/* Append a JSON array as a PostgreSQL array literal, elements quoted. */
+static void
+aw_append_array_literal(StringInfo buf, JsonbValue *v)
+{
+	if (v->type == jbvNull)
+	{
+		appendStringInfoString(buf, "NULL");
+		return;
+	}
+	if (v->type == jbvBinary)
+	{
+		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+		JsonbValue	elem;
+		JsonbIteratorToken tok;
+		bool		first = true;
+
+		if (!JsonContainerIsArray(v->val.binary.data))
+		{
+			char	   *s = JsonbToCString(NULL, v->val.binary.data,
+										   v->val.binary.len);
+
+			aw_append_quoted(buf, s, strlen(s));
+			return;
+		}
+		appendStringInfoChar(buf, '{');
+		while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+		{
+			if (tok != WJB_ELEM)
+				continue;
+			if (!first)
+				appendStringInfoChar(buf, ',');
+			first = false;
+			aw_append_array_literal(buf, &elem);
+		}
+		appendStringInfoChar(buf, '}');
+		return;
+	}
+	{
+		char	   *s = aw_scalar_text(v);
+
+		aw_append_quoted(buf, s, strlen(s));
+	}
+}
+
+/* Convert one JSON value to a datum of a column's type. */
+static Datum
+aw_json_to_datum(AwColumn *c, JsonbValue *v, bool *isnull)
+{
+	char	   *str = NULL;
+
+	*isnull = false;
+	if (v->type == jbvNull)
+		str = NULL;
+	else if (c->typid == JSONBOID)
+		return JsonbPGetDatum(JsonbValueToJsonb(v));
+	else if (v->type == jbvBinary)
+	{
+		if (c->elemtype != InvalidOid && JsonContainerIsArray(v->val.binary.data))
+		{
+			StringInfoData buf;
+
+			initStringInfo(&buf);
+			aw_append_array_literal(&buf, v);
+			str = buf.data;
+		}
+		else
+			str = JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+	}
+	else if (c->typid == JSONOID)
+	{
+		Jsonb	   *jb = JsonbValueToJsonb(v);
+
+		str = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
+	}
+	else
+		str = aw_scalar_text(v);
+
+	/* Input functions see NULL too, so that domains check NOT NULL. */
+	if (str == NULL)
+		*isnull = true;
+	return InputFunctionCall(&c->input, str, c->typioparam, c->typmod);
+}
+
+/* Evaluate the DEFAULT of every column that got no value. */
+static void
+aw_fill_defaults(Relation rel, AwTarget *t, Datum *values, bool *nulls,
+				 bool *given, AwConvertContext *ctx)
+{
+	ExprContext *econtext = NULL;
+
+	for (int i = 0; i < t->natts; i++)
+	{
+		AwColumn   *c = &t->cols[i];
+		ExprState  *state;
+
+		if (given[i])
+			continue;
+		values[i] = (Datum) 0;
+		nulls[i] = true;
+		if (c->dropped || c->generated)
+			continue;
+		if (!c->default_built)
+		{
+			Node	   *expr = build_column_default(rel, i + 1);
+			MemoryContext old = MemoryContextSwitchTo(t->cxt);
+
+			c->default_expr = expr ? expression_planner(copyObject((Expr *) expr)) : NULL;
+			c->default_built = true;
+			MemoryContextSwitchTo(old);
+		}
+		if (c->default_expr == NULL)
+		{
+			/* No default: NULL, which a domain may still refuse. */
+			ctx->column = c->name;
+			values[i] = InputFunctionCall(&c->input, NULL, c->typioparam,
+										  c->typmod);
+			continue;
+		}
+		if (econtext == NULL)
+			econtext = CreateStandaloneExprContext();
+		ctx->column = c->name;
+		state = ExecInitExpr(c->default_expr, NULL);
+		values[i] = ExecEvalExpr(state, econtext, &nulls[i]);
+	}
+	ctx->column = NULL;
+	if (econtext != NULL)
+		FreeExprContext(econtext, true);
+}
+
+/* Form the row as a composite datum of the target's row type. */
+static Datum
+aw_form_row(Relation rel, Datum *values, bool *nulls)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	tuple;
+
+	/* Never queue a pointer to out-of-line storage: flatten it now. */
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attlen == -1 && !nulls[i] &&
+			VARATT_IS_EXTERNAL(DatumGetPointer(values[i])))
+			values[i] = PointerGetDatum(detoast_external_attr((struct varlena *)
+															  DatumGetPointer(values[i])));
+	}
+	tuple = heap_form_tuple(desc, values, nulls);
+	return HeapTupleHeaderGetDatum(tuple->t_data);
+}
+
+/* Build the target row from a jsonb object whose keys name columns. */
+Datum
+aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb)
+{
+	Jsonb	   *jb = DatumGetJsonbP(jsonb);
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	Datum	   *values = palloc0(sizeof(Datum) * Max(t->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(t->natts, 1));
+	bool	   *given = palloc0(sizeof(bool) * Max(t->natts, 1));
+	int			current = -1;
+	AwConvertContext ctx = {rel, NULL};
+	ErrorContextCallback errcb;
+
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("asyncwrite data must be a jsonb object"),
+				 errdetail("Got a jsonb %s.",
+						   JB_ROOT_IS_SCALAR(jb) ? "scalar" : "array"),
+				 errhint("Pass an object whose keys are column names, as in '{\"id\": 1}'.")));
+
+	errcb.callback = aw_convert_error_callback;
+	errcb.arg = &ctx;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *name = pnstrdup(v.val.string.val, v.val.string.len);
+
+			current = aw_column_index(t, name);
+			if (current < 0)
+				aw_unknown_column(rel, name);
+			aw_check_assignable(rel, &t->cols[current]);
+		}
+		else if (tok == WJB_VALUE)
+		{
+			ctx.column = t->cols[current].name;
+			values[current] = aw_json_to_datum(&t->cols[current], &v,
+											   &nulls[current]);
+			given[current] = true;
+			ctx.column = NULL;
+		}
+	}
+	aw_fill_defaults(rel, t, values, nulls, given, &ctx);
+	error_context_stack = errcb.previous;
+	return aw_form_row(rel, values, nulls);
+}
+
+/*
+ * Build the target row from a composite value.  A value of the target's own
+ * row type is taken as is; any other composite is matched by field name,
+ * converting through text where types differ, with defaults for the rest.
+ */
+Datum
+aw_row_from_record(Relation rel, AwTarget *t, Datum rec, Oid rectype)
+{
+	HeapTupleHeader td = DatumGetHeapTupleHeader(rec);
+	Oid			typid = HeapTupleHeaderGetTypeId(td);
+	int32		typmod = HeapTupleHeaderGetTypMod(td);
+	TupleDesc	recdesc = lookup_rowtype_tupdesc(typid, typmod);
+	HeapTupleData tmptup;
+	Datum	   *recvalues = palloc(sizeof(Datum) * Max(recdesc->natts, 1));
+	bool	   *recnulls = palloc(sizeof(bool) * Max(recdesc->natts, 1));
+	Datum	   *values = palloc0(sizeof(Datum) * Max(t->natts, 1));
+	bool	   *nulls = palloc(sizeof(bool) * Max(t->natts, 1));
+	bool	   *given = palloc0(sizeof(bool) * Max(t->natts, 1));
+	AwConvertContext ctx = {rel, NULL};
+	ErrorContextCallback errcb;
+
+	tmptup.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tmptup.t_self);
+	tmptup.t_tableOid = InvalidOid;
+	tmptup.t_data = td;
+	heap_deform_tuple(&tmptup, recdesc, recvalues, recnulls);
+
+	errcb.callback = aw_convert_error_callback;
+	errcb.arg = &ctx;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	if (typid == RelationGetDescr(rel)->tdtypeid && recdesc->natts == t->natts)
+	{
+		/* The target's own row type: take every stored column as is. */
+		for (int i = 0; i < t->natts; i++)
+		{
+			AwColumn   *c = &t->cols[i];
+
+			values[i] = recvalues[i];
+			nulls[i] = recnulls[i] || c->dropped || c->generated;
+			given[i] = true;
+		}
+	}
+	else
+	{
+		for (int j = 0; j < recdesc->natts; j++)
+		{
+			Form_pg_attribute att = TupleDescAttr(recdesc, j);
+			int			i;
+			AwColumn   *c;
+
+			if (att->attisdropped)
+				continue;
+			i = aw_column_index(t, NameStr(att->attname));
+			if (i < 0)
+				aw_unknown_column(rel, NameStr(att->attname));
+			c = &t->cols[i];
+			aw_check_assignable(rel, c);
+			ctx.column = c->name;
+			if (att->atttypid == c->typid && !recnulls[j])
+			{
+				values[i] = recvalues[j];
+				nulls[i] = false;
+			}
+			else
+			{
+				char	   *str = NULL;
+
+				if (!recnulls[j])
+				{
+					Oid			outfunc;
+					bool		isvarlena;
+
+					getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
+					str = OidOutputFunctionCall(outfunc, recvalues[j]);
+				}
+				nulls[i] = (str == NULL);
+				values[i] = InputFunctionCall(&c->input, str, c->typioparam,
+											  c->typmod);
+			}
+			given[i] = true;
+			ctx.column = NULL;
+		}
+		aw_fill_defaults(rel, t, values, nulls, given, &ctx);
+	}
+	error_context_stack = errcb.previous;
+	ReleaseTupleDesc(recdesc);
+	(void) rectype;
+	return aw_form_row(rel, values, nulls);
+}

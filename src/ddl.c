@@ -1,0 +1,213 @@
+/*-------------------------------------------------------------------------
+ *
+ * ddl.c
+ *		A ProcessUtility hook that keeps the apply workers out of the way of
+ *		DDL: DROP DATABASE, ALTER DATABASE ... RENAME / SET TABLESPACE and
+ *		CREATE DATABASE ... TEMPLATE need the database to themselves, so its
+ *		worker is stopped first and started again afterwards if writes are
+ *		still queued.  DROP EXTENSION asyncwrite stops the worker too.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
+
+#include "asyncwrite.h"
+
+/* How long DDL waits for a worker to leave its database. */
+#define AW_STOP_TIMEOUT_MS	10000
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* The database a statement needs to itself, and whether it drops it. */
+static Oid
+aw_ddl_target_database(Node *parsetree, bool *dropping)
+{
+	const char *dbname = NULL;
+	ListCell   *lc;
+
+	*dropping = false;
+	switch (nodeTag(parsetree))
+	{
+		case T_DropdbStmt:
+			dbname = ((DropdbStmt *) parsetree)->dbname;
+			*dropping = true;
+			break;
+		case T_RenameStmt:
+			if (((RenameStmt *) parsetree)->renameType == OBJECT_DATABASE)
+				dbname = ((RenameStmt *) parsetree)->subname;
+			break;
+		case T_CreatedbStmt:
+			dbname = "template1";
+			foreach(lc, ((CreatedbStmt *) parsetree)->options)
+			{
+				DefElem    *opt = lfirst_node(DefElem, lc);
+
+				if (strcmp(opt->defname, "template") == 0 && opt->arg != NULL)
+					dbname = defGetString(opt);
+			}
+			break;
+		case T_AlterDatabaseStmt:
+			foreach(lc, ((AlterDatabaseStmt *) parsetree)->options)
+			{
+				DefElem    *opt = lfirst_node(DefElem, lc);
+
+				if (strcmp(opt->defname, "tablespace") == 0)
+					dbname = ((AlterDatabaseStmt *) parsetree)->dbname;
+			}
+			break;
+		default:
+			break;
+	}
+	return dbname ? get_database_oid(dbname, true) : InvalidOid;
+}
+
+/* Whether the statement is DROP EXTENSION naming asyncwrite. */
+static bool
+aw_ddl_drops_extension(Node *parsetree)
+{
+	DropStmt   *stmt;
+	ListCell   *lc;
+
+	if (!IsA(parsetree, DropStmt))
+		return false;
+	stmt = (DropStmt *) parsetree;
+	if (stmt->removeType != OBJECT_EXTENSION)
+		return false;
+	foreach(lc, stmt->objects)
+	{
+		if (strcmp(strVal(lfirst(lc)), "asyncwrite") == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Clear a database's hold and restart its worker if writes wait. */
+static void
+aw_ddl_release(AwQueue *q)
+{
+	bool		pending;
+
+	SpinLockAcquire(&q->mutex);
+	q->hold = false;
+	pending = q->head != pg_atomic_read_u64(&q->tail);
+	SpinLockRelease(&q->mutex);
+	if (pending)
+		aw_worker_ensure(q);
+}
+
+/* Forget a dropped database's queue; its writes can no longer apply. */
+static void
+aw_ddl_forget(Oid dboid, AwQueue *q)
+{
+	uint64		lost;
+
+	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
+	SpinLockAcquire(&q->mutex);
+	if (q->dboid != dboid)
+	{
+		SpinLockRelease(&q->mutex);
+		LWLockRelease(aw_control->lock);
+		return;
+	}
+	lost = q->next_write_id - 1 - pg_atomic_read_u64(&q->applied_write_id);
+	if (q->next_write_id - 1 > aw_control->id_high_water)
+		aw_control->id_high_water = q->next_write_id - 1;
+	q->dboid = InvalidOid;
+	q->hold = false;
+	q->paused = false;
+	q->head = 0;
+	pg_atomic_write_u64(&q->tail, 0);
+	pg_atomic_write_u64(&q->applied_write_id, q->next_write_id - 1);
+	SpinLockRelease(&q->mutex);
+	LWLockRelease(aw_control->lock);
+	ConditionVariableBroadcast(&q->applied_cv);
+	ConditionVariableBroadcast(&q->space_cv);
+	if (lost > 0)
+		ereport(WARNING,
+				(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes of the dropped database", lost)));
+}
+
+/* ProcessUtility hook: stop workers around database DDL. */
+static void
+aw_process_utility(PlannedStmt *pstmt, const char *queryString,
+				   bool readOnlyTree, ProcessUtilityContext context,
+				   ParamListInfo params, QueryEnvironment *queryEnv,
+				   DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	bool		drops_database = false;
+	Oid			target_db = InvalidOid;
+	volatile bool dropping;
+	volatile Oid dboid;
+	AwQueue    *volatile q = NULL;
+
+	if (aw_control != NULL)
+	{
+		target_db = aw_ddl_target_database(parsetree, &drops_database);
+		if (OidIsValid(target_db))
+			q = aw_queue_lookup(target_db);
+	}
+	dropping = drops_database;
+	dboid = target_db;
+	if (q != NULL)
+	{
+		SpinLockAcquire(&q->mutex);
+		q->hold = true;
+		SpinLockRelease(&q->mutex);
+		(void) aw_worker_stop(q, AW_STOP_TIMEOUT_MS);
+	}
+
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+									params, queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		if (q != NULL)
+			aw_ddl_release(q);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (q != NULL)
+	{
+		if (dropping)
+			aw_ddl_forget(dboid, q);
+		else
+			aw_ddl_release(q);
+	}
+
+	/* The worker re-checks the extension in its own transaction. */
+	if (aw_control != NULL && aw_ddl_drops_extension(parsetree))
+	{
+		AwQueue    *mine = aw_queue_lookup(MyDatabaseId);
+
+		if (mine != NULL)
+		{
+			SpinLockAcquire(&mine->mutex);
+			mine->exit_requested = (mine->worker_pid != 0);
+			if (mine->worker_latch)
+				SetLatch(mine->worker_latch);
+			SpinLockRelease(&mine->mutex);
+		}
+	}
+}
+
+/* Install the ProcessUtility hook, chained to the previous one. */
+void
+aw_ddl_install_hook(void)
+{
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = aw_process_utility;
+}

@@ -1,0 +1,201 @@
+/*-------------------------------------------------------------------------
+ *
+ * flush.c
+ *		flush(), wait(), pause() and resume(): waiting for queued writes to
+ *		be applied, and holding the apply worker of a database.
+ *
+ * Waiters sleep on the queue's "applied" condition variable, which the
+ * worker broadcasts after each batch.  Condition-variable sleeps are
+ * invisible to the deadlock detector, so every sleep has a timeout after
+ * which the waiter re-checks the applied mark and that a worker runs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "asyncwrite.h"
+
+PG_FUNCTION_INFO_V1(aw_flush);
+PG_FUNCTION_INFO_V1(aw_wait);
+PG_FUNCTION_INFO_V1(aw_pause);
+PG_FUNCTION_INFO_V1(aw_resume);
+
+/* Milliseconds of an optional interval argument; -1 when NULL. */
+static int64
+aw_timeout_ms(FunctionCallInfo fcinfo, int argno)
+{
+	Interval   *iv;
+	int64		us;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return -1;
+	iv = PG_GETARG_INTERVAL_P(argno);
+	us = iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (us < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	return us / 1000;
+}
+
+/*
+ * Sleep until every write id <= target of this database is applied or
+ * failed.  Returns false if timeout_ms (-1: none) passes first.
+ */
+static bool
+aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	bool		done = false;
+
+	pg_atomic_fetch_add_u32(&q->flush_waiters, 1);
+	PG_TRY();
+	{
+		bool		nudged = false;
+
+		ConditionVariablePrepareToSleep(&q->applied_cv);
+		for (;;)
+		{
+			Latch	   *latch;
+			bool		no_worker;
+			long		sleep_ms = 1000;
+
+			SpinLockAcquire(&q->mutex);
+			if (q->dboid != MyDatabaseId)
+				done = true;	/* queue emptied and reused elsewhere */
+			latch = q->worker_latch;
+			no_worker = (q->worker_pid == 0);
+			SpinLockRelease(&q->mutex);
+
+			if (done || pg_atomic_read_u64(&q->applied_write_id) >= target)
+			{
+				done = true;
+				break;
+			}
+			if (timeout_ms >= 0)
+			{
+				long		secs;
+				int			usecs;
+				int64		left;
+
+				TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+				left = timeout_ms - ((int64) secs * 1000 + usecs / 1000);
+				if (left <= 0)
+					break;
+				sleep_ms = Min(sleep_ms, (long) left);
+			}
+			if (no_worker)
+				aw_worker_ensure(q);
+			else if (!nudged && latch != NULL)
+			{
+				/* The worker applies at once while someone flushes. */
+				SetLatch(latch);
+				nudged = true;
+			}
+			(void) ConditionVariableTimedSleep(&q->applied_cv, sleep_ms,
+											   PG_WAIT_EXTENSION);
+		}
+	}
+	PG_FINALLY();
+	{
+		ConditionVariableCancelSleep();
+		pg_atomic_fetch_sub_u32(&q->flush_waiters, 1);
+	}
+	PG_END_TRY();
+	return done;
+}
+
+/* asyncwrite.flush(timeout interval): wait for everything queued so far. */
+Datum
+aw_flush(PG_FUNCTION_ARGS)
+{
+	int64		timeout_ms = aw_timeout_ms(fcinfo, 0);
+	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+
+	if (q == NULL)
+		PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(aw_wait_applied(q, aw_queue_last_write_id(q), timeout_ms));
+}
+
+/* asyncwrite.wait(write_id bigint, timeout interval): wait for one write. */
+Datum
+aw_wait(PG_FUNCTION_ARGS)
+{
+	int64		write_id;
+	int64		timeout_ms = aw_timeout_ms(fcinfo, 1);
+	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+	uint64		last;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("write_id must not be null")));
+	write_id = PG_GETARG_INT64(0);
+	last = q ? aw_queue_last_write_id(q) : 0;
+	if (write_id <= 0 || (uint64) write_id > last)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("write id " INT64_FORMAT " was not issued in this database", write_id),
+				 errdetail("The highest write id issued so far is " UINT64_FORMAT ".", last)));
+	PG_RETURN_BOOL(aw_wait_applied(q, (uint64) write_id, timeout_ms));
+}
+
+/* Refuse pause/resume unless the caller owns the database. */
+static void
+aw_check_database_owner(const char *fn)
+{
+	if (!pg_database_ownercheck(MyDatabaseId, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", fn),
+				 errdetail("Only the owner of database \"%s\" or a superuser may pause or resume its asyncwrite worker.",
+						   get_database_name(MyDatabaseId))));
+}
+
+/* Set the paused flag of this database's queue and wake its worker. */
+static void
+aw_set_paused(bool paused)
+{
+	AwQueue    *q = aw_queue_bind(MyDatabaseId);
+	Latch	   *latch;
+	bool		pending;
+
+	SpinLockAcquire(&q->mutex);
+	q->paused = paused;
+	latch = q->worker_latch;
+	pending = q->head != pg_atomic_read_u64(&q->tail);
+	SpinLockRelease(&q->mutex);
+	if (latch)
+		SetLatch(latch);
+	else if (!paused && pending)
+		aw_worker_ensure(q);
+}
+
+/* asyncwrite.pause(): stop applying in this database; queueing goes on. */
+Datum
+aw_pause(PG_FUNCTION_ARGS)
+{
+	aw_check_available();
+	aw_check_database_owner("asyncwrite.pause()");
+	aw_set_paused(true);
+	PG_RETURN_VOID();
+}
+
+/* asyncwrite.resume(): apply again in this database. */
+Datum
+aw_resume(PG_FUNCTION_ARGS)
+{
+	aw_check_available();
+	aw_check_database_owner("asyncwrite.resume()");
+	aw_set_paused(false);
+	PG_RETURN_VOID();
+}

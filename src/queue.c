@@ -1,0 +1,456 @@
+/*-------------------------------------------------------------------------
+ *
+ * queue.c
+ *		The shared-memory queues: one ring of variable-length entries per
+ *		database, filled by any backend and drained in order by the
+ *		database's apply worker.
+ *
+ * Producers take the queue's spinlock only to reserve space and a write id;
+ * they copy the payload outside the lock and then publish the entry by
+ * setting its state after a write barrier.  The worker consumes published
+ * entries strictly in ring order, so write ids are applied in order.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xlog.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "asyncwrite.h"
+
+AwControl  *aw_control = NULL;
+static char *aw_rings = NULL;
+
+/* This backend's queue, revalidated under the queue's mutex at each use. */
+static AwQueue *my_queue = NULL;
+
+/* Size of the control struct, rounded so that the rings start aligned. */
+static Size
+aw_control_size(int max_databases)
+{
+	return MAXALIGN(add_size(offsetof(AwControl, queues),
+							 mul_size(sizeof(AwQueue), max_databases)));
+}
+
+/* Bytes of one ring, as configured by asyncwrite.queue_size. */
+static uint64
+aw_ring_capacity(void)
+{
+	return (uint64) MAXALIGN_DOWN((uint64) aw_queue_size_kb * 1024);
+}
+
+/* Shared memory needed for the control struct and every ring. */
+Size
+aw_shmem_size(void)
+{
+	return add_size(aw_control_size(aw_max_databases),
+					mul_size(aw_ring_capacity(), aw_max_databases));
+}
+
+/* Reset a queue slot to an empty, unbound state whose ids follow first_id. */
+static void
+aw_queue_reset(AwQueue *q, uint64 last_id)
+{
+	q->dboid = InvalidOid;
+	q->paused = false;
+	q->launching = false;
+	q->hold = false;
+	q->exit_requested = false;
+	q->worker_pid = 0;
+	q->worker_latch = NULL;
+	q->launch_time = 0;
+	q->head = 0;
+	q->next_write_id = last_id + 1;
+	q->enqueued = 0;
+	pg_atomic_write_u64(&q->tail, 0);
+	pg_atomic_write_u64(&q->applied_write_id, last_id);
+	pg_atomic_write_u64(&q->applied, 0);
+	pg_atomic_write_u64(&q->failed, 0);
+	pg_atomic_write_u64(&q->batches, 0);
+	pg_atomic_write_u64(&q->last_applied_at, 0);
+	pg_atomic_write_u32(&q->applying, 0);
+}
+
+/* Create or attach to the shared state; called from shmem_startup_hook. */
+void
+aw_shmem_init(void)
+{
+	bool		found;
+	int			i;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	aw_control = ShmemInitStruct("asyncwrite", aw_shmem_size(), &found);
+	aw_rings = (char *) aw_control + aw_control_size(aw_max_databases);
+	if (!found)
+	{
+		aw_control->lock = &(GetNamedLWLockTranche("asyncwrite"))->lock;
+		aw_control->max_databases = aw_max_databases;
+		aw_control->capacity = aw_ring_capacity();
+		aw_control->id_high_water = 0;
+		for (i = 0; i < aw_max_databases; i++)
+		{
+			AwQueue    *q = &aw_control->queues[i];
+
+			SpinLockInit(&q->mutex);
+			pg_atomic_init_u64(&q->tail, 0);
+			pg_atomic_init_u64(&q->applied_write_id, 0);
+			pg_atomic_init_u64(&q->applied, 0);
+			pg_atomic_init_u64(&q->failed, 0);
+			pg_atomic_init_u64(&q->batches, 0);
+			pg_atomic_init_u64(&q->last_applied_at, 0);
+			pg_atomic_init_u32(&q->applying, 0);
+			pg_atomic_init_u32(&q->flush_waiters, 0);
+			ConditionVariableInit(&q->applied_cv);
+			ConditionVariableInit(&q->space_cv);
+			ConditionVariableInit(&q->worker_cv);
+			aw_queue_reset(q, 0);
+		}
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Raise an error unless the library was loaded at server start. */
+void
+aw_check_available(void)
+{
+	if (aw_control == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("asyncwrite is not loaded"),
+				 errdetail("The asyncwrite queues live in shared memory set up at server start."),
+				 errhint("Add asyncwrite to shared_preload_libraries and restart the server.")));
+}
+
+/* Start of a queue's ring. */
+char *
+aw_queue_ring(AwQueue *q)
+{
+	return aw_rings + (q - aw_control->queues) * aw_control->capacity;
+}
+
+/* The queue bound to a database, or NULL when it has none. */
+AwQueue *
+aw_queue_lookup(Oid dboid)
+{
+	AwQueue    *result = NULL;
+	int			i;
+
+	aw_check_available();
+	LWLockAcquire(aw_control->lock, LW_SHARED);
+	for (i = 0; i < aw_control->max_databases; i++)
+	{
+		if (aw_control->queues[i].dboid == dboid)
+		{
+			result = &aw_control->queues[i];
+			break;
+		}
+	}
+	LWLockRelease(aw_control->lock);
+	return result;
+}
+
+/* Whether an unbound-able slot holds nothing worth keeping. */
+static bool
+aw_queue_evictable(AwQueue *q)
+{
+	return q->head == pg_atomic_read_u64(&q->tail) &&
+		q->worker_pid == 0 && !q->launching && !q->paused && !q->hold &&
+		pg_atomic_read_u32(&q->flush_waiters) == 0;
+}
+
+/*
+ * The queue of a database, binding a free or idle slot to it if it has none.
+ * Write ids stay increasing per database across rebinding because a new
+ * binding starts above every id an unbound slot ever gave out.
+ */
+AwQueue *
+aw_queue_bind(Oid dboid)
+{
+	AwQueue    *q = aw_queue_lookup(dboid);
+	AwQueue    *victim = NULL;
+	int			i;
+
+	if (q != NULL)
+		return q;
+
+	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
+	for (i = 0; i < aw_control->max_databases; i++)
+	{
+		AwQueue    *c = &aw_control->queues[i];
+
+		if (c->dboid == dboid)
+		{
+			LWLockRelease(aw_control->lock);
+			return c;
+		}
+		if (victim == NULL && c->dboid == InvalidOid)
+			victim = c;
+	}
+	/* No free slot: take one whose database has nothing queued. */
+	for (i = 0; victim == NULL && i < aw_control->max_databases; i++)
+	{
+		AwQueue    *c = &aw_control->queues[i];
+		bool		idle;
+
+		SpinLockAcquire(&c->mutex);
+		idle = aw_queue_evictable(c);
+		SpinLockRelease(&c->mutex);
+		if (idle)
+			victim = c;
+	}
+	if (victim == NULL)
+	{
+		LWLockRelease(aw_control->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("no asyncwrite queue is free for this database"),
+				 errdetail("All %d queues are in use by databases with queued writes or running workers.",
+						   aw_control->max_databases),
+				 errhint("Increase asyncwrite.max_databases and restart the server.")));
+	}
+
+	SpinLockAcquire(&victim->mutex);
+	if (victim->next_write_id - 1 > aw_control->id_high_water)
+		aw_control->id_high_water = victim->next_write_id - 1;
+	aw_queue_reset(victim, aw_control->id_high_water);
+	victim->dboid = dboid;
+	SpinLockRelease(&victim->mutex);
+	LWLockRelease(aw_control->lock);
+	return victim;
+}
+
+/* Highest write id handed out by a queue so far. */
+uint64
+aw_queue_last_write_id(AwQueue *q)
+{
+	uint64		id;
+
+	SpinLockAcquire(&q->mutex);
+	id = q->next_write_id - 1;
+	SpinLockRelease(&q->mutex);
+	return id;
+}
+
+/* Writes queued and not yet applied or failed (reserved ones included). */
+uint64
+aw_queue_pending(AwQueue *q)
+{
+	return aw_queue_last_write_id(q) - pg_atomic_read_u64(&q->applied_write_id);
+}
+
+/*
+ * Reserve room for an entry of len bytes and take its write id.  Waits on
+ * the "space" condition variable while the ring is full.  Returns the entry,
+ * already marked reserved, and sets *worker_latch / *need_worker for the
+ * caller's wake-up.
+ */
+static AwEntryHeader *
+aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
+				 bool *need_worker, bool *wake, AwQueue **queue)
+{
+	uint64		capacity = aw_control->capacity;
+	AwQueue    *q = my_queue;
+	bool		sleeping = false;
+	AwEntryHeader *entry = NULL;
+
+	for (;;)
+	{
+		uint64		tail;
+		uint64		room_to_end;
+		uint64		pad;
+		char	   *ring;
+		uint64		pending;
+
+		if (q == NULL)
+			q = my_queue = aw_queue_bind(MyDatabaseId);
+
+		SpinLockAcquire(&q->mutex);
+		if (q->dboid != MyDatabaseId)
+		{
+			/* The slot was given to another database since we looked. */
+			SpinLockRelease(&q->mutex);
+			q = my_queue = NULL;
+			continue;
+		}
+
+		tail = pg_atomic_read_u64(&q->tail);
+		room_to_end = capacity - q->head % capacity;
+		pad = (room_to_end < len) ? room_to_end : 0;
+
+		if (q->head + pad + len - tail <= capacity)
+		{
+			ring = aw_queue_ring(q);
+			if (pad >= sizeof(AwEntryHeader))
+			{
+				/* Filler entry so the worker skips to the ring's start. */
+				AwEntryHeader *filler = (AwEntryHeader *) (ring + q->head % capacity);
+
+				memset(filler, 0, sizeof(AwEntryHeader));
+				filler->length = (uint32) pad;
+				filler->kind = AW_KIND_PAD;
+				filler->state = AW_ENTRY_READY;
+			}
+			entry = (AwEntryHeader *) (ring + (q->head + pad) % capacity);
+			entry->state = AW_ENTRY_RESERVED;
+			q->head += pad + len;
+			*write_id = q->next_write_id++;
+			q->enqueued++;
+			pending = *write_id - pg_atomic_read_u64(&q->applied_write_id);
+			*worker_latch = q->worker_latch;
+			*need_worker = (q->worker_pid == 0 && !q->hold);
+			*wake = (pending == 1 || pending >= (uint64) aw_batch_size);
+			SpinLockRelease(&q->mutex);
+			break;
+		}
+
+		/* Full: sleep until the worker frees space. */
+		*worker_latch = q->worker_latch;
+		*need_worker = (q->worker_pid == 0 && !q->hold);
+		SpinLockRelease(&q->mutex);
+
+		if (*worker_latch)
+			SetLatch(*worker_latch);
+		else if (*need_worker)
+			aw_worker_ensure(q);
+		if (!sleeping)
+		{
+			ConditionVariablePrepareToSleep(&q->space_cv);
+			sleeping = true;
+		}
+		else
+			(void) ConditionVariableTimedSleep(&q->space_cv, 1000,
+											   PG_WAIT_EXTENSION);
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (sleeping)
+		ConditionVariableCancelSleep();
+	*queue = q;
+	return entry;
+}
+
+/*
+ * Queue one write and return its id.  The payload is copied into the ring
+ * outside any lock, then published with a write barrier so that the worker,
+ * which reads the state first, never sees a half-copied entry.
+ */
+uint64
+aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
+				uint8 kind, const void *payload, Size payload_len)
+{
+	Size		len = MAXALIGN(sizeof(AwEntryHeader) + payload_len);
+	uint64		write_id;
+	Latch	   *latch;
+	bool		need_worker;
+	bool		wake;
+	AwQueue    *q;
+	AwEntryHeader *entry;
+
+	aw_check_available();
+	if (len > aw_control->capacity / 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("row is too large for the asyncwrite queue"),
+				 errdetail("The row needs %zu bytes; a queued row may use at most a quarter of asyncwrite.queue_size (%zu bytes).",
+						   len, (Size) (aw_control->capacity / 4)),
+				 errhint("Increase asyncwrite.queue_size, or set asyncwrite.enabled to off for this write.")));
+
+	entry = aw_queue_reserve(len, &write_id, &latch, &need_worker, &wake, &q);
+
+	/* Nothing below may fail: the entry is reserved and must be published. */
+	entry->length = (uint32) len;
+	entry->kind = kind;
+	entry->natts = natts;
+	entry->relid = relid;
+	entry->roleid = roleid;
+	entry->fingerprint = fingerprint;
+	entry->flags = 0;
+	entry->enqueued_at = GetCurrentTimestamp();
+	memcpy(AW_ENTRY_PAYLOAD(entry), payload, payload_len);
+	pg_write_barrier();
+	entry->state = AW_ENTRY_READY;
+
+	if (latch != NULL && wake)
+		SetLatch(latch);
+	else if (need_worker)
+		aw_worker_ensure(q);
+	return write_id;
+}
+
+/*
+ * The entry at consumer position pos (which must be below head).  Skips the
+ * implicit filler left where less than a header fits before the ring's end;
+ * *entry_pos receives the entry's own position.
+ */
+AwEntryHeader *
+aw_queue_entry_at(AwQueue *q, uint64 pos, uint64 *entry_pos)
+{
+	uint64		capacity = aw_control->capacity;
+	uint64		room_to_end = capacity - pos % capacity;
+
+	if (room_to_end < sizeof(AwEntryHeader))
+		pos += room_to_end;
+	*entry_pos = pos;
+	return (AwEntryHeader *) (aw_queue_ring(q) + pos % capacity);
+}
+
+/*
+ * Release every entry below new_tail, whose ids go up to last_id, once their
+ * batch is committed.  The barrier orders the worker's reads of the entries
+ * before producers can see the space as free.
+ */
+void
+aw_queue_consume(AwQueue *q, uint64 new_tail, uint64 last_id)
+{
+	pg_memory_barrier();
+	pg_atomic_write_u64(&q->tail, new_tail);
+	pg_atomic_write_u64(&q->applied_write_id, last_id);
+	ConditionVariableBroadcast(&q->applied_cv);
+	ConditionVariableBroadcast(&q->space_cv);
+}
+
+/*
+ * Enqueue time of the oldest queued write, or 0.  Read without a lock: the
+ * value is used only if tail did not move meanwhile, as the entry's bytes
+ * cannot be reused before tail passes them.
+ */
+TimestampTz
+aw_queue_oldest_enqueued_at(AwQueue *q)
+{
+	for (int attempt = 0; attempt < 3; attempt++)
+	{
+		uint64		tail = pg_atomic_read_u64(&q->tail);
+		uint64		head;
+		uint64		pos;
+		AwEntryHeader *hdr;
+		TimestampTz result = 0;
+
+		SpinLockAcquire(&q->mutex);
+		head = q->head;
+		SpinLockRelease(&q->mutex);
+
+		pos = tail;
+		while (pos < head)
+		{
+			hdr = aw_queue_entry_at(q, pos, &pos);
+			if (pos >= head)
+				break;
+			pg_read_barrier();
+			if (hdr->state == AW_ENTRY_RESERVED)
+				break;
+			if (hdr->kind != AW_KIND_PAD && hdr->state == AW_ENTRY_READY)
+			{
+				result = hdr->enqueued_at;
+				break;
+			}
+			pos += hdr->length;
+		}
+		pg_read_barrier();
+		if (pg_atomic_read_u64(&q->tail) == tail)
+			return result;
+	}
+	return 0;
+}

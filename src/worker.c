@@ -1,0 +1,448 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *		The apply worker of one database: started lazily by the first
+ *		backend that queues a write there, it waits on its latch, takes
+ *		published entries from its queue in order, applies them in batches
+ *		and advances the queue's tail and applied mark.  Also the launcher,
+ *		which starts workers for queues restored at server start.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "asyncwrite.h"
+
+/* How long a requested worker may take to start before we ask again. */
+#define AW_LAUNCH_TIMEOUT_MS	10000
+
+static volatile sig_atomic_t aw_got_sigterm = false;
+static AwQueue *aw_my_queue = NULL;
+
+/* SIGTERM: finish applying what is queued, then exit. */
+static void
+aw_worker_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	aw_got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* Register a dynamic worker for a queue's database. */
+void
+aw_worker_launch(AwQueue *q)
+{
+	BackgroundWorker worker;
+	Oid			dboid = q->dboid;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "asyncwrite");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "aw_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "asyncwrite worker for database %u", dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "asyncwrite worker");
+	worker.bgw_main_arg = Int32GetDatum((int32) (q - aw_control->queues));
+	memcpy(worker.bgw_extra, &dboid, sizeof(Oid));
+	worker.bgw_notify_pid = 0;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, NULL))
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the asyncwrite worker for this database"),
+				 errdetail("The writes stay queued; starting the worker is tried again in %d seconds.",
+						   AW_LAUNCH_TIMEOUT_MS / 1000),
+				 errhint("Increase max_worker_processes.")));
+}
+
+/*
+ * Start the queue's worker unless one runs or was requested recently.  No
+ * lock is held while registering: the new worker claims the queue itself.
+ */
+void
+aw_worker_ensure(AwQueue *q)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		launch = false;
+
+	SpinLockAcquire(&q->mutex);
+	if (q->dboid != InvalidOid && q->worker_pid == 0 && !q->hold &&
+		(!q->launching ||
+		 TimestampDifferenceExceeds(q->launch_time, now, AW_LAUNCH_TIMEOUT_MS)))
+	{
+		q->launching = true;
+		q->launch_time = now;
+		launch = true;
+	}
+	SpinLockRelease(&q->mutex);
+	if (launch)
+		aw_worker_launch(q);
+}
+
+/*
+ * Ask the queue's worker to exit and wait until it has, up to timeout_ms.
+ * The caller sets q->hold first if no new worker may start meanwhile.
+ */
+bool
+aw_worker_stop(AwQueue *q, int timeout_ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	bool		gone = false;
+
+	ConditionVariablePrepareToSleep(&q->worker_cv);
+	for (;;)
+	{
+		Latch	   *latch;
+
+		SpinLockAcquire(&q->mutex);
+		gone = (q->worker_pid == 0);
+		if (!gone)
+			q->exit_requested = true;
+		latch = q->worker_latch;
+		SpinLockRelease(&q->mutex);
+		if (gone || TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+											   timeout_ms))
+			break;
+		if (latch)
+			SetLatch(latch);
+		(void) ConditionVariableTimedSleep(&q->worker_cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return gone;
+}
+
+/* before_shmem_exit: give up the queue if this process still owns it. */
+static void
+aw_worker_release(int code, Datum arg)
+{
+	AwQueue    *q = aw_my_queue;
+
+	if (q == NULL)
+		return;
+	SpinLockAcquire(&q->mutex);
+	if (q->worker_pid == MyProcPid)
+	{
+		q->worker_pid = 0;
+		q->worker_latch = NULL;
+	}
+	SpinLockRelease(&q->mutex);
+	pg_atomic_write_u32(&q->applying, 0);
+	ConditionVariableBroadcast(&q->worker_cv);
+	ConditionVariableBroadcast(&q->applied_cv);
+}
+
+/*
+ * Take up to batch_size published entries from the tail, apply them in one
+ * transaction and release them.  Returns the number of entries consumed
+ * (padding excluded), or -1 when the oldest entry is not yet published.
+ */
+static int
+aw_worker_apply_batch(AwQueue *q)
+{
+	static AwApplyRow *rows = NULL;
+	static int	rows_size = 0;
+	uint64		tail = pg_atomic_read_u64(&q->tail);
+	uint64		first_id = pg_atomic_read_u64(&q->applied_write_id) + 1;
+	uint64		id = first_id;
+	uint64		head;
+	uint64		pos = tail;
+	int			nrows = 0;
+	uint64		napplied = 0;
+	uint64		nfailed = 0;
+
+	if (rows_size < aw_batch_size)
+	{
+		if (rows)
+			pfree(rows);
+		rows = MemoryContextAlloc(TopMemoryContext,
+								  sizeof(AwApplyRow) * aw_batch_size);
+		rows_size = aw_batch_size;
+	}
+
+	SpinLockAcquire(&q->mutex);
+	head = q->head;
+	SpinLockRelease(&q->mutex);
+
+	while (pos < head && nrows < aw_batch_size)
+	{
+		AwEntryHeader *hdr = aw_queue_entry_at(q, pos, &pos);
+
+		if (pos >= head)
+			break;
+		if (hdr->state == AW_ENTRY_RESERVED)
+			break;
+		/* Read the entry only after seeing it published. */
+		pg_read_barrier();
+		if (hdr->kind != AW_KIND_PAD)
+		{
+			if (hdr->state == AW_ENTRY_READY)
+			{
+				rows[nrows].hdr = hdr;
+				rows[nrows].write_id = id;
+				nrows++;
+			}
+			id++;
+		}
+		pos += hdr->length;
+	}
+	if (pos == tail)
+		return -1;
+
+	if (nrows > 0)
+	{
+		char		activity[64];
+
+		pg_atomic_write_u32(&q->applying, 1);
+		snprintf(activity, sizeof(activity), "applying %d queued writes", nrows);
+		pgstat_report_activity(STATE_RUNNING, activity);
+		aw_apply_batch(rows, nrows, &napplied, &nfailed);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		pg_atomic_add_fetch_u64(&q->applied, napplied);
+		pg_atomic_add_fetch_u64(&q->failed, nfailed);
+		pg_atomic_add_fetch_u64(&q->batches, 1);
+		pg_atomic_write_u64(&q->last_applied_at, (uint64) GetCurrentTimestamp());
+		pg_atomic_write_u32(&q->applying, 0);
+		pgstat_report_stat(false);
+	}
+	aw_queue_consume(q, pos, id - 1);
+	return (int) (id - first_id);
+}
+
+/* Whether the asyncwrite extension exists in this database. */
+static bool
+aw_extension_exists(void)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = OidIsValid(get_extension_oid("asyncwrite", true));
+	CommitTransactionCommand();
+	return exists;
+}
+
+/*
+ * Drop what is queued for a database whose extension is gone; say how many
+ * writes that was so that nothing disappears silently.
+ */
+static void
+aw_worker_discard(AwQueue *q)
+{
+	uint64		head;
+	uint64		last_id;
+	uint64		discarded;
+
+	SpinLockAcquire(&q->mutex);
+	head = q->head;
+	last_id = q->next_write_id - 1;
+	SpinLockRelease(&q->mutex);
+	discarded = last_id - pg_atomic_read_u64(&q->applied_write_id);
+	if (discarded > 0)
+		ereport(WARNING,
+				(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes", discarded),
+				 errdetail("The asyncwrite extension was dropped from database %u.",
+						   MyDatabaseId)));
+	aw_queue_consume(q, head, last_id);
+}
+
+/* Main loop of a database's apply worker. */
+void
+aw_worker_main(Datum arg)
+{
+	int			slot = DatumGetInt32(arg);
+	Oid			dboid;
+	AwQueue    *q;
+	TimestampTz idle_since = GetCurrentTimestamp();
+	int			exit_code = 0;
+
+	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, aw_worker_sigterm);
+	BackgroundWorkerUnblockSignals();
+
+	if (aw_control == NULL || slot < 0 || slot >= aw_control->max_databases)
+		proc_exit(0);
+	q = &aw_control->queues[slot];
+
+	/* Claim the queue, unless it moved on or another worker owns it. */
+	SpinLockAcquire(&q->mutex);
+	if (q->dboid != dboid || q->worker_pid != 0 || q->hold)
+	{
+		if (q->dboid == dboid && q->worker_pid == 0)
+			q->launching = false;
+		SpinLockRelease(&q->mutex);
+		proc_exit(0);
+	}
+	q->worker_pid = MyProcPid;
+	q->worker_latch = MyLatch;
+	q->launching = false;
+	q->exit_requested = false;
+	SpinLockRelease(&q->mutex);
+	aw_my_queue = q;
+	before_shmem_exit(aw_worker_release, (Datum) 0);
+	ConditionVariableBroadcast(&q->worker_cv);
+
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("asyncwrite worker");
+
+	/* Writes run with a fixed, safe search_path and plain READ COMMITTED. */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_isolation", "read committed",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("default_transaction_read_only", "off",
+					PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+
+	if (!aw_extension_exists())
+	{
+		aw_worker_discard(q);
+		proc_exit(0);
+	}
+
+	for (;;)
+	{
+		bool		exit_requested;
+		bool		paused;
+		uint64		head;
+		uint64		tail;
+		long		timeout = (long) aw_idle_timeout_s * 1000L;
+		TimestampTz now;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		SpinLockAcquire(&q->mutex);
+		exit_requested = q->exit_requested;
+		paused = q->paused;
+		head = q->head;
+		SpinLockRelease(&q->mutex);
+		tail = pg_atomic_read_u64(&q->tail);
+		now = GetCurrentTimestamp();
+
+		if (exit_requested)
+		{
+			/*
+			 * DROP EXTENSION or database DDL: leave now.  Writes left behind
+			 * make us exit 1, so the postmaster starts a worker again: it
+			 * applies them if the DROP rolled back, discards them if it
+			 * committed, and exits at once while database DDL holds the
+			 * queue.
+			 */
+			if (!aw_extension_exists())
+				aw_worker_discard(q);
+			exit_code = (q->head != pg_atomic_read_u64(&q->tail)) ? 1 : 0;
+			break;
+		}
+
+		if (head != tail && !paused)
+		{
+			TimestampTz oldest = aw_queue_oldest_enqueued_at(q);
+			TimestampTz due = TimestampTzPlusMilliseconds(oldest, aw_flush_interval_ms);
+
+			if (aw_got_sigterm || oldest == 0 || due <= now ||
+				aw_queue_pending(q) >= (uint64) aw_batch_size ||
+				pg_atomic_read_u32(&q->flush_waiters) > 0)
+			{
+				if (aw_worker_apply_batch(q) >= 0)
+				{
+					idle_since = GetCurrentTimestamp();
+					continue;
+				}
+				timeout = 1;	/* oldest entry is being published */
+			}
+			else
+				timeout = Max(1, (long) ((due - now) / 1000));
+		}
+		else if (aw_got_sigterm)
+		{
+			/* Stopping: exit 1 leaves the postmaster to restart us. */
+			exit_code = (head != tail) ? 1 : 0;
+			break;
+		}
+		else if (head == tail)
+		{
+			long		idle_ms = (long) ((now - idle_since) / 1000);
+
+			if (idle_ms >= timeout)
+			{
+				bool		empty;
+
+				/* Give up the queue only if it is still empty. */
+				SpinLockAcquire(&q->mutex);
+				empty = (q->head == pg_atomic_read_u64(&q->tail));
+				if (empty)
+				{
+					q->worker_pid = 0;
+					q->worker_latch = NULL;
+				}
+				SpinLockRelease(&q->mutex);
+				if (empty)
+					break;
+				continue;
+			}
+			timeout -= idle_ms;
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 timeout, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	proc_exit(exit_code);
+}
+
+/* Register the launcher, which starts workers for restored queues. */
+void
+aw_register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "asyncwrite");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "aw_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "asyncwrite launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "asyncwrite launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Launcher: start a worker for every queue that holds writes, then exit. */
+void
+aw_launcher_main(Datum arg)
+{
+	BackgroundWorkerUnblockSignals();
+	for (int i = 0; aw_control != NULL && i < aw_control->max_databases; i++)
+	{
+		AwQueue    *q = &aw_control->queues[i];
+		bool		pending;
+
+		SpinLockAcquire(&q->mutex);
+		pending = q->dboid != InvalidOid && q->head != pg_atomic_read_u64(&q->tail);
+		SpinLockRelease(&q->mutex);
+		if (pending)
+			aw_worker_ensure(q);
+	}
+	proc_exit(0);
+}
