@@ -1,0 +1,108 @@
+-- The SQL API: insert in its three forms, flush, wait, pause, resume,
+-- asyncwrite.enabled, defaults evaluated at call time.
+CREATE EXTENSION asyncwrite;
+
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+-- Runs a statement and returns its SQLSTATE and message, or 'ok'.
+CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+CREATE TABLE events (
+    id         bigserial PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    who        name NOT NULL DEFAULT current_user,
+    user_id    bigint,
+    kind       text NOT NULL DEFAULT 'view',
+    payload    jsonb
+);
+
+-- Write ids increase per database.
+SELECT asyncwrite.insert('events', '{"user_id": 1}') AS w1 \gset
+SELECT asyncwrite.insert('events', '{"user_id": 2, "kind": "click"}'::jsonb) AS w2 \gset
+SELECT asyncwrite.insert('events', ROW(100, now(), 'someone', 3, 'row', '{"a": 1}')::events) AS w3 \gset
+SELECT :w2 = :w1 + 1 AS consecutive, :w3 = :w2 + 1 AS consecutive;
+
+SELECT asyncwrite.flush();
+SELECT user_id, kind, who = current_user AS who_is_caller, payload
+  FROM events ORDER BY user_id;
+
+-- wait() for one write, with and without a timeout.
+SELECT asyncwrite.insert('events', '{"user_id": 4}') AS w4 \gset
+SELECT asyncwrite.wait(:w4);
+SELECT asyncwrite.wait(:w4, '1 second');
+SELECT count(*) FROM events WHERE user_id = 4;
+
+-- Defaults are evaluated at call time, in the caller's session:
+-- now() is the caller's transaction time and nextval() runs at once.
+BEGIN;
+SELECT asyncwrite.insert('events', '{"user_id": 5}');
+SELECT now() AS caller_now \gset
+SELECT last_value AS seq_after_call FROM events_id_seq \gset
+COMMIT;
+SELECT asyncwrite.flush();
+SELECT created_at = :'caller_now'::timestamptz AS default_is_call_time,
+       id = :seq_after_call AS id_from_call_time
+  FROM events WHERE user_id = 5;
+
+-- A composite of another type is matched to columns by name.
+CREATE TYPE partial_event AS (user_id bigint, kind text);
+SELECT asyncwrite.insert('events', ROW(6, 'typed')::partial_event) IS NOT NULL AS queued;
+SELECT asyncwrite.flush();
+SELECT user_id, kind, who = current_user AS who_is_caller FROM events WHERE user_id = 6;
+
+-- pause() holds the writes in the queue; flush() with a timeout says false.
+SELECT asyncwrite.pause();
+SELECT asyncwrite.insert('events', '{"user_id": 7}') AS w7 \gset
+SELECT asyncwrite.flush('100 ms') AS flushed_while_paused;
+SELECT asyncwrite.wait(:w7, '10 ms') AS applied_while_paused;
+SELECT count(*) AS rows_while_paused FROM events WHERE user_id = 7;
+SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush('1 min') AS flushed_after_resume;
+SELECT count(*) AS rows_after_resume FROM events WHERE user_id = 7;
+SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();
+
+-- With asyncwrite.enabled off the write happens at once, in the caller's
+-- transaction, with the same result; nothing is queued.
+SELECT enqueued AS enqueued_before FROM asyncwrite.stats WHERE database = current_database() \gset
+SET asyncwrite.enabled = off;
+BEGIN;
+SELECT asyncwrite.insert('events', '{"user_id": 8, "kind": "sync"}') AS write_id;
+SELECT count(*) AS visible_in_same_transaction FROM events WHERE user_id = 8;
+ROLLBACK;
+SELECT count(*) AS after_rollback FROM events WHERE user_id = 8;
+SELECT asyncwrite.insert('events', '{"user_id": 8, "kind": "sync"}') IS NULL AS no_write_id;
+RESET asyncwrite.enabled;
+SELECT enqueued - :enqueued_before AS enqueued_meanwhile
+  FROM asyncwrite.stats WHERE database = current_database();
+SELECT user_id, kind FROM events WHERE user_id = 8;
+
+-- flush() and wait() argument checks.
+SELECT try($$SELECT asyncwrite.flush('-1 second')$$);
+SELECT try($$SELECT asyncwrite.wait(NULL)$$);
+SELECT try($$SELECT asyncwrite.wait(0)$$);
+SELECT try(format('SELECT asyncwrite.wait(%s)', :w7 + 1000000));
+
+-- The settings and their defaults.
+SELECT name, setting, unit, context FROM pg_settings
+ WHERE name LIKE 'asyncwrite.%' ORDER BY name;
+
+-- Ordinary roles may queue, flush and watch, but not pause.
+CREATE ROLE aw_api_user;
+GRANT INSERT ON events TO aw_api_user;
+GRANT USAGE ON SEQUENCE events_id_seq TO aw_api_user;
+SET ROLE aw_api_user;
+SELECT asyncwrite.insert('events', '{"user_id": 9}') IS NOT NULL AS queued;
+SELECT asyncwrite.flush();
+SELECT try('SELECT asyncwrite.pause()');
+SELECT try('SELECT asyncwrite.resume()');
+SELECT count(*) >= 1 AS sees_stats FROM asyncwrite.stats;
+RESET ROLE;
+SELECT user_id, who FROM events WHERE user_id = 9;

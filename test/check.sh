@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Set up asyncwrite and run the whole suite: pg_regress, isolation and TAP
+# tests, each on throwaway instances.  Ends with one summary line.
+set -uo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" || exit 1
+set +e
+
+LOG_DIR=$(mktemp -d /tmp/asyncwrite-check.XXXXXX)
+chmod 777 "$LOG_DIR"
+passed=0
+failed=0
+failures=()
+
+# Run one part of the suite as the unprivileged user; count its results.
+run_part() {
+    local name=$1; shift
+    local log="$LOG_DIR/$name.log"
+    echo "== $name"
+    ( cd "$AW_SRC" && "${AW_RUN[@]}" make -s "$@" PG_CONFIG="$PG_BIN/pg_config" ) >"$log" 2>&1
+    local rc=$?
+    grep -E '^(ok|not ok) |\.\.\. (ok|FAILED)|^test/t/.*\.\. |^(test |     )' "$log" | grep -vE '^# ' || true
+    local ok bad
+    if [ "$name" = tap ]; then
+        ok=$(grep -cE '^test/t/.*\.pl \.+ ok' "$log")
+        bad=$(grep -cE '^test/t/.*\.pl \.+ ' "$log")
+        bad=$((bad - ok))
+    else
+        ok=$(grep -cE '(\.\.\. | )ok +[0-9]+ ms' "$log")
+        bad=$(grep -cE '(\.\.\. | )FAILED' "$log")
+    fi
+    if [ "$rc" -ne 0 ] && [ "$bad" -eq 0 ]; then bad=1; fi
+    passed=$((passed + ok)); failed=$((failed + bad))
+    if [ "$bad" -ne 0 ]; then
+        failures+=("$name")
+        echo "-- $name failed; its output:"
+        tail -n 60 "$log"
+        for d in "$AW_SRC"/regression.diffs "$AW_SRC"/output_iso/regression.diffs; do
+            [ -f "$d" ] && head -n 200 "$d"
+        done
+        for f in "$AW_SRC"/tmp_check/log/*; do
+            [ -f "$f" ] && { echo "-- $f"; tail -n 40 "$f"; }
+        done
+    fi
+}
+
+run_part regress installcheck ISOLATION= TAP_TESTS=
+run_part isolation installcheck REGRESS= TAP_TESTS=
+run_part tap installcheck REGRESS= ISOLATION=
+
+echo
+[ ${#failures[@]} -gt 0 ] && echo "failed parts: ${failures[*]} (logs in $LOG_DIR)"
+echo "asyncwrite: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

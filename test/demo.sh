@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Set up asyncwrite and show it working on a throwaway PostgreSQL instance.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+
+DEMO_DIR=$("${AW_RUN[@]}" mktemp -d /tmp/asyncwrite-demo.XXXXXX)
+PORT=54329
+stop_demo() {
+    "${AW_RUN[@]}" pg_ctl -D "$DEMO_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$DEMO_DIR"
+}
+trap stop_demo EXIT
+
+echo "== starting a throwaway PostgreSQL in $DEMO_DIR"
+"${AW_RUN[@]}" initdb -D "$DEMO_DIR/data" -A trust -U postgres >/dev/null
+"${AW_RUN[@]}" bash -c "cat '$AW_SRC/test/asyncwrite.conf' >> '$DEMO_DIR/data/postgresql.conf'
+echo \"port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$DEMO_DIR'\" >> '$DEMO_DIR/data/postgresql.conf'"
+"${AW_RUN[@]}" pg_ctl -D "$DEMO_DIR/data" -l "$DEMO_DIR/server.log" -w start >/dev/null
+
+echo "== demo"
+"${AW_RUN[@]}" psql -X -h "$DEMO_DIR" -p "$PORT" -U postgres -d postgres \
+    -v ON_ERROR_STOP=1 -f "$AW_SRC/test/demo.sql"
+echo "== demo finished"
