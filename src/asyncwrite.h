@@ -90,7 +90,9 @@ typedef struct AwQueue
 	pg_atomic_uint64 failed;
 	pg_atomic_uint64 batches;
 	pg_atomic_uint64 last_applied_at;
-	pg_atomic_uint32 applying;
+	pg_atomic_uint32 applying;	/* a batch is between start and release */
+	pg_atomic_uint64 batch_end; /* ring position after the batch in flight */
+	pg_atomic_uint64 batch_last_id; /* last write id of that batch */
 	pg_atomic_uint32 flush_waiters;
 
 	ConditionVariable applied_cv;	/* applied_write_id advanced */

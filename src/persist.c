@@ -6,8 +6,9 @@
  *		directory, and loaded back into the queues at the next start (as
  *		pg_stat_statements keeps its statistics).
  *
- * A crash, or an immediate shutdown, does not run this path: what was
- * queued then is lost.
+ * A crash does not run this path: what was queued then is lost.  An
+ * immediate shutdown does, but its workers were killed without cleaning up,
+ * so a batch they were applying is left out (it may have committed).
  *
  *-------------------------------------------------------------------------
  */
@@ -40,9 +41,8 @@ typedef struct AwPersistQueue
  * skipped so that the ids of the entries after them stay the same.
  */
 static uint64
-aw_persist_entries(AwQueue *q, FILE *f)
+aw_persist_entries(AwQueue *q, uint64 pos, FILE *f)
 {
-	uint64		pos = pg_atomic_read_u64(&q->tail);
 	uint64		nbytes = 0;
 
 	while (pos < q->head)
@@ -104,15 +104,33 @@ aw_persist_save(int code, Datum arg)
 	{
 		AwQueue    *q = &aw_control->queues[i];
 		AwPersistQueue pq;
+		uint64		start;
 
 		if (q->dboid == InvalidOid || q->head == pg_atomic_read_u64(&q->tail))
 			continue;
 		pq.dboid = q->dboid;
 		pq.first_id = pg_atomic_read_u64(&q->applied_write_id) + 1;
 		pq.next_write_id = q->next_write_id;
-		pq.nbytes = aw_persist_entries(q, NULL);
+		start = pg_atomic_read_u64(&q->tail);
+		if (pg_atomic_read_u32(&q->applying))
+		{
+			/*
+			 * The worker was stopped in the middle of a batch (immediate
+			 * shutdown): its transaction may have committed.  Rather than
+			 * apply those writes twice, keep only the ones after it.
+			 */
+			uint64		last = pg_atomic_read_u64(&q->batch_last_id);
+
+			ereport(LOG,
+					(errmsg("asyncwrite cannot tell whether " UINT64_FORMAT " writes of database %u were applied; they are not saved",
+							last - pq.first_id + 1, pq.dboid),
+					 errdetail("The apply worker was stopped while applying them.")));
+			start = pg_atomic_read_u64(&q->batch_end);
+			pq.first_id = last + 1;
+		}
+		pq.nbytes = aw_persist_entries(q, start, NULL);
 		fwrite(&pq, sizeof(pq), 1, f);
-		aw_persist_entries(q, f);
+		aw_persist_entries(q, start, f);
 		ereport(LOG,
 				(errmsg("asyncwrite saved " UINT64_FORMAT " queued writes of database %u",
 						pq.next_write_id - pq.first_id, pq.dboid)));

@@ -103,6 +103,8 @@ aw_shmem_init(void)
 			pg_atomic_init_u64(&q->batches, 0);
 			pg_atomic_init_u64(&q->last_applied_at, 0);
 			pg_atomic_init_u32(&q->applying, 0);
+			pg_atomic_init_u64(&q->batch_end, 0);
+			pg_atomic_init_u64(&q->batch_last_id, 0);
 			pg_atomic_init_u32(&q->flush_waiters, 0);
 			ConditionVariableInit(&q->applied_cv);
 			ConditionVariableInit(&q->space_cv);

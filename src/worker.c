@@ -144,6 +144,7 @@ aw_worker_release(int code, Datum arg)
 		q->worker_latch = NULL;
 	}
 	SpinLockRelease(&q->mutex);
+	/* An orderly exit has aborted any batch it did not release. */
 	pg_atomic_write_u32(&q->applying, 0);
 	ConditionVariableBroadcast(&q->worker_cv);
 	ConditionVariableBroadcast(&q->applied_cv);
@@ -210,6 +211,14 @@ aw_worker_apply_batch(AwQueue *q)
 	{
 		char		activity[64];
 
+		/*
+		 * Publish the batch's extent before applying it: if we die between
+		 * its commit and the release below, the save at shutdown skips it
+		 * rather than applying it twice.
+		 */
+		pg_atomic_write_u64(&q->batch_end, pos);
+		pg_atomic_write_u64(&q->batch_last_id, id - 1);
+		pg_write_barrier();
 		pg_atomic_write_u32(&q->applying, 1);
 		snprintf(activity, sizeof(activity), "applying %d queued writes", nrows);
 		pgstat_report_activity(STATE_RUNNING, activity);
@@ -219,10 +228,11 @@ aw_worker_apply_batch(AwQueue *q)
 		pg_atomic_add_fetch_u64(&q->failed, nfailed);
 		pg_atomic_add_fetch_u64(&q->batches, 1);
 		pg_atomic_write_u64(&q->last_applied_at, (uint64) GetCurrentTimestamp());
-		pg_atomic_write_u32(&q->applying, 0);
-		pgstat_report_stat(false);
 	}
 	aw_queue_consume(q, pos, id - 1);
+	pg_atomic_write_u32(&q->applying, 0);
+	if (nrows > 0)
+		pgstat_report_stat(false);
 	return (int) (id - first_id);
 }
 
@@ -295,6 +305,7 @@ aw_worker_main(Datum arg)
 	q->launching = false;
 	q->exit_requested = false;
 	SpinLockRelease(&q->mutex);
+	pg_atomic_write_u32(&q->applying, 0);
 	aw_my_queue = q;
 	before_shmem_exit(aw_worker_release, (Datum) 0);
 	ConditionVariableBroadcast(&q->worker_cv);

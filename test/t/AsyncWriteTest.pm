@@ -1,0 +1,37 @@
+# Helpers for the asyncwrite TAP tests: a node with asyncwrite preloaded.
+package AsyncWriteTest;
+
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Exporter 'import';
+
+our @EXPORT = qw(aw_node aw_stat);
+
+# A started node with asyncwrite preloaded and created in "postgres".
+sub aw_node
+{
+	my ($name, $extra_conf, %opts) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(%opts);
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'asyncwrite'
+asyncwrite.queue_size = '16MB'
+max_worker_processes = 16
+log_min_messages = log
+} . ($extra_conf // ''));
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION asyncwrite');
+	return $node;
+}
+
+# One column of this database's asyncwrite.stats row.
+sub aw_stat
+{
+	my ($node, $db, $column) = @_;
+	return $node->safe_psql($db,
+		"SELECT $column FROM asyncwrite.stats WHERE database = current_database()");
+}
+
+1;
