@@ -16,7 +16,7 @@ EXTENSION = asyncwrite
 DATA = sql/asyncwrite--1.0.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
-REGRESS = api convert errors stats
+REGRESS = api convert errors stats security
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
 
 ISOLATION = concurrent_enqueue

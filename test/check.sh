@@ -48,6 +48,11 @@ run_part isolation installcheck REGRESS= TAP_TESTS=
 run_part tap installcheck REGRESS= ISOLATION=
 
 echo
-[ ${#failures[@]} -gt 0 ] && echo "failed parts: ${failures[*]} (logs in $LOG_DIR)"
+if [ ${#failures[@]} -gt 0 ]; then
+    echo "failed parts: ${failures[*]} (logs in $LOG_DIR, tree in $AW_SRC)"
+else
+    rm -rf "$LOG_DIR"
+    [ "$AW_SRC" != "$AW_ROOT" ] && rm -rf "$AW_SRC"
+fi
 echo "asyncwrite: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -8,6 +8,7 @@ PORT=54329
 stop_demo() {
     "${AW_RUN[@]}" pg_ctl -D "$DEMO_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
     rm -rf "$DEMO_DIR"
+    if [ "$AW_SRC" != "$AW_ROOT" ]; then rm -rf "$AW_SRC"; fi
 }
 trap stop_demo EXIT
 

@@ -1,0 +1,61 @@
+-- Writes are applied as the role that queued them: privileges and
+-- row-level security are those of that role, never the worker's.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE ROLE aw_sec_writer;
+CREATE ROLE aw_sec_other;
+CREATE TABLE sec_t (id int PRIMARY KEY, owner name NOT NULL DEFAULT current_user, note text);
+GRANT INSERT, SELECT ON sec_t TO aw_sec_writer, aw_sec_other;
+
+-- Row-level security: the writer may only insert rows it owns.
+ALTER TABLE sec_t ENABLE ROW LEVEL SECURITY;
+CREATE POLICY sec_own ON sec_t FOR INSERT WITH CHECK (owner = current_user);
+CREATE POLICY sec_read ON sec_t FOR SELECT USING (true);
+
+-- A trigger that records which role the insert ran as.
+CREATE TABLE sec_log (id int, ran_as name, ran_as_superuser boolean);
+GRANT INSERT ON sec_log TO aw_sec_writer, aw_sec_other;
+CREATE FUNCTION sec_log_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO public.sec_log VALUES (NEW.id, current_user,
+        (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user));
+    RETURN NEW;
+END $$;
+CREATE TRIGGER sec_log AFTER INSERT ON sec_t FOR EACH ROW EXECUTE FUNCTION sec_log_insert();
+
+SELECT failed AS f0 FROM asyncwrite.stats WHERE database = current_database() \gset
+SELECT count(*) AS d0 FROM asyncwrite.dead_letters \gset
+
+SET ROLE aw_sec_writer;
+SELECT asyncwrite.insert('sec_t', '{"id": 1, "note": "own row"}') > 0 AS queued;
+SELECT asyncwrite.insert('sec_t', '{"id": 2, "owner": "aw_sec_other", "note": "not mine"}') > 0 AS queued;
+SELECT asyncwrite.flush();
+RESET ROLE;
+
+-- The own row is applied, as the writer; the other violates the policy.
+SELECT id, owner, note FROM sec_t ORDER BY id;
+SELECT id, ran_as, ran_as_superuser FROM sec_log ORDER BY id;
+SELECT payload->>'id' AS id, role::regrole AS role, sqlstate, message
+  FROM asyncwrite.dead_letters ORDER BY id OFFSET :d0;
+
+-- A privilege revoked between queueing and applying: the write fails.
+SELECT asyncwrite.pause();
+SET ROLE aw_sec_writer;
+SELECT asyncwrite.insert('sec_t', '{"id": 3}') > 0 AS queued;
+RESET ROLE;
+REVOKE INSERT ON sec_t FROM aw_sec_writer;
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SELECT count(*) AS row_3 FROM sec_t WHERE id = 3;
+SELECT payload->>'id' AS id, role::regrole AS role, sqlstate, message
+  FROM asyncwrite.dead_letters ORDER BY id OFFSET :d0 + 1;
+SELECT failed - :f0 AS failed FROM asyncwrite.stats WHERE database = current_database();
+
+-- Dead letters are visible to the role that queued them only.
+SET ROLE aw_sec_other;
+SELECT count(*) AS others_see FROM asyncwrite.dead_letters;
+RESET ROLE;
+SET ROLE aw_sec_writer;
+SELECT count(*) AS writer_sees FROM asyncwrite.dead_letters;
+RESET ROLE;
