@@ -10,13 +10,14 @@ OBJS = \
 	src/flush.o \
 	src/stats.o \
 	src/persist.o \
-	src/ddl.o
+	src/ddl.o \
+	src/retry.o
 
 EXTENSION = asyncwrite
 DATA = sql/asyncwrite--1.0.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
-REGRESS = api convert errors stats security
+REGRESS = api convert errors stats security failures ddl
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
 
 ISOLATION = concurrent_enqueue

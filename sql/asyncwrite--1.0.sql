@@ -116,3 +116,11 @@ CREATE POLICY dead_letters_visible ON @extschema@.dead_letters FOR SELECT
     USING (role = (SELECT oid FROM pg_catalog.pg_roles WHERE rolname = current_user)
            OR pg_catalog.pg_has_role(current_user, 'pg_monitor', 'USAGE'));
 GRANT SELECT ON @extschema@.dead_letters TO PUBLIC;
+
+CREATE FUNCTION @extschema@.retry_failed(id bigint DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_retry_failed'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.retry_failed(bigint) IS
+'queue a dead letter, or all of yours, again; each is removed once its retry is applied';

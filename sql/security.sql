@@ -37,7 +37,7 @@ RESET ROLE;
 SELECT id, owner, note FROM sec_t ORDER BY id;
 SELECT id, ran_as, ran_as_superuser FROM sec_log ORDER BY id;
 SELECT payload->>'id' AS id, role::regrole AS role, sqlstate, message
-  FROM asyncwrite.dead_letters ORDER BY id OFFSET :d0;
+  FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d0;
 
 -- A privilege revoked between queueing and applying: the write fails.
 SELECT asyncwrite.pause();
@@ -49,7 +49,7 @@ SELECT asyncwrite.resume();
 SELECT asyncwrite.flush();
 SELECT count(*) AS row_3 FROM sec_t WHERE id = 3;
 SELECT payload->>'id' AS id, role::regrole AS role, sqlstate, message
-  FROM asyncwrite.dead_letters ORDER BY id OFFSET :d0 + 1;
+  FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d0 + 1;
 SELECT failed - :f0 AS failed FROM asyncwrite.stats WHERE database = current_database();
 
 -- Dead letters are visible to the role that queued them only.
@@ -59,3 +59,23 @@ RESET ROLE;
 SET ROLE aw_sec_writer;
 SELECT count(*) AS writer_sees FROM asyncwrite.dead_letters;
 RESET ROLE;
+
+-- No privilege can be gained through a target's trigger: the worker's
+-- own superuser role cannot be taken back with SET ROLE or RESET ROLE.
+CREATE TABLE sec_escape (id int);
+GRANT INSERT ON sec_escape TO aw_sec_writer;
+CREATE FUNCTION sec_escape_try() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.id = 1 THEN RESET ROLE; END IF;
+    IF NEW.id = 2 THEN SET ROLE postgres; END IF;
+    IF NEW.id = 3 THEN SET SESSION AUTHORIZATION DEFAULT; END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER sec_escape BEFORE INSERT ON sec_escape FOR EACH ROW EXECUTE FUNCTION sec_escape_try();
+SELECT count(*) AS d1 FROM asyncwrite.dead_letters \gset
+SET ROLE aw_sec_writer;
+SELECT count(asyncwrite.insert('sec_escape', jsonb_build_object('id', g))) FROM generate_series(1, 4) g;
+SELECT asyncwrite.flush();
+RESET ROLE;
+SELECT id FROM sec_escape ORDER BY id;
+SELECT payload->>'id' AS id, sqlstate, message FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d1;

@@ -29,6 +29,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -54,15 +55,61 @@ typedef struct AwInsertPlan
 
 static HTAB *aw_plans = NULL;
 static SPIPlanPtr aw_dead_letter_plan = NULL;
+static SPIPlanPtr aw_dead_letter_update_plan = NULL;
+static SPIPlanPtr aw_dead_letter_delete_plan = NULL;
+
+/* Relcache invalidation: drop the plan of a table whose columns may differ. */
+static void
+aw_plan_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	AwInsertPlan *p;
+
+	if (aw_plans == NULL)
+		return;
+	hash_seq_init(&status, aw_plans);
+	while ((p = hash_seq_search(&status)) != NULL)
+	{
+		if (!OidIsValid(relid) || p->relid == relid)
+			p->fingerprint = 0; /* rebuilt, with current names, at next use */
+	}
+}
+
+/* Prepare and keep a fixed statement of the worker's own. */
+static SPIPlanPtr
+aw_keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
 
 /*
- * The INSERT ... SELECT FROM unnest($1) plan of a target, checked against
- * the row layout the write was queued with.  Errors if the table is gone or
- * its layout changed.
+ * Whether a row queued with this layout can be read with the table's
+ * current one: the same, or the same followed by columns added since (they
+ * read as the value existing rows got, or NULL).
+ */
+static bool
+aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr)
+{
+	if (hdr->natts == desc->natts)
+		return aw_tupdesc_fingerprint(desc) == hdr->fingerprint;
+	return hdr->natts < desc->natts &&
+		aw_tupdesc_fingerprint_prefix(desc, hdr->natts) == hdr->fingerprint;
+}
+
+/*
+ * The INSERT ... SELECT FROM unnest($1) plan of a target, for its current
+ * columns.  Errors if the table is gone or its columns changed so that the
+ * queued row no longer fits them.
  */
 static AwInsertPlan *
-aw_insert_plan(Oid relid, uint32 fingerprint)
+aw_insert_plan(AwEntryHeader *hdr)
 {
+	Oid			relid = hdr->relid;
 	AwInsertPlan *p;
 	bool		found;
 	Relation	rel;
@@ -70,6 +117,7 @@ aw_insert_plan(Oid relid, uint32 fingerprint)
 	StringInfoData cols;
 	StringInfoData sql;
 	Oid			argtype;
+	uint32		fingerprint;
 
 	if (aw_plans == NULL)
 	{
@@ -79,6 +127,7 @@ aw_insert_plan(Oid relid, uint32 fingerprint)
 		ctl.entrysize = sizeof(AwInsertPlan);
 		aw_plans = hash_create("asyncwrite insert plans", 64, &ctl,
 							   HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(aw_plan_invalidate, (Datum) 0);
 	}
 
 	rel = try_relation_open(relid, RowExclusiveLock);
@@ -88,15 +137,17 @@ aw_insert_plan(Oid relid, uint32 fingerprint)
 				 errmsg("target table with OID %u does not exist", relid),
 				 errdetail("The table was dropped after the write was queued.")));
 	desc = RelationGetDescr(rel);
-	if (aw_tupdesc_fingerprint(desc) != fingerprint)
+	if (!aw_layout_compatible(desc, hdr))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("columns of table \"%s\" changed after the write was queued",
 						RelationGetRelationName(rel)),
-				 errdetail("The row was converted for the table's earlier column layout."),
-				 errhint("Queue the write again with asyncwrite.retry_failed() or by hand.")));
+				 errdetail("The row was converted for the table's earlier columns (ALTER TABLE ... DROP COLUMN or ALTER COLUMN ... TYPE since)."),
+				 errhint("Queue the write again for the table's current columns.")));
+	fingerprint = aw_tupdesc_fingerprint(desc);
 
 	p = hash_search(aw_plans, &relid, HASH_ENTER, &found);
+	/* A relcache invalidation zeroes the fingerprint: rebuild then. */
 	if (found && p->fingerprint == fingerprint && p->plan != NULL)
 	{
 		table_close(rel, NoLock);
@@ -138,19 +189,42 @@ aw_insert_plan(Oid relid, uint32 fingerprint)
 	return p;
 }
 
-/* Insert rows[0..n) (same target, role and layout) with one statement. */
+/*
+ * Insert rows[0..n) (same target, role and layout) with one statement.  A
+ * retry of a dead letter (always alone in its run) first removes the dead
+ * letter, in the same subtransaction: if it is already gone, an earlier
+ * retry of it was applied and this one is skipped.
+ */
 static void
 aw_insert_rows(AwApplyRow *rows, int n)
 {
 	AwEntryHeader *first = rows[0].hdr;
-	AwInsertPlan *p = aw_insert_plan(first->relid, first->fingerprint);
-	Datum	   *elems = palloc(sizeof(Datum) * n);
+	AwInsertPlan *p;
+	Datum	   *elems;
 	ArrayType  *arr;
 	Datum		arg;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			rc;
 
+	if (first->flags & AW_FLAG_RETRY)
+	{
+		Datum		id = Int64GetDatum(AW_ENTRY_RETRY_ID(first));
+		Oid			argtype = INT8OID;
+
+		Assert(n == 1);
+		if (aw_dead_letter_delete_plan == NULL)
+			aw_dead_letter_delete_plan =
+				aw_keep_plan("DELETE FROM asyncwrite.dead_letters WHERE id = $1",
+							 1, &argtype);
+		if (SPI_execute_plan(aw_dead_letter_delete_plan, &id, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not remove asyncwrite dead letter");
+		if (SPI_processed == 0)
+			return;
+	}
+
+	p = aw_insert_plan(first);
+	elems = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		elems[i] = PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr));
 	arr = construct_array(elems, n, p->rowtype, p->typlen, p->typbyval,
@@ -180,7 +254,7 @@ aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
 	*isnull = true;
 	if (rel == NULL)
 		return (Datum) 0;
-	usable = aw_tupdesc_fingerprint(RelationGetDescr(rel)) == hdr->fingerprint;
+	usable = aw_layout_compatible(RelationGetDescr(rel), hdr);
 	table_close(rel, AccessShareLock);
 	if (!usable)
 		return (Datum) 0;
@@ -191,9 +265,27 @@ aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
 							   CStringGetDatum(TextDatumGetCString(json)));
 }
 
-/* Record a failed write in asyncwrite.dead_letters and notify listeners. */
+/* Send NOTIFY asyncwrite_failed with a dead letter's id. */
 static void
-aw_record_failure(AwApplyRow *row, ErrorData *edata)
+aw_notify_failure(void)
+{
+	bool		isnull;
+	int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1,
+												 &isnull));
+	char		payload[32];
+
+	snprintf(payload, sizeof(payload), INT64_FORMAT, id);
+	Async_Notify("asyncwrite_failed", payload);
+}
+
+/*
+ * Record in asyncwrite.dead_letters a write that failed after the given
+ * number of attempts, and notify listeners.  A failed retry of a dead letter
+ * updates that dead letter instead of adding one.
+ */
+static void
+aw_record_failure(AwApplyRow *row, ErrorData *edata, int attempts)
 {
 	AwEntryHeader *hdr = row->hdr;
 	Oid			argtypes[11] = {INT8OID, TEXTOID, OIDOID, TEXTOID, JSONBOID,
@@ -204,19 +296,47 @@ aw_record_failure(AwApplyRow *row, ErrorData *edata)
 	bool		payload_null;
 	int			rc;
 
-	if (aw_dead_letter_plan == NULL)
-	{
-		aw_dead_letter_plan = SPI_prepare(
-										  "INSERT INTO asyncwrite.dead_letters "
-										  "(write_id, target_name, target, operation, payload, role, "
-										  " enqueued_at, attempts, sqlstate, message, detail) "
-										  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-										  "RETURNING id",
-										  11, argtypes);
-		if (aw_dead_letter_plan == NULL || SPI_keepplan(aw_dead_letter_plan) != 0)
-			elog(ERROR, "could not prepare asyncwrite dead letter insert");
-	}
 	memset(nulls, ' ', sizeof(nulls));
+	values[7] = Int32GetDatum(attempts);
+	values[8] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[9] = CStringGetTextDatum(edata->message ? edata->message : "");
+	if (edata->detail)
+		values[10] = CStringGetTextDatum(edata->detail);
+	else
+		nulls[10] = 'n';
+
+	if (hdr->flags & AW_FLAG_RETRY)
+	{
+		if (aw_dead_letter_update_plan == NULL)
+		{
+			Oid			uargtypes[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+
+			aw_dead_letter_update_plan = aw_keep_plan(
+													  "UPDATE asyncwrite.dead_letters SET attempts = attempts + $2, "
+													  "failed_at = pg_catalog.clock_timestamp(), sqlstate = $3, message = $4, detail = $5 "
+													  "WHERE id = $1 RETURNING id", 5, uargtypes);
+		}
+		{
+			Datum		uvalues[5] = {Int64GetDatum(AW_ENTRY_RETRY_ID(hdr)),
+			values[7], values[8], values[9], values[10]};
+			char		unulls[5] = {' ', ' ', ' ', ' ', nulls[10]};
+
+			rc = SPI_execute_plan(aw_dead_letter_update_plan, uvalues, unulls, false, 0);
+		}
+		if (rc == SPI_OK_UPDATE_RETURNING && SPI_processed == 1)
+		{
+			aw_notify_failure();
+			return;
+		}
+	}
+
+	if (aw_dead_letter_plan == NULL)
+		aw_dead_letter_plan = aw_keep_plan(
+										   "INSERT INTO asyncwrite.dead_letters "
+										   "(write_id, target_name, target, operation, payload, role, "
+										   " enqueued_at, attempts, sqlstate, message, detail) "
+										   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+										   "RETURNING id", 11, argtypes);
 	values[0] = Int64GetDatum((int64) row->write_id);
 	if (relname != NULL)
 		values[1] = CStringGetTextDatum(quote_qualified_identifier(get_namespace_name(get_rel_namespace(hdr->relid)),
@@ -230,33 +350,59 @@ aw_record_failure(AwApplyRow *row, ErrorData *edata)
 		nulls[4] = 'n';
 	values[5] = ObjectIdGetDatum(hdr->roleid);
 	values[6] = TimestampTzGetDatum(hdr->enqueued_at);
-	values[7] = Int32GetDatum(1);
-	values[8] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[9] = CStringGetTextDatum(edata->message ? edata->message : "");
-	if (edata->detail)
-		values[10] = CStringGetTextDatum(edata->detail);
-	else
-		nulls[10] = 'n';
 
 	rc = SPI_execute_plan(aw_dead_letter_plan, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not record asyncwrite dead letter: %s",
 			 SPI_result_code_string(rc));
-	{
-		bool		isnull;
-		int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-													 SPI_tuptable->tupdesc, 1,
-													 &isnull));
-		char		payload[32];
-
-		snprintf(payload, sizeof(payload), INT64_FORMAT, id);
-		Async_Notify("asyncwrite_failed", payload);
-	}
+	aw_notify_failure();
 	ereport(LOG,
 			(errmsg("asyncwrite write " UINT64_FORMAT " to \"%s\" failed: %s",
 					row->write_id, relname ? relname : "?",
 					edata->message ? edata->message : ""),
 			 errdetail("The write was recorded in asyncwrite.dead_letters.")));
+}
+
+/* Whether an error may go away if the write is simply tried again. */
+static bool
+aw_error_is_transient(int sqlerrcode)
+{
+	switch (sqlerrcode)
+	{
+		case ERRCODE_LOCK_NOT_AVAILABLE:
+		case ERRCODE_QUERY_CANCELED:
+		case ERRCODE_OBJECT_IN_USE:
+			return true;
+		default:
+			break;
+	}
+	/* Serialization failures, deadlocks, out of memory / disk / connections. */
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES;
+}
+
+/* Wait before retry number attempt: retry_delay, doubled each time. */
+static void
+aw_retry_sleep(int attempt)
+{
+	int64		delay = aw_retry_delay_ms;
+	TimestampTz until;
+
+	for (int i = 1; i < attempt && delay < 60000; i++)
+		delay *= 2;
+	delay = Min(delay, 60000);
+	until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), delay);
+	for (;;)
+	{
+		long		left = (long) ((until - GetCurrentTimestamp()) / 1000);
+
+		if (left <= 0)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 left, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
 }
 
 /*
@@ -292,37 +438,52 @@ aw_try_insert(AwApplyRow *rows, int n)
 	return edata;
 }
 
-/* Apply one run; on failure, isolate the bad writes row by row. */
+/*
+ * Apply one write on its own, trying a transient error again up to
+ * asyncwrite.max_retries times; record it as failed otherwise.
+ */
 static void
-aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
+aw_apply_row(AwApplyRow *row, uint64 *napplied, uint64 *nfailed)
 {
-	ErrorData  *edata = aw_try_insert(rows, n);
+	for (int attempt = 1;; attempt++)
+	{
+		ErrorData  *edata = aw_try_insert(row, 1);
 
-	if (edata == NULL)
-	{
-		*napplied += n;
-		return;
-	}
-	if (n == 1)
-	{
-		aw_record_failure(&rows[0], edata);
+		if (edata == NULL)
+		{
+			(*napplied)++;
+			return;
+		}
+		if (aw_error_is_transient(edata->sqlerrcode) && attempt <= aw_max_retries)
+		{
+			FreeErrorData(edata);
+			aw_retry_sleep(attempt);
+			continue;
+		}
+		aw_record_failure(row, edata, attempt);
 		FreeErrorData(edata);
 		(*nfailed)++;
 		return;
 	}
-	FreeErrorData(edata);
-	for (int i = 0; i < n; i++)
+}
+
+/* Apply one run; on failure, isolate the bad writes row by row. */
+static void
+aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
+{
+	if (n > 1)
 	{
-		edata = aw_try_insert(&rows[i], 1);
+		ErrorData  *edata = aw_try_insert(rows, n);
+
 		if (edata == NULL)
-			(*napplied)++;
-		else
 		{
-			aw_record_failure(&rows[i], edata);
-			FreeErrorData(edata);
-			(*nfailed)++;
+			*napplied += n;
+			return;
 		}
+		FreeErrorData(edata);
 	}
+	for (int i = 0; i < n; i++)
+		aw_apply_row(&rows[i], napplied, nfailed);
 }
 
 /* Whether two writes can share one INSERT statement. */
@@ -330,7 +491,8 @@ static bool
 aw_same_run(AwEntryHeader *a, AwEntryHeader *b)
 {
 	return a->relid == b->relid && a->roleid == b->roleid &&
-		a->fingerprint == b->fingerprint && a->kind == b->kind;
+		a->fingerprint == b->fingerprint && a->kind == b->kind &&
+		a->flags == 0 && b->flags == 0;
 }
 
 /* Apply rows[0..n) inside the current transaction, run by run. */
@@ -392,7 +554,7 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
-		aw_record_failure(row, edata);
+		aw_record_failure(row, edata, 1);
 		PopActiveSnapshot();
 		SPI_finish();
 		CommitTransactionCommand();
@@ -472,6 +634,7 @@ aw_apply_sync(Relation rel, Datum row)
 	hdr->relid = RelationGetRelid(rel);
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	hdr->roleid = save_userid;
+	hdr->natts = (uint16) RelationGetDescr(rel)->natts;
 	hdr->fingerprint = aw_tupdesc_fingerprint(RelationGetDescr(rel));
 	hdr->state = AW_ENTRY_READY;
 	memcpy(AW_ENTRY_PAYLOAD(hdr), DatumGetPointer(row), len);

@@ -24,6 +24,18 @@ int			aw_batch_size = 1000;
 int			aw_flush_interval_ms = 20;
 int			aw_idle_timeout_s = 60;
 bool		aw_enabled = true;
+int			aw_max_retries = 3;
+int			aw_retry_delay_ms = 100;
+int			aw_on_full = AW_ON_FULL_WAIT;
+int			aw_full_timeout_ms = 10000;
+int			aw_ddl_flush_timeout_ms = 5000;
+
+static const struct config_enum_entry aw_on_full_options[] = {
+	{"wait", AW_ON_FULL_WAIT, false},
+	{"error", AW_ON_FULL_ERROR, false},
+	{"sync", AW_ON_FULL_SYNC, false},
+	{NULL, 0, false}
+};
 
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
@@ -85,6 +97,26 @@ aw_define_gucs(void)
 							 "Queue writes; when off, each write function writes synchronously.",
 							 NULL, &aw_enabled, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("asyncwrite.max_retries",
+							"Times a write that hit a transient error is tried again before it is recorded as failed.",
+							NULL, &aw_max_retries, 3, 0, 100,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("asyncwrite.retry_delay",
+							"Wait before the first retry of a transient error; doubled for each further retry.",
+							NULL, &aw_retry_delay_ms, 100, 0, 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomEnumVariable("asyncwrite.on_full",
+							 "What a write does when its queue is full: wait, error or sync.",
+							 NULL, &aw_on_full, AW_ON_FULL_WAIT, aw_on_full_options,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("asyncwrite.full_timeout",
+							"Longest a write waits for queue space with on_full = wait before it fails.",
+							NULL, &aw_full_timeout_ms, 10000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("asyncwrite.ddl_flush_timeout",
+							"Longest table DDL waits for the database's queued writes to be applied first.",
+							NULL, &aw_ddl_flush_timeout_ms, 5000, 0, INT_MAX,
+							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("asyncwrite");
 }
 

@@ -28,6 +28,19 @@ extern int	aw_batch_size;
 extern int	aw_flush_interval_ms;
 extern int	aw_idle_timeout_s;
 extern bool aw_enabled;
+extern int	aw_max_retries;
+extern int	aw_retry_delay_ms;
+extern int	aw_on_full;
+extern int	aw_full_timeout_ms;
+extern int	aw_ddl_flush_timeout_ms;
+
+/* asyncwrite.on_full: what a write does when its queue is full */
+typedef enum AwOnFull
+{
+	AW_ON_FULL_WAIT,			/* wait for space up to full_timeout */
+	AW_ON_FULL_ERROR,			/* fail at once */
+	AW_ON_FULL_SYNC				/* write synchronously in the caller */
+} AwOnFull;
 
 /*
  * Ring entry header.  Every entry in a queue's ring starts with one, is
@@ -44,7 +57,7 @@ typedef struct AwEntryHeader
 	Oid			relid;			/* target table */
 	Oid			roleid;			/* role that queued the write */
 	uint32		fingerprint;	/* target's row layout when queued */
-	uint32		flags;			/* reserved, zero */
+	uint32		flags;			/* AW_FLAG_* */
 	TimestampTz enqueued_at;
 	/* payload follows: a composite datum of the target's row type */
 } AwEntryHeader;
@@ -56,7 +69,14 @@ typedef struct AwEntryHeader
 #define AW_KIND_PAD			0	/* filler up to the end of the ring */
 #define AW_KIND_INSERT		1
 
+#define AW_FLAG_RETRY		0x0001	/* retry of a dead letter: its id follows */
+
 #define AW_ENTRY_PAYLOAD(hdr)	((char *) (hdr) + sizeof(AwEntryHeader))
+#define AW_ENTRY_DATUM_LEN(hdr) \
+	(VARSIZE(AW_ENTRY_PAYLOAD(hdr)))
+/* Dead letter id of a retry entry, stored after the row. */
+#define AW_ENTRY_RETRY_ID(hdr) \
+	(*(int64 *) (AW_ENTRY_PAYLOAD(hdr) + MAXALIGN(AW_ENTRY_DATUM_LEN(hdr))))
 
 /*
  * One queue per database, bound to it on first use.
@@ -117,9 +137,11 @@ extern char *aw_queue_ring(AwQueue *q);
 extern AwQueue *aw_queue_lookup(Oid dboid);
 extern AwQueue *aw_queue_bind(Oid dboid);
 extern void aw_check_available(void);
-extern uint64 aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint,
-							  uint16 natts, uint8 kind,
-							  const void *payload, Size payload_len);
+extern bool aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint,
+							uint16 natts, uint8 kind, uint32 flags,
+							const void *payload, Size payload_len,
+							const void *extra, Size extra_len,
+							uint64 *write_id);
 extern uint64 aw_queue_last_write_id(AwQueue *q);
 extern uint64 aw_queue_pending(AwQueue *q);
 extern AwEntryHeader *aw_queue_entry_at(AwQueue *q, uint64 pos, uint64 *entry_pos);
@@ -127,9 +149,13 @@ extern void aw_queue_consume(AwQueue *q, uint64 new_tail, uint64 last_id);
 extern TimestampTz aw_queue_oldest_enqueued_at(AwQueue *q);
 
 /* worker.c */
+extern bool aw_is_worker;
 extern void aw_worker_launch(AwQueue *q);
 extern void aw_worker_ensure(AwQueue *q);
 extern bool aw_worker_stop(AwQueue *q, int timeout_ms);
+
+/* flush.c */
+extern bool aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms);
 extern PGDLLEXPORT void aw_worker_main(Datum arg);
 extern PGDLLEXPORT void aw_launcher_main(Datum arg);
 extern void aw_register_launcher(void);
@@ -148,9 +174,11 @@ extern void aw_apply_sync(Relation rel, Datum row);
 typedef struct AwTarget AwTarget;
 extern AwTarget *aw_target_get(Relation rel);
 extern uint32 aw_target_fingerprint(AwTarget *t);
-extern Datum aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb);
+extern Datum aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb,
+							   bool restoring);
 extern Datum aw_row_from_record(Relation rel, AwTarget *t, Datum rec, Oid rectype);
 extern uint32 aw_tupdesc_fingerprint(TupleDesc desc);
+extern uint32 aw_tupdesc_fingerprint_prefix(TupleDesc desc, int natts);
 
 /* persist.c */
 extern void aw_persist_save(int code, Datum arg);

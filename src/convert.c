@@ -95,13 +95,17 @@ aw_target_invalidate(Datum arg, Oid relid)
 		t->valid = false;
 }
 
-/* A hash of the row layout, to detect DDL between enqueue and apply. */
+/*
+ * A hash of the layout of the first natts columns, to detect DDL between
+ * enqueue and apply.  A row queued before columns were appended matches the
+ * prefix of the new layout.
+ */
 uint32
-aw_tupdesc_fingerprint(TupleDesc desc)
+aw_tupdesc_fingerprint_prefix(TupleDesc desc, int natts)
 {
-	uint32		h = hash_uint32((uint32) desc->natts);
+	uint32		h = hash_uint32((uint32) natts);
 
-	for (int i = 0; i < desc->natts; i++)
+	for (int i = 0; i < natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
@@ -112,6 +116,13 @@ aw_tupdesc_fingerprint(TupleDesc desc)
 		h = hash_combine(h, hash_uint32((uint32) att->attgenerated));
 	}
 	return h;
+}
+
+/* The layout hash of a whole row type. */
+uint32
+aw_tupdesc_fingerprint(TupleDesc desc)
+{
+	return aw_tupdesc_fingerprint_prefix(desc, desc->natts);
 }
 
 /* Fill a cache entry from the open relation. */
@@ -428,9 +439,13 @@ aw_form_row(Relation rel, Datum *values, bool *nulls)
 	return HeapTupleHeaderGetDatum(tuple->t_data);
 }
 
-/* Build the target row from a jsonb object whose keys name columns. */
+/*
+ * Build the target row from a jsonb object whose keys name columns.  When
+ * restoring a row recorded earlier (a dead letter's payload), generated
+ * columns are skipped and identity values are taken as they were.
+ */
 Datum
-aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb)
+aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb, bool restoring)
 {
 	Jsonb	   *jb = DatumGetJsonbP(jsonb);
 	JsonbIterator *it;
@@ -466,10 +481,13 @@ aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb)
 			current = aw_column_index(t, name);
 			if (current < 0)
 				aw_unknown_column(rel, name);
-			aw_check_assignable(rel, &t->cols[current]);
+			if (!restoring)
+				aw_check_assignable(rel, &t->cols[current]);
 		}
 		else if (tok == WJB_VALUE)
 		{
+			if (t->cols[current].generated)
+				continue;		/* restoring: computed again on insert */
 			ctx.column = t->cols[current].name;
 			values[current] = aw_json_to_datum(&t->cols[current], &v,
 											   &nulls[current]);

@@ -87,6 +87,60 @@ aw_ddl_drops_extension(Node *parsetree)
 	return false;
 }
 
+/*
+ * Whether the statement changes or removes a table that queued writes may
+ * target: those writes were converted for its current columns.
+ */
+static bool
+aw_ddl_changes_table(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			return ((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE ||
+				((AlterTableStmt *) parsetree)->objtype == OBJECT_FOREIGN_TABLE;
+		case T_RenameStmt:
+			return ((RenameStmt *) parsetree)->renameType == OBJECT_TABLE ||
+				((RenameStmt *) parsetree)->renameType == OBJECT_FOREIGN_TABLE ||
+				((RenameStmt *) parsetree)->renameType == OBJECT_COLUMN;
+		case T_DropStmt:
+			return ((DropStmt *) parsetree)->removeType == OBJECT_TABLE ||
+				((DropStmt *) parsetree)->removeType == OBJECT_FOREIGN_TABLE;
+		case T_TruncateStmt:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Before table DDL, let the database's queued writes be applied with the
+ * columns they were converted for, waiting up to ddl_flush_timeout.  Not
+ * while paused (they cannot be applied), and never from the worker itself.
+ */
+static void
+aw_ddl_flush_first(void)
+{
+	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+	uint64		target;
+	bool		skip;
+
+	if (q == NULL || aw_is_worker || aw_ddl_flush_timeout_ms <= 0)
+		return;
+	SpinLockAcquire(&q->mutex);
+	skip = q->paused || q->hold || q->dboid != MyDatabaseId;
+	target = q->next_write_id - 1;
+	SpinLockRelease(&q->mutex);
+	if (skip || pg_atomic_read_u64(&q->applied_write_id) >= target)
+		return;
+	if (!aw_wait_applied(q, target, aw_ddl_flush_timeout_ms))
+		ereport(WARNING,
+				(errmsg("queued asyncwrite writes were not all applied before this DDL"),
+				 errdetail("They were still not applied after asyncwrite.ddl_flush_timeout (%d ms).",
+						   aw_ddl_flush_timeout_ms),
+				 errhint("Writes to a table whose columns change before they are applied go to asyncwrite.dead_letters.")));
+}
+
 /* Clear a database's hold and restart its worker if writes wait. */
 static void
 aw_ddl_release(AwQueue *q)
@@ -155,6 +209,9 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 	dropping = drops_database;
 	dboid = target_db;
+
+	if (aw_control != NULL && aw_ddl_changes_table(parsetree))
+		aw_ddl_flush_first();
 	if (q != NULL)
 	{
 		SpinLockAcquire(&q->mutex);

@@ -125,26 +125,30 @@ aw_open_target(Oid relid)
 	return rel;
 }
 
-/* Queue a converted row, or write it now when asyncwrite is disabled. */
+/*
+ * Queue a converted row, or write it now when asyncwrite is disabled or
+ * when the queue is full and asyncwrite.on_full is "sync".  Returns the
+ * write id, or NULL for a synchronous write.
+ */
 static Datum
 aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row)
 {
 	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
 	uint64		write_id;
 
-	if (!aw_enabled)
+	if (aw_enabled &&
+		aw_queue_submit(RelationGetRelid(rel), GetUserId(),
+						aw_target_fingerprint(t),
+						(uint16) RelationGetDescr(rel)->natts,
+						AW_KIND_INSERT, 0, td,
+						HeapTupleHeaderGetDatumLength(td), NULL, 0, &write_id))
 	{
-		aw_apply_sync(rel, row);
 		table_close(rel, NoLock);
-		PG_RETURN_NULL();
+		PG_RETURN_INT64((int64) write_id);
 	}
-	write_id = aw_queue_submit(RelationGetRelid(rel), GetUserId(),
-							   aw_target_fingerprint(t),
-							   (uint16) RelationGetDescr(rel)->natts,
-							   AW_KIND_INSERT, td,
-							   HeapTupleHeaderGetDatumLength(td));
+	aw_apply_sync(rel, row);
 	table_close(rel, NoLock);
-	PG_RETURN_INT64((int64) write_id);
+	PG_RETURN_NULL();
 }
 
 /* asyncwrite.insert(target regclass, data jsonb) */
@@ -161,7 +165,7 @@ aw_insert_jsonb(PG_FUNCTION_ARGS)
 		aw_check_available();
 	rel = aw_open_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
-	row = aw_row_from_jsonb(rel, t, PG_GETARG_DATUM(1));
+	row = aw_row_from_jsonb(rel, t, PG_GETARG_DATUM(1), false);
 	return aw_submit_row(fcinfo, rel, t, row);
 }
 
@@ -185,7 +189,7 @@ aw_insert_text(PG_FUNCTION_ARGS)
 								CStringGetDatum(TextDatumGetCString(PG_GETARG_DATUM(1))));
 	rel = aw_open_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
-	row = aw_row_from_jsonb(rel, t, jsonb);
+	row = aw_row_from_jsonb(rel, t, jsonb, false);
 	return aw_submit_row(fcinfo, rel, t, row);
 }
 

@@ -51,7 +51,7 @@ aw_timeout_ms(FunctionCallInfo fcinfo, int argno)
  * Sleep until every write id <= target of this database is applied or
  * failed.  Returns false if timeout_ms (-1: none) passes first.
  */
-static bool
+bool
 aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms)
 {
 	TimestampTz start = GetCurrentTimestamp();

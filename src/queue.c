@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "access/xlog.h"
+#include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/shmem.h"
@@ -244,11 +245,28 @@ aw_queue_pending(AwQueue *q)
 	return aw_queue_last_write_id(q) - pg_atomic_read_u64(&q->applied_write_id);
 }
 
+/* Raise the error of a write that found its queue full. */
+static void
+aw_queue_full_error(bool timed_out)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("asyncwrite queue of database \"%s\" is full",
+					get_database_name(MyDatabaseId)),
+			 timed_out ?
+			 errdetail("No space was freed within asyncwrite.full_timeout (%d ms).",
+					   aw_full_timeout_ms) :
+			 errdetail("asyncwrite.on_full is \"error\"."),
+			 errhint("Check that the queue is not paused and that its worker runs (asyncwrite.stats); "
+					 "increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
+}
+
 /*
- * Reserve room for an entry of len bytes and take its write id.  Waits on
- * the "space" condition variable while the ring is full.  Returns the entry,
- * already marked reserved, and sets *worker_latch / *need_worker for the
- * caller's wake-up.
+ * Reserve room for an entry of len bytes and take its write id.  While the
+ * ring is full, asyncwrite.on_full decides: wait on the "space" condition
+ * variable (up to full_timeout), fail, or return NULL so that the caller
+ * writes synchronously.  The entry comes back marked reserved, with what
+ * the caller needs to wake or start the worker.
  */
 static AwEntryHeader *
 aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
@@ -258,6 +276,7 @@ aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
 	AwQueue    *q = my_queue;
 	bool		sleeping = false;
 	AwEntryHeader *entry = NULL;
+	TimestampTz wait_start = 0;
 
 	for (;;)
 	{
@@ -309,10 +328,15 @@ aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
 			break;
 		}
 
-		/* Full: sleep until the worker frees space. */
+		/* Full. */
 		*worker_latch = q->worker_latch;
 		*need_worker = (q->worker_pid == 0 && !q->hold);
 		SpinLockRelease(&q->mutex);
+
+		if (aw_on_full == AW_ON_FULL_ERROR)
+			aw_queue_full_error(false);
+		if (aw_on_full == AW_ON_FULL_SYNC)
+			break;
 
 		if (*worker_latch)
 			SetLatch(*worker_latch);
@@ -322,10 +346,20 @@ aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
 		{
 			ConditionVariablePrepareToSleep(&q->space_cv);
 			sleeping = true;
+			wait_start = GetCurrentTimestamp();
 		}
 		else
-			(void) ConditionVariableTimedSleep(&q->space_cv, 1000,
+		{
+			if (TimestampDifferenceExceeds(wait_start, GetCurrentTimestamp(),
+										   aw_full_timeout_ms))
+			{
+				ConditionVariableCancelSleep();
+				aw_queue_full_error(true);
+			}
+			(void) ConditionVariableTimedSleep(&q->space_cv,
+											   Min(1000, Max(1, aw_full_timeout_ms)),
 											   PG_WAIT_EXTENSION);
+		}
 		CHECK_FOR_INTERRUPTS();
 	}
 	if (sleeping)
@@ -335,16 +369,18 @@ aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
 }
 
 /*
- * Queue one write and return its id.  The payload is copied into the ring
- * outside any lock, then published with a write barrier so that the worker,
- * which reads the state first, never sees a half-copied entry.
+ * Queue one write and set *write_id.  The payload (and the optional extra
+ * bytes after it) are copied into the ring outside any lock, then published
+ * with a write barrier so that the worker, which reads the state first,
+ * never sees a half-copied entry.  Returns false, queueing nothing, when the
+ * queue is full and asyncwrite.on_full is "sync".
  */
-uint64
+bool
 aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
-				uint8 kind, const void *payload, Size payload_len)
+				uint8 kind, uint32 flags, const void *payload, Size payload_len,
+				const void *extra, Size extra_len, uint64 *write_id)
 {
-	Size		len = MAXALIGN(sizeof(AwEntryHeader) + payload_len);
-	uint64		write_id;
+	Size		len = MAXALIGN(sizeof(AwEntryHeader) + MAXALIGN(payload_len) + extra_len);
 	Latch	   *latch;
 	bool		need_worker;
 	bool		wake;
@@ -353,14 +389,20 @@ aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 
 	aw_check_available();
 	if (len > aw_control->capacity / 4)
+	{
+		if (aw_on_full == AW_ON_FULL_SYNC)
+			return false;
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("row is too large for the asyncwrite queue"),
 				 errdetail("The row needs %zu bytes; a queued row may use at most a quarter of asyncwrite.queue_size (%zu bytes).",
 						   len, (Size) (aw_control->capacity / 4)),
-				 errhint("Increase asyncwrite.queue_size, or set asyncwrite.enabled to off for this write.")));
+				 errhint("Increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
+	}
 
-	entry = aw_queue_reserve(len, &write_id, &latch, &need_worker, &wake, &q);
+	entry = aw_queue_reserve(len, write_id, &latch, &need_worker, &wake, &q);
+	if (entry == NULL)
+		return false;
 
 	/* Nothing below may fail: the entry is reserved and must be published. */
 	entry->length = (uint32) len;
@@ -369,9 +411,11 @@ aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 	entry->relid = relid;
 	entry->roleid = roleid;
 	entry->fingerprint = fingerprint;
-	entry->flags = 0;
+	entry->flags = flags;
 	entry->enqueued_at = GetCurrentTimestamp();
 	memcpy(AW_ENTRY_PAYLOAD(entry), payload, payload_len);
+	if (extra_len > 0)
+		memcpy(AW_ENTRY_PAYLOAD(entry) + MAXALIGN(payload_len), extra, extra_len);
 	pg_write_barrier();
 	entry->state = AW_ENTRY_READY;
 
@@ -379,7 +423,7 @@ aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 		SetLatch(latch);
 	else if (need_worker)
 		aw_worker_ensure(q);
-	return write_id;
+	return true;
 }
 
 /*

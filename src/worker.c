@@ -31,6 +31,7 @@
 /* How long a requested worker may take to start before we ask again. */
 #define AW_LAUNCH_TIMEOUT_MS	10000
 
+bool		aw_is_worker = false;
 static volatile sig_atomic_t aw_got_sigterm = false;
 static AwQueue *aw_my_queue = NULL;
 
@@ -283,6 +284,7 @@ aw_worker_main(Datum arg)
 	int			exit_code = 0;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	aw_is_worker = true;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, aw_worker_sigterm);
 	BackgroundWorkerUnblockSignals();

@@ -1,0 +1,69 @@
+-- Table DDL between enqueue and apply: each write applies with correct
+-- values or goes to dead_letters with a message naming the cause.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+DELETE FROM asyncwrite.dead_letters;
+
+-- With the worker running, table DDL first lets queued writes apply.
+CREATE TABLE d1 (id int PRIMARY KEY, a int, b text);
+SELECT count(asyncwrite.insert('d1', jsonb_build_object('id', g, 'a', g, 'b', 'x' || g)))
+  FROM generate_series(1, 100) g;
+ALTER TABLE d1 ALTER COLUMN a TYPE text;
+SELECT count(*), sum(a::int) FROM d1;
+SELECT count(*) AS dead_letters FROM asyncwrite.dead_letters;
+
+-- Paused, the writes wait in the queue across the DDL.
+CREATE TABLE d2 (id int PRIMARY KEY, a int, b text DEFAULT 'default b');
+CREATE FUNCTION queue_paused(v int) RETURNS void LANGUAGE sql AS $$
+    SELECT asyncwrite.pause();
+    SELECT asyncwrite.insert('d2', jsonb_build_object('id', v, 'a', v));
+$$;
+CREATE FUNCTION apply_now() RETURNS boolean LANGUAGE sql AS $$
+    SELECT asyncwrite.resume();
+    SELECT asyncwrite.flush();
+$$;
+
+-- ADD COLUMN with a constant default: the write gets it, as existing rows do.
+SELECT queue_paused(1);
+ALTER TABLE d2 ADD COLUMN c int DEFAULT 7;
+SELECT apply_now();
+-- ADD COLUMN with a volatile default: the write gets NULL.
+SELECT queue_paused(2);
+ALTER TABLE d2 ADD COLUMN d timestamptz DEFAULT clock_timestamp();
+SELECT apply_now();
+SELECT id, a, b, c, d IS NULL AS d_null FROM d2 ORDER BY id;
+
+-- RENAME COLUMN and RENAME TABLE: applied, values in the renamed places.
+SELECT queue_paused(3);
+ALTER TABLE d2 RENAME COLUMN b TO label;
+ALTER TABLE d2 RENAME TO d2_renamed;
+SELECT apply_now();
+SELECT id, a, label FROM d2_renamed WHERE id = 3;
+ALTER TABLE d2_renamed RENAME TO d2;
+
+-- TRUNCATE: the write was queued before it but is applied after it.
+SELECT queue_paused(4);
+TRUNCATE d2;
+SELECT apply_now();
+SELECT id, a, label FROM d2 ORDER BY id;
+
+-- DROP COLUMN and ALTER COLUMN TYPE: the row no longer fits; dead letter.
+SELECT queue_paused(5);
+ALTER TABLE d2 DROP COLUMN label;
+SELECT apply_now();
+SELECT queue_paused(6);
+ALTER TABLE d2 ALTER COLUMN a TYPE bigint;
+SELECT apply_now();
+SELECT id, a FROM d2 ORDER BY id;
+
+-- DROP TABLE: dead letter naming the missing table.
+SELECT queue_paused(7);
+DROP TABLE d2;
+SELECT apply_now();
+
+SELECT write_id IS NOT NULL AS has_write_id, target_name, sqlstate,
+       regexp_replace(message, 'OID [0-9]+', 'OID N') AS message, detail,
+       payload IS NULL AS payload_lost
+  FROM asyncwrite.dead_letters ORDER BY id;
+SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();

@@ -1,0 +1,100 @@
+-- Failures: poison rows are isolated and kept, retry_failed() queues them
+-- again, and back-pressure follows asyncwrite.on_full.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+
+CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE || ': ' || SQLERRM;
+END $$;
+
+DELETE FROM asyncwrite.dead_letters;
+CREATE TABLE poison (id int PRIMARY KEY, v int CONSTRAINT v_not_poison CHECK (v % 100 <> 0));
+SELECT applied AS a0, failed AS f0 FROM asyncwrite.stats WHERE database = current_database() \gset
+
+-- 10,000 writes, 1% of them poison: exactly 9,900 applied and 100 dead letters.
+SELECT count(asyncwrite.insert('poison', jsonb_build_object('id', g, 'v', g)))
+  FROM generate_series(1, 10000) g;
+SELECT asyncwrite.flush();
+SELECT count(*) AS applied_rows FROM poison;
+SELECT count(*) AS dead_letters, min(sqlstate) AS sqlstate, max(sqlstate) AS same_sqlstate,
+       count(DISTINCT write_id) AS distinct_writes, min(attempts) AS attempts,
+       sum((payload->>'v')::int % 100) AS poison_only
+  FROM asyncwrite.dead_letters;
+SELECT message FROM asyncwrite.dead_letters LIMIT 1;
+SELECT applied - :a0 AS applied, failed - :f0 AS failed
+  FROM asyncwrite.stats WHERE database = current_database();
+
+-- retry_failed(): one, then all; each dead letter goes once applied.
+SELECT try('SELECT asyncwrite.retry_failed(-1)');
+ALTER TABLE poison DROP CONSTRAINT v_not_poison;
+SELECT min(id) AS first_dead FROM asyncwrite.dead_letters \gset
+SELECT asyncwrite.retry_failed(:first_dead);
+SELECT asyncwrite.flush();
+SELECT count(*) AS dead_letters_left FROM asyncwrite.dead_letters;
+SELECT asyncwrite.retry_failed();
+SELECT asyncwrite.flush();
+SELECT count(*) AS rows_now, count(*) FILTER (WHERE v % 100 = 0) AS poison_rows FROM poison;
+SELECT count(*) AS dead_letters_left FROM asyncwrite.dead_letters;
+
+-- A retry that fails again updates its dead letter instead of adding one.
+ALTER TABLE poison ADD CONSTRAINT v_small CHECK (v < 20000);
+SELECT asyncwrite.insert('poison', '{"id": 20001, "v": 20001}') > 0 AS queued;
+SELECT asyncwrite.flush();
+SELECT asyncwrite.retry_failed();
+SELECT asyncwrite.flush();
+SELECT count(*) AS dead_letters, max(attempts) AS attempts, max(sqlstate) AS sqlstate
+  FROM asyncwrite.dead_letters;
+
+-- Retrying twice before the worker gets to it still applies once.
+ALTER TABLE poison DROP CONSTRAINT v_small;
+SELECT asyncwrite.pause();
+SELECT asyncwrite.retry_failed() + asyncwrite.retry_failed() AS queued_twice;
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SELECT count(*) AS copies FROM poison WHERE id = 20001;
+SELECT count(*) AS dead_letters_left FROM asyncwrite.dead_letters;
+
+-- Other roles cannot retry what they did not queue.
+CREATE ROLE aw_fail_user;
+GRANT INSERT ON poison TO aw_fail_user;
+ALTER TABLE poison ADD CONSTRAINT v_positive CHECK (v > 0);
+SELECT asyncwrite.insert('poison', '{"id": 30000, "v": -1}') > 0 AS queued;
+SELECT asyncwrite.flush();
+SELECT min(id) AS su_dead FROM asyncwrite.dead_letters \gset
+SET ROLE aw_fail_user;
+SELECT regexp_replace(try(format('SELECT asyncwrite.retry_failed(%s)', :su_dead)), '[0-9]+ does', 'N does');
+SELECT asyncwrite.retry_failed() AS retried_by_other;
+RESET ROLE;
+SELECT count(*) AS still_dead FROM asyncwrite.dead_letters;
+DELETE FROM asyncwrite.dead_letters;
+
+-- Back-pressure.  Fill the 8MB queue while paused with rows of ~1.9MB.
+CREATE TABLE big (id int PRIMARY KEY, blob text);
+SELECT asyncwrite.pause();
+SELECT count(asyncwrite.insert('big', jsonb_build_object('id', g, 'blob', repeat('x', 1900000))))
+  FROM generate_series(1, 4) g;
+SELECT queued, queued_bytes > 7000000 AS nearly_full FROM asyncwrite.stats WHERE database = current_database();
+-- on_full = error: fails at once.
+SET asyncwrite.on_full = 'error';
+SELECT try($$SELECT asyncwrite.insert('big', jsonb_build_object('id', 5, 'blob', repeat('x', 1900000)))$$);
+-- on_full = wait: fails after full_timeout.
+SET asyncwrite.on_full = 'wait';
+SET asyncwrite.full_timeout = '100ms';
+SELECT try($$SELECT asyncwrite.insert('big', jsonb_build_object('id', 5, 'blob', repeat('x', 1900000)))$$);
+-- on_full = sync: written at once, in this transaction; no write id.
+SET asyncwrite.on_full = 'sync';
+SELECT asyncwrite.insert('big', jsonb_build_object('id', 5, 'blob', repeat('x', 1900000))) IS NULL AS written_now;
+SELECT id, length(blob) FROM big ORDER BY id;
+-- A row over a quarter of the queue is refused, or written at once with sync.
+SELECT asyncwrite.insert('big', jsonb_build_object('id', 6, 'blob', repeat('y', 2200000))) IS NULL AS written_now;
+RESET asyncwrite.on_full;
+SELECT try($$SELECT asyncwrite.insert('big', jsonb_build_object('id', 7, 'blob', repeat('y', 2200000)))$$);
+RESET asyncwrite.full_timeout;
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SELECT id, length(blob) FROM big ORDER BY id;
+SELECT queued, queued_bytes FROM asyncwrite.stats WHERE database = current_database();
