@@ -456,6 +456,10 @@ aw_apply_row(AwApplyRow *row, uint64 *napplied, uint64 *nfailed)
 		}
 		if (aw_error_is_transient(edata->sqlerrcode) && attempt <= aw_max_retries)
 		{
+			ereport(LOG,
+					(errmsg("asyncwrite write " UINT64_FORMAT " hit a transient error, try %d of %d: %s",
+							row->write_id, attempt, aw_max_retries + 1,
+							edata->message ? edata->message : "")));
 			FreeErrorData(edata);
 			aw_retry_sleep(attempt);
 			continue;

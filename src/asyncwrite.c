@@ -73,14 +73,18 @@ aw_shmem_startup(void)
 static void
 aw_define_gucs(void)
 {
-	DefineCustomIntVariable("asyncwrite.queue_size",
-							"Size of the shared-memory queue of each database.",
-							NULL, &aw_queue_size_kb, 16 * 1024, 64, INT_MAX / 2,
-							PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
-	DefineCustomIntVariable("asyncwrite.max_databases",
-							"Number of databases that can have writes queued at once.",
-							NULL, &aw_max_databases, 4, 1, 1024,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/* Shared memory sizes exist only where the library is preloaded. */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomIntVariable("asyncwrite.queue_size",
+								"Size of the shared-memory queue of each database.",
+								NULL, &aw_queue_size_kb, 16 * 1024, 64, INT_MAX / 2,
+								PGC_POSTMASTER, GUC_UNIT_KB, NULL, NULL, NULL);
+		DefineCustomIntVariable("asyncwrite.max_databases",
+								"Number of databases that can have writes queued at once.",
+								NULL, &aw_max_databases, 4, 1, 1024,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	}
 	DefineCustomIntVariable("asyncwrite.batch_size",
 							"Writes applied per transaction; this many queued writes wake the worker at once.",
 							NULL, &aw_batch_size, 1000, 1, 1000000,
