@@ -67,3 +67,19 @@ SELECT write_id IS NOT NULL AS has_write_id, target_name, sqlstate,
        payload IS NULL AS payload_lost
   FROM asyncwrite.dead_letters ORDER BY id;
 SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();
+
+-- A table renamed away, or its schema renamed, while writes wait: they go
+-- to the table they were queued for, never to a new one with the old name.
+CREATE SCHEMA s1;
+CREATE TABLE s1.t (id int);
+CREATE TABLE t3 (id int);
+SELECT asyncwrite.pause();
+SELECT asyncwrite.insert('s1.t', '{"id": 1}') > 0 AND asyncwrite.insert('t3', '{"id": 3}') > 0 AS queued;
+ALTER SCHEMA s1 RENAME TO s1_old;
+CREATE SCHEMA s1;
+CREATE TABLE s1.t (id int);
+ALTER TABLE t3 RENAME TO t3_old;
+CREATE TABLE t3 (id int);
+SELECT apply_now();
+SELECT 's1_old.t' AS tab, count(*) FROM s1_old.t UNION ALL SELECT 's1.t', count(*) FROM s1.t
+UNION ALL SELECT 't3_old', count(*) FROM t3_old UNION ALL SELECT 't3', count(*) FROM t3;

@@ -98,3 +98,36 @@ SELECT asyncwrite.resume();
 SELECT asyncwrite.flush();
 SELECT id, length(blob) FROM big ORDER BY id;
 SELECT queued, queued_bytes FROM asyncwrite.stats WHERE database = current_database();
+
+-- A session that holds a lock the worker needs and then waits in flush()
+-- gets a deadlock error instead of hanging.
+CREATE TABLE dl (id int);
+BEGIN;
+LOCK TABLE dl IN SHARE MODE;
+SELECT asyncwrite.insert('dl', '{"id": 1}') > 0 AS queued;
+SELECT try('SELECT asyncwrite.flush()');
+ROLLBACK;
+SELECT asyncwrite.flush();
+SELECT count(*) AS applied_after_rollback FROM dl;
+
+-- If a failed write cannot even be recorded, the queue pauses with the
+-- write at its head: nothing is dropped, nothing is applied twice.
+CREATE TABLE once (id int PRIMARY KEY CHECK (id > 0));
+CREATE FUNCTION dead_letters_broken() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'dead letters are broken';
+END $$;
+CREATE TRIGGER broken BEFORE INSERT ON asyncwrite.dead_letters
+    FOR EACH ROW EXECUTE FUNCTION dead_letters_broken();
+SELECT asyncwrite.insert('once', '{"id": 1}') > 0 AS good,
+       asyncwrite.insert('once', '{"id": -1}') > 0 AS bad,
+       asyncwrite.insert('once', '{"id": 2}') > 0 AS good_after;
+SELECT asyncwrite.flush('1 s') AS flushed;
+SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();
+SELECT id FROM once ORDER BY id;
+DROP TRIGGER broken ON asyncwrite.dead_letters;
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SELECT id FROM once ORDER BY id;
+SELECT payload->>'id' AS id, sqlstate FROM asyncwrite.dead_letters;
+SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();

@@ -79,3 +79,36 @@ SELECT asyncwrite.flush();
 RESET ROLE;
 SELECT id FROM sec_escape ORDER BY id;
 SELECT payload->>'id' AS id, sqlstate, message FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d1;
+
+-- Settings a trigger changes, and temporary objects, do not carry over to
+-- the writes of another role in the same worker.
+CREATE TABLE sec_setter (id int);
+CREATE TABLE sec_reader (id int, lock_timeout text, work_mem text);
+GRANT INSERT ON sec_setter TO aw_sec_writer;
+GRANT INSERT ON sec_reader TO aw_sec_other;
+CREATE FUNCTION sec_set() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('lock_timeout', '10ms', false);
+    SET work_mem = '1MB';
+    IF NEW.id = 2 THEN CREATE TEMP TABLE sec_tmp (a int); END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER sec_set BEFORE INSERT ON sec_setter FOR EACH ROW EXECUTE FUNCTION sec_set();
+CREATE FUNCTION sec_read() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.lock_timeout := current_setting('lock_timeout');
+    NEW.work_mem := current_setting('work_mem');
+    RETURN NEW;
+END $$;
+CREATE TRIGGER sec_read BEFORE INSERT ON sec_reader FOR EACH ROW EXECUTE FUNCTION sec_read();
+SELECT count(*) AS d2 FROM asyncwrite.dead_letters \gset
+SET ROLE aw_sec_writer;
+SELECT asyncwrite.insert('sec_setter', '{"id": 1}') > 0 AND asyncwrite.insert('sec_setter', '{"id": 2}') > 0 AS queued;
+RESET ROLE;
+SET ROLE aw_sec_other;
+SELECT asyncwrite.insert('sec_reader', '{"id": 1}') > 0 AS queued;
+RESET ROLE;
+SELECT asyncwrite.flush();
+SELECT id FROM sec_setter;
+SELECT id, lock_timeout, work_mem = current_setting('work_mem') AS default_work_mem FROM sec_reader;
+SELECT payload->>'id' AS id, sqlstate, message FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d2;

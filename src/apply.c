@@ -50,6 +50,8 @@ typedef struct AwInsertPlan
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
+	NameData	nspname;		/* names the plan's SQL text uses */
+	NameData	relname;
 	SPIPlanPtr	plan;
 } AwInsertPlan;
 
@@ -147,8 +149,14 @@ aw_insert_plan(AwEntryHeader *hdr)
 	fingerprint = aw_tupdesc_fingerprint(desc);
 
 	p = hash_search(aw_plans, &relid, HASH_ENTER, &found);
-	/* A relcache invalidation zeroes the fingerprint: rebuild then. */
-	if (found && p->fingerprint == fingerprint && p->plan != NULL)
+	/*
+	 * The plan's SQL names the table: rebuild it when a relcache invalidation
+	 * zeroed the fingerprint, or when the table or its schema was renamed
+	 * (a schema rename invalidates nothing).
+	 */
+	if (found && p->fingerprint == fingerprint && p->plan != NULL &&
+		strcmp(NameStr(p->relname), RelationGetRelationName(rel)) == 0 &&
+		strcmp(NameStr(p->nspname), get_namespace_name(RelationGetNamespace(rel))) == 0)
 	{
 		table_close(rel, NoLock);
 		return p;
@@ -159,6 +167,8 @@ aw_insert_plan(AwEntryHeader *hdr)
 	p->fingerprint = fingerprint;
 	p->rowtype = desc->tdtypeid;
 	p->arraytype = get_array_type(p->rowtype);
+	namestrcpy(&p->relname, RelationGetRelationName(rel));
+	namestrcpy(&p->nspname, get_namespace_name(RelationGetNamespace(rel)));
 	get_typlenbyvalalign(p->rowtype, &p->typlen, &p->typbyval, &p->typalign);
 
 	initStringInfo(&cols);
@@ -174,8 +184,8 @@ aw_insert_plan(AwEntryHeader *hdr)
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "INSERT INTO %s.%s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM pg_catalog.unnest($1) AS r",
-					 quote_identifier(get_namespace_name(RelationGetNamespace(rel))),
-					 quote_identifier(RelationGetRelationName(rel)),
+					 quote_identifier(NameStr(p->nspname)),
+					 quote_identifier(NameStr(p->relname)),
 					 cols.data, cols.data);
 	table_close(rel, NoLock);
 
@@ -205,6 +215,7 @@ aw_insert_rows(AwApplyRow *rows, int n)
 	Datum		arg;
 	Oid			save_userid;
 	int			save_sec_context;
+	int			save_nestlevel;
 	int			rc;
 
 	if (first->flags & AW_FLAG_RETRY)
@@ -231,11 +242,19 @@ aw_insert_rows(AwApplyRow *rows, int n)
 						  p->typalign);
 	arg = PointerGetDatum(arr);
 
-	/* Run as the role that queued the writes; SET ROLE is refused inside. */
+	/*
+	 * Run as the role that queued the writes, as a security-restricted
+	 * operation (no SET ROLE, no temporary objects), in a GUC nest level so
+	 * that settings a trigger changes do not outlive the statement: nothing
+	 * one role's writes do carries over to another role's.
+	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(first->roleid,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
 	rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
+	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "asyncwrite insert failed: %s", SPI_result_code_string(rc));
@@ -402,6 +421,7 @@ aw_retry_sleep(int attempt)
 						 left, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		aw_worker_check_exit();
 	}
 }
 
@@ -522,12 +542,16 @@ aw_apply_runs(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 
 /*
  * Apply one write in a transaction of its own; if even that transaction
- * cannot commit, record the write as failed in another one.
+ * cannot commit, record the write as failed in another one.  Returns false
+ * if the write could be neither applied nor recorded.
  */
-static void
+static bool
 aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 			   uint64 *nfailed)
 {
+	ErrorData  *volatile edata = NULL;
+	volatile bool done = false;
+
 	PG_TRY();
 	{
 		uint64		a = 0;
@@ -544,15 +568,21 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		CommitTransactionCommand();
 		*napplied += a;
 		*nfailed += f;
+		done = true;
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	if (done)
+		return true;
+
+	PG_TRY();
+	{
 		StartTransactionCommand();
 		MemoryContextSwitchTo(cxt);
 		if (SPI_connect() != SPI_OK_CONNECT)
@@ -563,23 +593,40 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		SPI_finish();
 		CommitTransactionCommand();
 		(*nfailed)++;
+		done = true;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
 	}
 	PG_END_TRY();
+	return done;
 }
 
 /*
- * Apply a batch of writes in one transaction.  If the transaction itself
- * cannot commit, every write is tried again in a transaction of its own so
- * that only the writes that cannot commit are recorded as failed.
+ * Apply a batch of writes in one transaction; returns how many of the rows
+ * were handled (applied or recorded as failed).
+ *
+ * If the batch transaction fails as a whole (say, recording a dead letter
+ * failed), each write is tried again in a transaction of its own and
+ * released from the queue as soon as that commits, so that a later failure
+ * cannot make the worker apply it twice.  A write that can be neither
+ * applied nor recorded pauses the queue, and stays at its head, with a
+ * WARNING: nothing is dropped and nothing loops.
  */
-void
-aw_apply_batch(AwApplyRow *rows, int nrows, uint64 *napplied, uint64 *nfailed)
+int
+aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 *napplied,
+			   uint64 *nfailed)
 {
 	MemoryContext batchcxt = AllocSetContextCreate(TopMemoryContext,
 												   "asyncwrite batch",
 												   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext oldcontext = CurrentMemoryContext;
 	volatile bool ok = true;
+	int			handled = nrows;
 
 	*napplied = 0;
 	*nfailed = 0;
@@ -612,10 +659,26 @@ aw_apply_batch(AwApplyRow *rows, int nrows, uint64 *napplied, uint64 *nfailed)
 		*napplied = 0;
 		*nfailed = 0;
 		for (int i = 0; i < nrows; i++)
-			aw_apply_alone(&rows[i], batchcxt, napplied, nfailed);
+		{
+			if (!aw_apply_alone(&rows[i], batchcxt, napplied, nfailed))
+			{
+				SpinLockAcquire(&q->mutex);
+				q->paused = true;
+				SpinLockRelease(&q->mutex);
+				ereport(WARNING,
+						(errmsg("asyncwrite paused the queue of database %u: write " UINT64_FORMAT " can be neither applied nor recorded as failed",
+								MyDatabaseId, rows[i].write_id),
+						 errhint("Fix the error logged above (asyncwrite.dead_letters must accept rows), then call asyncwrite.resume().")));
+				handled = i;
+				break;
+			}
+			aw_queue_consume(q, rows[i].end_pos, rows[i].write_id);
+			MemoryContextSwitchTo(oldcontext);
+		}
 	}
 	MemoryContextSwitchTo(oldcontext);
 	MemoryContextDelete(batchcxt);
+	return handled;
 }
 
 /*

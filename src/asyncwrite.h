@@ -97,6 +97,7 @@ typedef struct AwQueue
 	bool		launching;		/* a worker was requested, not yet running */
 	bool		hold;			/* database DDL in progress: no worker */
 	bool		exit_requested; /* worker must exit after the current batch */
+	bool		extension_dropped;	/* a DROP EXTENSION committed: discard */
 	pid_t		worker_pid;
 	Latch	   *worker_latch;
 	TimestampTz launch_time;
@@ -150,12 +151,14 @@ extern TimestampTz aw_queue_oldest_enqueued_at(AwQueue *q);
 
 /* worker.c */
 extern bool aw_is_worker;
+extern void aw_worker_check_exit(void);
 extern void aw_worker_launch(AwQueue *q);
 extern void aw_worker_ensure(AwQueue *q);
 extern bool aw_worker_stop(AwQueue *q, int timeout_ms);
 
 /* flush.c */
 extern bool aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms);
+extern void aw_check_worker_blocked(AwQueue *q, const char *what);
 extern PGDLLEXPORT void aw_worker_main(Datum arg);
 extern PGDLLEXPORT void aw_launcher_main(Datum arg);
 extern void aw_register_launcher(void);
@@ -165,8 +168,9 @@ typedef struct AwApplyRow
 {
 	AwEntryHeader *hdr;
 	uint64		write_id;
+	uint64		end_pos;		/* ring position just after the entry */
 } AwApplyRow;
-extern void aw_apply_batch(AwApplyRow *rows, int nrows,
+extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
 						   uint64 *napplied, uint64 *nfailed);
 extern void aw_apply_sync(Relation rel, Datum row);
 

@@ -11,6 +11,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
@@ -23,6 +24,9 @@
 #define AW_STOP_TIMEOUT_MS	10000
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static bool aw_drop_callback_registered = false;
+
+static void aw_ddl_xact_callback(XactEvent event, void *arg);
 
 /* The database a statement needs to itself, and whether it drops it. */
 static Oid
@@ -214,10 +218,17 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 		aw_ddl_flush_first();
 	if (q != NULL)
 	{
+		bool		held;
+
 		SpinLockAcquire(&q->mutex);
-		q->hold = true;
+		held = (q->dboid == target_db);
+		if (held)
+			q->hold = true;
 		SpinLockRelease(&q->mutex);
-		(void) aw_worker_stop(q, AW_STOP_TIMEOUT_MS);
+		if (held)
+			(void) aw_worker_stop(q, AW_STOP_TIMEOUT_MS);
+		else
+			q = NULL;			/* its queue was given to another database */
 	}
 
 	PG_TRY();
@@ -245,20 +256,64 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 			aw_ddl_release(q);
 	}
 
-	/* The worker re-checks the extension in its own transaction. */
-	if (aw_control != NULL && aw_ddl_drops_extension(parsetree))
+	/* Act on DROP EXTENSION once it is known to have committed. */
+	if (aw_control != NULL && aw_ddl_drops_extension(parsetree) &&
+		!aw_drop_callback_registered)
 	{
-		AwQueue    *mine = aw_queue_lookup(MyDatabaseId);
-
-		if (mine != NULL)
-		{
-			SpinLockAcquire(&mine->mutex);
-			mine->exit_requested = (mine->worker_pid != 0);
-			if (mine->worker_latch)
-				SetLatch(mine->worker_latch);
-			SpinLockRelease(&mine->mutex);
-		}
+		RegisterXactCallback(aw_ddl_xact_callback, NULL);
+		aw_drop_callback_registered = true;
 	}
+}
+
+/*
+ * At commit of a transaction that dropped the extension, tell this
+ * database's worker to discard the queue and exit.  Never raises an error.
+ */
+static void
+aw_ddl_xact_callback(XactEvent event, void *arg)
+{
+	AwQueue    *q;
+	Latch	   *latch = NULL;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	UnregisterXactCallback(aw_ddl_xact_callback, NULL);
+	aw_drop_callback_registered = false;
+	if (event != XACT_EVENT_COMMIT)
+		return;
+
+	for (int i = 0; i < aw_control->max_databases; i++)
+	{
+		uint64		discarded = 0;
+
+		q = &aw_control->queues[i];
+		SpinLockAcquire(&q->mutex);
+		if (q->dboid == MyDatabaseId)
+		{
+			if (q->worker_pid != 0 || q->launching)
+			{
+				/* The worker discards, in order, and exits. */
+				q->extension_dropped = true;
+				q->exit_requested = true;
+				latch = q->worker_latch;
+			}
+			else
+			{
+				/* No worker: nobody reads the ring, discard here. */
+				discarded = q->next_write_id - 1 - pg_atomic_read_u64(&q->applied_write_id);
+				pg_atomic_write_u64(&q->tail, q->head);
+				pg_atomic_write_u64(&q->applied_write_id, q->next_write_id - 1);
+			}
+		}
+		SpinLockRelease(&q->mutex);
+		if (discarded > 0)
+			ereport(WARNING,
+					(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes", discarded),
+					 errdetail("The asyncwrite extension was dropped from this database.")));
+	}
+	if (latch)
+		SetLatch(latch);
 }
 
 /* Install the ProcessUtility hook, chained to the previous one. */

@@ -13,10 +13,15 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/ipc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -47,6 +52,52 @@ aw_timeout_ms(FunctionCallInfo fcinfo, int argno)
 	return us / 1000;
 }
 
+/* The queue this backend counts itself a waiter of, for exit cleanup. */
+static AwQueue *aw_waiting_on = NULL;
+static bool aw_waiter_cleanup_registered = false;
+
+/* before_shmem_exit: a FATAL exit skips PG_FINALLY; uncount ourselves. */
+static void
+aw_waiter_cleanup(int code, Datum arg)
+{
+	if (aw_waiting_on != NULL)
+		pg_atomic_fetch_sub_u32(&aw_waiting_on->flush_waiters, 1);
+	aw_waiting_on = NULL;
+}
+
+/*
+ * Raise a deadlock error if the queue's worker waits for a lock this
+ * backend holds: what we wait for could then never happen, and the
+ * deadlock detector cannot see a condition-variable wait.
+ */
+void
+aw_check_worker_blocked(AwQueue *q, const char *what)
+{
+	pid_t		pid;
+	ArrayType  *blockers;
+	Datum	   *elems;
+	int			nelems;
+
+	SpinLockAcquire(&q->mutex);
+	pid = q->worker_pid;
+	SpinLockRelease(&q->mutex);
+	if (pid == 0)
+		return;
+	blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids,
+													  Int32GetDatum((int32) pid)));
+	deconstruct_array(blockers, INT4OID, 4, true, TYPALIGN_INT, &elems, NULL, &nelems);
+	for (int i = 0; i < nelems; i++)
+	{
+		if (DatumGetInt32(elems[i]) == MyProcPid)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+					 errmsg("deadlock detected"),
+					 errdetail("This session waits for %s, but the asyncwrite worker (PID %d) waits for a lock this session holds.",
+							   what, (int) pid),
+					 errhint("Commit before waiting, or take the lock after asyncwrite.flush().")));
+	}
+}
+
 /*
  * Sleep until every write id <= target of this database is applied or
  * failed.  Returns false if timeout_ms (-1: none) passes first.
@@ -57,7 +108,13 @@ aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms)
 	TimestampTz start = GetCurrentTimestamp();
 	bool		done = false;
 
+	if (!aw_waiter_cleanup_registered)
+	{
+		before_shmem_exit(aw_waiter_cleanup, (Datum) 0);
+		aw_waiter_cleanup_registered = true;
+	}
 	pg_atomic_fetch_add_u32(&q->flush_waiters, 1);
+	aw_waiting_on = q;
 	PG_TRY();
 	{
 		bool		nudged = false;
@@ -101,13 +158,15 @@ aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms)
 				SetLatch(latch);
 				nudged = true;
 			}
-			(void) ConditionVariableTimedSleep(&q->applied_cv, sleep_ms,
-											   PG_WAIT_EXTENSION);
+			if (ConditionVariableTimedSleep(&q->applied_cv, sleep_ms,
+											PG_WAIT_EXTENSION))
+				aw_check_worker_blocked(q, "its asyncwrite writes to be applied");
 		}
 	}
 	PG_FINALLY();
 	{
 		ConditionVariableCancelSleep();
+		aw_waiting_on = NULL;
 		pg_atomic_fetch_sub_u32(&q->flush_waiters, 1);
 	}
 	PG_END_TRY();
@@ -165,11 +224,18 @@ aw_check_database_owner(const char *fn)
 static void
 aw_set_paused(bool paused)
 {
-	AwQueue    *q = aw_queue_bind(MyDatabaseId);
+	AwQueue    *q;
 	Latch	   *latch;
 	bool		pending;
 
-	SpinLockAcquire(&q->mutex);
+	for (;;)
+	{
+		q = aw_queue_bind(MyDatabaseId);
+		SpinLockAcquire(&q->mutex);
+		if (q->dboid == MyDatabaseId)
+			break;
+		SpinLockRelease(&q->mutex); /* given to another database meanwhile */
+	}
 	q->paused = paused;
 	latch = q->worker_latch;
 	pending = q->head != pg_atomic_read_u64(&q->tail);

@@ -24,6 +24,7 @@
 #define AW_PERSIST_FILE		"asyncwrite.queue"
 #define AW_PERSIST_TMP		"asyncwrite.queue.tmp"
 #define AW_PERSIST_ASIDE	"asyncwrite.queue.unloaded"
+#define AW_PERSIST_LOADING	"asyncwrite.queue.loading"
 #define AW_PERSIST_MAGIC	0x41575131	/* "AWQ1" */
 
 /* What the file says of one queue before its entries. */
@@ -153,11 +154,15 @@ error:
 	unlink(AW_PERSIST_TMP);
 }
 
-/* Check that the entries read into a ring are well formed. */
+/*
+ * Check that the entries read into a ring are well formed and that there
+ * are exactly as many as the ids they claim.
+ */
 static bool
-aw_persist_entries_valid(const char *ring, uint64 nbytes)
+aw_persist_entries_valid(const char *ring, uint64 nbytes, uint64 nids)
 {
 	uint64		pos = 0;
+	uint64		count = 0;
 
 	while (pos < nbytes)
 	{
@@ -165,11 +170,13 @@ aw_persist_entries_valid(const char *ring, uint64 nbytes)
 
 		if (nbytes - pos < sizeof(AwEntryHeader) ||
 			hdr->length < sizeof(AwEntryHeader) || hdr->length > nbytes - pos ||
-			hdr->length != MAXALIGN(hdr->length) || hdr->kind == AW_KIND_PAD)
+			hdr->length != MAXALIGN(hdr->length) || hdr->kind == AW_KIND_PAD ||
+			(hdr->state != AW_ENTRY_READY && hdr->state != AW_ENTRY_SKIPPED))
 			return false;
 		pos += hdr->length;
+		count++;
 	}
-	return true;
+	return count == nids;
 }
 
 /*
@@ -179,18 +186,31 @@ aw_persist_entries_valid(const char *ring, uint64 nbytes)
 void
 aw_persist_load(void)
 {
-	FILE	   *f = AllocateFile(AW_PERSIST_FILE, PG_BINARY_R);
+	FILE	   *f;
 	uint32		magic;
-	uint64		high_water;
+	uint64		high_water = 0;
 	uint32		nqueues;
 	const char *problem = NULL;
 
-	if (f == NULL)
+	/*
+	 * Move the file out of the way before loading it: if it could not be
+	 * removed afterwards, a later start must not apply its writes again.
+	 */
+	if (rename(AW_PERSIST_FILE, AW_PERSIST_LOADING) != 0)
 	{
 		if (errno != ENOENT)
 			ereport(LOG,
 					(errcode_for_file_access(),
-					 errmsg("could not read file \"%s\": %m", AW_PERSIST_FILE)));
+					 errmsg("could not rename file \"%s\": %m", AW_PERSIST_FILE),
+					 errdetail("The queued writes it holds are not loaded.")));
+		return;
+	}
+	f = AllocateFile(AW_PERSIST_LOADING, PG_BINARY_R);
+	if (f == NULL)
+	{
+		ereport(LOG,
+				(errcode_for_file_access(),
+				 errmsg("could not read file \"%s\": %m", AW_PERSIST_LOADING)));
 		return;
 	}
 	if (fread(&magic, sizeof(magic), 1, f) != 1 || magic != AW_PERSIST_MAGIC ||
@@ -200,7 +220,8 @@ aw_persist_load(void)
 	else if (nqueues > (uint32) aw_control->max_databases)
 		problem = "it holds more databases than asyncwrite.max_databases";
 
-	aw_control->id_high_water = (problem == NULL) ? high_water : 0;
+	/* Even when the writes cannot be loaded, ids must never be reused. */
+	aw_control->id_high_water = high_water;
 	for (uint32 i = 0; problem == NULL && i < nqueues; i++)
 	{
 		AwQueue    *q = &aw_control->queues[i];
@@ -213,13 +234,16 @@ aw_persist_load(void)
 		else if (pq.nbytes > 0 &&
 				 fread(aw_queue_ring(q), pq.nbytes, 1, f) != 1)
 			problem = "the file is truncated";
-		else if (!aw_persist_entries_valid(aw_queue_ring(q), pq.nbytes))
+		else if (pq.first_id == 0 || pq.next_write_id < pq.first_id ||
+				 !aw_persist_entries_valid(aw_queue_ring(q), pq.nbytes,
+										   pq.next_write_id - pq.first_id))
 			problem = "the file holds a malformed entry";
 		else
 		{
 			q->dboid = pq.dboid;
 			q->head = pq.nbytes;
 			q->next_write_id = pq.next_write_id;
+			high_water = Max(high_water, pq.next_write_id - 1);
 			pg_atomic_write_u64(&q->tail, 0);
 			pg_atomic_write_u64(&q->applied_write_id, pq.first_id - 1);
 			ereport(LOG,
@@ -245,8 +269,9 @@ aw_persist_load(void)
 				 errdetail("The file was renamed to \"%s\"; its writes are not applied.",
 						   AW_PERSIST_ASIDE),
 				 errhint("To apply them, rename the file back to \"%s\" and start the server with settings large enough to hold it.", AW_PERSIST_FILE)));
-		(void) durable_rename(AW_PERSIST_FILE, AW_PERSIST_ASIDE, LOG);
+		(void) durable_rename(AW_PERSIST_LOADING, AW_PERSIST_ASIDE, LOG);
 		return;
 	}
-	(void) durable_unlink(AW_PERSIST_FILE, LOG);
+	aw_control->id_high_water = high_water;
+	(void) durable_unlink(AW_PERSIST_LOADING, LOG);
 }

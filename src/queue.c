@@ -61,6 +61,7 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 	q->launching = false;
 	q->hold = false;
 	q->exit_requested = false;
+	q->extension_dropped = false;
 	q->worker_pid = 0;
 	q->worker_latch = NULL;
 	q->launch_time = 0;
@@ -356,9 +357,10 @@ aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
 				ConditionVariableCancelSleep();
 				aw_queue_full_error(true);
 			}
-			(void) ConditionVariableTimedSleep(&q->space_cv,
-											   Min(1000, Max(1, aw_full_timeout_ms)),
-											   PG_WAIT_EXTENSION);
+			if (ConditionVariableTimedSleep(&q->space_cv,
+											Min(1000, Max(1, aw_full_timeout_ms)),
+											PG_WAIT_EXTENSION))
+				aw_check_worker_blocked(q, "room in the asyncwrite queue");
 		}
 		CHECK_FOR_INTERRUPTS();
 	}

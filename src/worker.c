@@ -130,6 +130,25 @@ aw_worker_stop(AwQueue *q, int timeout_ms)
 	return gone;
 }
 
+/*
+ * Leave at once, from inside a batch if need be, when database DDL or DROP
+ * EXTENSION asks us to, or at shutdown: the batch's transaction aborts and
+ * its writes stay queued for the next worker (or the save file).
+ */
+void
+aw_worker_check_exit(void)
+{
+	bool		exit_requested;
+
+	if (aw_my_queue == NULL)
+		return;
+	SpinLockAcquire(&aw_my_queue->mutex);
+	exit_requested = aw_my_queue->exit_requested;
+	SpinLockRelease(&aw_my_queue->mutex);
+	if (exit_requested || aw_got_sigterm)
+		proc_exit(1);
+}
+
 /* before_shmem_exit: give up the queue if this process still owns it. */
 static void
 aw_worker_release(int code, Datum arg)
@@ -143,10 +162,10 @@ aw_worker_release(int code, Datum arg)
 	{
 		q->worker_pid = 0;
 		q->worker_latch = NULL;
+		/* An orderly exit has aborted any batch it did not release. */
+		pg_atomic_write_u32(&q->applying, 0);
 	}
 	SpinLockRelease(&q->mutex);
-	/* An orderly exit has aborted any batch it did not release. */
-	pg_atomic_write_u32(&q->applying, 0);
 	ConditionVariableBroadcast(&q->worker_cv);
 	ConditionVariableBroadcast(&q->applied_cv);
 }
@@ -169,6 +188,7 @@ aw_worker_apply_batch(AwQueue *q)
 	int			nrows = 0;
 	uint64		napplied = 0;
 	uint64		nfailed = 0;
+	int			handled = 0;
 
 	if (rows_size < aw_batch_size)
 	{
@@ -199,6 +219,7 @@ aw_worker_apply_batch(AwQueue *q)
 			{
 				rows[nrows].hdr = hdr;
 				rows[nrows].write_id = id;
+				rows[nrows].end_pos = pos + hdr->length;
 				nrows++;
 			}
 			id++;
@@ -223,12 +244,18 @@ aw_worker_apply_batch(AwQueue *q)
 		pg_atomic_write_u32(&q->applying, 1);
 		snprintf(activity, sizeof(activity), "applying %d queued writes", nrows);
 		pgstat_report_activity(STATE_RUNNING, activity);
-		aw_apply_batch(rows, nrows, &napplied, &nfailed);
+		handled = aw_apply_batch(q, rows, nrows, &napplied, &nfailed);
 		pgstat_report_activity(STATE_IDLE, NULL);
 		pg_atomic_add_fetch_u64(&q->applied, napplied);
 		pg_atomic_add_fetch_u64(&q->failed, nfailed);
 		pg_atomic_add_fetch_u64(&q->batches, 1);
 		pg_atomic_write_u64(&q->last_applied_at, (uint64) GetCurrentTimestamp());
+	}
+	if (handled < nrows)
+	{
+		/* Stuck at rows[handled]: what came before it is released already. */
+		pg_atomic_write_u32(&q->applying, 0);
+		return (int) (rows[handled].write_id - first_id);
 	}
 	aw_queue_consume(q, pos, id - 1);
 	pg_atomic_write_u32(&q->applying, 0);
@@ -273,6 +300,28 @@ aw_worker_discard(AwQueue *q)
 	aw_queue_consume(q, head, last_id);
 }
 
+/*
+ * The extension is not there: discard the queue if a DROP EXTENSION is
+ * known to have committed; otherwise (say, CREATE EXTENSION not committed
+ * yet) leave the writes queued and exit 1 so that we are started again.
+ */
+static void
+aw_worker_leave_without_extension(AwQueue *q)
+{
+	bool		dropped;
+
+	SpinLockAcquire(&q->mutex);
+	dropped = q->extension_dropped;
+	q->extension_dropped = false;
+	SpinLockRelease(&q->mutex);
+	if (dropped)
+	{
+		aw_worker_discard(q);
+		proc_exit(0);
+	}
+	proc_exit(q->head != pg_atomic_read_u64(&q->tail) ? 1 : 0);
+}
+
 /* Main loop of a database's apply worker. */
 void
 aw_worker_main(Datum arg)
@@ -312,7 +361,7 @@ aw_worker_main(Datum arg)
 	before_shmem_exit(aw_worker_release, (Datum) 0);
 	ConditionVariableBroadcast(&q->worker_cv);
 
-	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
 	pgstat_report_appname("asyncwrite worker");
 
 	/* Writes run with a fixed, safe search_path and plain READ COMMITTED. */
@@ -324,10 +373,10 @@ aw_worker_main(Datum arg)
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_SESSION);
 
 	if (!aw_extension_exists())
-	{
-		aw_worker_discard(q);
-		proc_exit(0);
-	}
+		aw_worker_leave_without_extension(q);
+	SpinLockAcquire(&q->mutex);
+	q->extension_dropped = false;
+	SpinLockRelease(&q->mutex);
 
 	for (;;)
 	{
@@ -363,7 +412,7 @@ aw_worker_main(Datum arg)
 			 * queue.
 			 */
 			if (!aw_extension_exists())
-				aw_worker_discard(q);
+				aw_worker_leave_without_extension(q);
 			exit_code = (q->head != pg_atomic_read_u64(&q->tail)) ? 1 : 0;
 			break;
 		}
