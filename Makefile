@@ -11,13 +11,14 @@ OBJS = \
 	src/stats.o \
 	src/persist.o \
 	src/ddl.o \
-	src/retry.o
+	src/retry.o \
+	src/xact.o
 
 EXTENSION = asyncwrite
 DATA = sql/asyncwrite--1.0.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
-REGRESS = api convert errors stats security failures ddl
+REGRESS = api convert errors stats security failures ddl transactional
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
 
 ISOLATION = concurrent_enqueue

@@ -23,18 +23,28 @@ CREATE TABLE events (
     payload    jsonb
 );
 
--- Write ids increase per database.
-SELECT asyncwrite.insert('events', '{"user_id": 1}') AS w1 \gset
-SELECT asyncwrite.insert('events', '{"user_id": 2, "kind": "click"}'::jsonb) AS w2 \gset
-SELECT asyncwrite.insert('events', ROW(100, now(), 'someone', 3, 'row', '{"a": 1}')::events) AS w3 \gset
-SELECT :w2 = :w1 + 1 AS consecutive, :w3 = :w2 + 1 AS consecutive;
+-- By default a write is queued when the calling transaction commits: it
+-- has no write id until then, and last_write_id() gives it after commit.
+SELECT asyncwrite.insert('events', '{"user_id": 0}') AS queued_at_commit;
+SELECT asyncwrite.last_write_id() AS w0 \gset
+SELECT asyncwrite.wait(:w0);
+SELECT count(*) AS applied FROM events WHERE user_id = 0;
+DELETE FROM events;
+
+-- Queued at the call (transactional => false), a write gets its id at
+-- once; ids increase per database.
+SELECT asyncwrite.insert('events', '{"user_id": 1}', transactional => false) AS w1 \gset
+SELECT asyncwrite.insert('events', '{"user_id": 2, "kind": "click"}'::jsonb, transactional => false) AS w2 \gset
+SELECT asyncwrite.insert('events', ROW(100, now(), 'someone', 3, 'row', '{"a": 1}')::events, transactional => false) AS w3 \gset
+SELECT :w2 = :w1 + 1 AS consecutive, :w3 = :w2 + 1 AS consecutive, :w1 > :w0 AS after_w0;
+SELECT asyncwrite.last_write_id() = :w3 AS last_write_id;
 
 SELECT asyncwrite.flush();
 SELECT user_id, kind, who = current_user AS who_is_caller, payload
   FROM events ORDER BY user_id;
 
 -- wait() for one write, with and without a timeout.
-SELECT asyncwrite.insert('events', '{"user_id": 4}') AS w4 \gset
+SELECT asyncwrite.insert('events', '{"user_id": 4}', transactional => false) AS w4 \gset
 SELECT asyncwrite.wait(:w4);
 SELECT asyncwrite.wait(:w4, '1 second');
 SELECT count(*) FROM events WHERE user_id = 4;
@@ -42,7 +52,7 @@ SELECT count(*) FROM events WHERE user_id = 4;
 -- Defaults are evaluated at call time, in the caller's session:
 -- now() is the caller's transaction time and nextval() runs at once.
 BEGIN;
-SELECT asyncwrite.insert('events', '{"user_id": 5}');
+SELECT asyncwrite.insert('events', '{"user_id": 5}') IS NULL AS queued_at_commit;
 SELECT now() AS caller_now \gset
 SELECT last_value AS seq_after_call FROM events_id_seq \gset
 COMMIT;
@@ -53,13 +63,13 @@ SELECT created_at = :'caller_now'::timestamptz AS default_is_call_time,
 
 -- A composite of another type is matched to columns by name.
 CREATE TYPE partial_event AS (user_id bigint, kind text);
-SELECT asyncwrite.insert('events', ROW(6, 'typed')::partial_event) IS NOT NULL AS queued;
+SELECT asyncwrite.insert('events', ROW(6, 'typed')::partial_event) IS NULL AS queued_at_commit;
 SELECT asyncwrite.flush();
 SELECT user_id, kind, who = current_user AS who_is_caller FROM events WHERE user_id = 6;
 
 -- pause() holds the writes in the queue; flush() with a timeout says false.
 SELECT asyncwrite.pause();
-SELECT asyncwrite.insert('events', '{"user_id": 7}') AS w7 \gset
+SELECT asyncwrite.insert('events', '{"user_id": 7}', transactional => false) AS w7 \gset
 SELECT asyncwrite.flush('100 ms') AS flushed_while_paused;
 SELECT asyncwrite.wait(:w7, '10 ms') AS applied_while_paused;
 SELECT count(*) AS rows_while_paused FROM events WHERE user_id = 7;
@@ -99,7 +109,7 @@ CREATE ROLE aw_api_user;
 GRANT INSERT ON events TO aw_api_user;
 GRANT USAGE ON SEQUENCE events_id_seq TO aw_api_user;
 SET ROLE aw_api_user;
-SELECT asyncwrite.insert('events', '{"user_id": 9}') IS NOT NULL AS queued;
+SELECT asyncwrite.insert('events', '{"user_id": 9}') IS NULL AS queued_at_commit;
 SELECT asyncwrite.flush();
 SELECT try('SELECT asyncwrite.pause()');
 SELECT try('SELECT asyncwrite.resume()');

@@ -2,28 +2,28 @@
 
 \echo Use "CREATE EXTENSION asyncwrite" to load this file. \quit
 
-CREATE FUNCTION @extschema@.insert(target regclass, data jsonb)
+CREATE FUNCTION @extschema@.insert(target regclass, data jsonb, transactional boolean DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'aw_insert_jsonb'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION @extschema@.insert(regclass, jsonb) IS
-'queue an insert of a row given as a jsonb object; returns its write id';
+COMMENT ON FUNCTION @extschema@.insert(regclass, jsonb, boolean) IS
+'queue an insert of a row given as a jsonb object; returns its write id, or NULL when it is queued at commit';
 
-CREATE FUNCTION @extschema@.insert(target regclass, data text)
+CREATE FUNCTION @extschema@.insert(target regclass, data text, transactional boolean DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'aw_insert_text'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION @extschema@.insert(regclass, text) IS
+COMMENT ON FUNCTION @extschema@.insert(regclass, text, boolean) IS
 'queue an insert of a row given as the text of a jsonb object; returns its write id';
 
-CREATE FUNCTION @extschema@.insert(target regclass, rec anyelement)
+CREATE FUNCTION @extschema@.insert(target regclass, rec anyelement, transactional boolean DEFAULT NULL)
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'aw_insert_record'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION @extschema@.insert(regclass, anyelement) IS
+COMMENT ON FUNCTION @extschema@.insert(regclass, anyelement, boolean) IS
 'queue an insert of a row given as a composite value; returns its write id';
 
 CREATE FUNCTION @extschema@.flush(timeout interval DEFAULT NULL)
@@ -124,3 +124,19 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION @extschema@.retry_failed(bigint) IS
 'queue a dead letter, or all of yours, again; each is removed once its retry is applied';
+
+CREATE FUNCTION @extschema@.last_write_id()
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_last_write_id_fn'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.last_write_id() IS
+'the highest write id this session submitted (transactional writes get theirs at commit)';
+
+CREATE FUNCTION @extschema@.capture()
+RETURNS trigger
+AS 'MODULE_PATHNAME', 'aw_capture'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.capture() IS
+'row trigger: queue NEW (OLD on DELETE) into the table named by its first argument, TG_OP into the column named by the second';

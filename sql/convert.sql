@@ -2,6 +2,9 @@
 -- caller's session settings.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
+-- Writes are queued at the call here (ids at once, applied even on
+-- rollback); transactional submission is tested in transactional.sql.
+SET asyncwrite.transactional = off;
 
 -- Runs a statement and returns its SQLSTATE and message, or 'ok'.
 CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$

@@ -2,6 +2,9 @@
 -- values or goes to dead_letters with a message naming the cause.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
+-- Writes are queued at the call here (ids at once, applied even on
+-- rollback); transactional submission is tested in transactional.sql.
+SET asyncwrite.transactional = off;
 
 DELETE FROM asyncwrite.dead_letters;
 

@@ -1,6 +1,9 @@
 -- Bad input: a clear error with a SQLSTATE at call time, and nothing queued.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
+-- Writes are queued at the call here (ids at once, applied even on
+-- rollback); transactional submission is tested in transactional.sql.
+SET asyncwrite.transactional = off;
 
 CREATE TABLE err_t (
     id    int PRIMARY KEY,

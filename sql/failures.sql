@@ -2,6 +2,9 @@
 -- again, and back-pressure follows asyncwrite.on_full.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
+-- Writes are queued at the call here (ids at once, applied even on
+-- rollback); transactional submission is tested in transactional.sql.
+SET asyncwrite.transactional = off;
 
 CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN

@@ -2,6 +2,9 @@
 -- row-level security are those of that role, never the worker's.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
+-- Writes are queued at the call here (ids at once, applied even on
+-- rollback); transactional submission is tested in transactional.sql.
+SET asyncwrite.transactional = off;
 
 CREATE ROLE aw_sec_writer;
 CREATE ROLE aw_sec_other;

@@ -1,6 +1,9 @@
 -- The stats view and failure recording.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
+-- Writes are queued at the call here (ids at once, applied even on
+-- rollback); transactional submission is tested in transactional.sql.
+SET asyncwrite.transactional = off;
 
 CREATE TABLE st (id int PRIMARY KEY, v text CHECK (v <> 'bad'));
 

@@ -243,18 +243,29 @@ aw_insert_rows(AwApplyRow *rows, int n)
 	arg = PointerGetDatum(arr);
 
 	/*
-	 * Run as the role that queued the writes, as a security-restricted
-	 * operation (no SET ROLE, no temporary objects), in a GUC nest level so
-	 * that settings a trigger changes do not outlive the statement: nothing
-	 * one role's writes do carries over to another role's.
+	 * Run as the role that queued the writes.  In the worker, also as a
+	 * security-restricted operation (no SET ROLE, no temporary objects), in
+	 * a GUC nest level so that settings a trigger changes do not outlive the
+	 * statement: nothing one role's writes do carries over to another
+	 * role's.  A synchronous write in the caller behaves like an INSERT.
 	 */
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(first->roleid,
-						   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
-	AtEOXact_GUC(false, save_nestlevel);
+	if (aw_is_worker)
+	{
+		SetUserIdAndSecContext(first->roleid,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		save_nestlevel = NewGUCNestLevel();
+		rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
+		AtEOXact_GUC(false, save_nestlevel);
+	}
+	else
+	{
+		if (first->roleid != save_userid)
+			SetUserIdAndSecContext(first->roleid,
+								   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+		rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
+	}
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "asyncwrite insert failed: %s", SPI_result_code_string(rc));
@@ -682,35 +693,43 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 *napplied,
 }
 
 /*
+ * Write one queue-entry-shaped row synchronously in the caller's
+ * transaction, as the role it records (the caller's).
+ */
+void
+aw_apply_sync_entry(AwEntryHeader *hdr)
+{
+	AwApplyRow	r;
+
+	r.hdr = hdr;
+	r.write_id = 0;
+	r.end_pos = 0;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	aw_insert_rows(&r, 1);
+	SPI_finish();
+}
+
+/*
  * Write one row synchronously in the caller's transaction, with the
- * caller's privileges (asyncwrite.enabled = off).
+ * caller's privileges (asyncwrite.enabled = off, on_full = sync).
  */
 void
 aw_apply_sync(Relation rel, Datum row)
 {
 	AwEntryHeader *hdr;
 	Size		len = HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(row));
-	AwApplyRow	r;
-	Oid			save_userid;
-	int			save_sec_context;
 
 	/* Lay the row out as a queue entry so both paths share one insert. */
-	hdr = palloc0(MAXALIGN(sizeof(AwEntryHeader) + len));
-	hdr->length = MAXALIGN(sizeof(AwEntryHeader) + len);
+	hdr = palloc0(aw_entry_size(len, 0));
+	hdr->length = aw_entry_size(len, 0);
 	hdr->kind = AW_KIND_INSERT;
 	hdr->relid = RelationGetRelid(rel);
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	hdr->roleid = save_userid;
+	hdr->roleid = GetUserId();
 	hdr->natts = (uint16) RelationGetDescr(rel)->natts;
 	hdr->fingerprint = aw_tupdesc_fingerprint(RelationGetDescr(rel));
 	hdr->state = AW_ENTRY_READY;
 	memcpy(AW_ENTRY_PAYLOAD(hdr), DatumGetPointer(row), len);
-	r.hdr = hdr;
-	r.write_id = 0;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	aw_insert_rows(&r, 1);
-	SPI_finish();
+	aw_apply_sync_entry(hdr);
 	pfree(hdr);
 }

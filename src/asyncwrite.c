@@ -24,6 +24,7 @@ int			aw_batch_size = 1000;
 int			aw_flush_interval_ms = 20;
 int			aw_idle_timeout_s = 60;
 bool		aw_enabled = true;
+bool		aw_transactional = true;
 int			aw_max_retries = 3;
 int			aw_retry_delay_ms = 100;
 int			aw_on_full = AW_ON_FULL_WAIT;
@@ -100,6 +101,11 @@ aw_define_gucs(void)
 	DefineCustomBoolVariable("asyncwrite.enabled",
 							 "Queue writes; when off, each write function writes synchronously.",
 							 NULL, &aw_enabled, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("asyncwrite.transactional",
+							 "Queue a write only when the calling transaction commits.",
+							 "When off, a write is queued at the call and applied even if the caller rolls back.",
+							 &aw_transactional, true,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("asyncwrite.max_retries",
 							"Times a write that hit a transient error is tried again before it is recorded as failed.",

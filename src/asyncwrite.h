@@ -28,6 +28,7 @@ extern int	aw_batch_size;
 extern int	aw_flush_interval_ms;
 extern int	aw_idle_timeout_s;
 extern bool aw_enabled;
+extern bool aw_transactional;
 extern int	aw_max_retries;
 extern int	aw_retry_delay_ms;
 extern int	aw_on_full;
@@ -138,6 +139,23 @@ extern char *aw_queue_ring(AwQueue *q);
 extern AwQueue *aw_queue_lookup(Oid dboid);
 extern AwQueue *aw_queue_bind(Oid dboid);
 extern void aw_check_available(void);
+/* What a producer needs to wake the worker once its entry is published. */
+typedef struct AwPublish
+{
+	AwQueue    *queue;
+	Latch	   *latch;
+	bool		need_worker;
+	bool		wake;
+} AwPublish;
+
+extern Size aw_entry_size(Size payload_len, Size extra_len);
+extern AwEntryHeader *aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint,
+									   uint16 natts, uint8 kind, uint32 flags,
+									   const void *payload, Size payload_len,
+									   const void *extra, Size extra_len,
+									   uint64 *write_id, AwPublish *publish);
+extern void aw_queue_publish(AwEntryHeader *entry, uint8 state);
+extern void aw_queue_wake(AwPublish *publish);
 extern bool aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint,
 							uint16 natts, uint8 kind, uint32 flags,
 							const void *payload, Size payload_len,
@@ -173,6 +191,15 @@ typedef struct AwApplyRow
 extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
 						   uint64 *napplied, uint64 *nfailed);
 extern void aw_apply_sync(Relation rel, Datum row);
+extern void aw_apply_sync_entry(AwEntryHeader *hdr);
+
+/* xact.c */
+extern bool aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint,
+						 uint16 natts, uint8 kind, uint32 flags,
+						 const void *payload, Size payload_len,
+						 const void *extra, Size extra_len);
+extern int	aw_xact_pending_count(void);
+extern void aw_xact_note_write_id(uint64 write_id);
 
 /* convert.c */
 typedef struct AwTarget AwTarget;
@@ -180,7 +207,9 @@ extern AwTarget *aw_target_get(Relation rel);
 extern uint32 aw_target_fingerprint(AwTarget *t);
 extern Datum aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb,
 							   bool restoring);
-extern Datum aw_row_from_record(Relation rel, AwTarget *t, Datum rec, Oid rectype);
+extern Datum aw_row_from_record(Relation rel, AwTarget *t, Datum rec,
+								bool ignore_unknown, const char *op_column,
+								const char *op_value);
 extern uint32 aw_tupdesc_fingerprint(TupleDesc desc);
 extern uint32 aw_tupdesc_fingerprint_prefix(TupleDesc desc, int natts);
 

@@ -504,9 +504,12 @@ aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb, bool restoring)
  * Build the target row from a composite value.  A value of the target's own
  * row type is taken as is; any other composite is matched by field name,
  * converting through text where types differ, with defaults for the rest.
+ * With ignore_unknown, fields that name no column are left out; with
+ * op_column, that column gets op_value (capture()'s TG_OP).
  */
 Datum
-aw_row_from_record(Relation rel, AwTarget *t, Datum rec, Oid rectype)
+aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
+				   const char *op_column, const char *op_value)
 {
 	HeapTupleHeader td = DatumGetHeapTupleHeader(rec);
 	Oid			typid = HeapTupleHeaderGetTypeId(td);
@@ -555,9 +558,13 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, Oid rectype)
 			if (att->attisdropped)
 				continue;
 			i = aw_column_index(t, NameStr(att->attname));
+			if (i < 0 && ignore_unknown)
+				continue;
 			if (i < 0)
 				aw_unknown_column(rel, NameStr(att->attname));
 			c = &t->cols[i];
+			if (ignore_unknown && (c->generated || c->identity == ATTRIBUTE_IDENTITY_ALWAYS))
+				continue;		/* capture: the target computes its own */
 			aw_check_assignable(rel, c);
 			ctx.column = c->name;
 			if (att->atttypid == c->typid && !recnulls[j])
@@ -584,10 +591,23 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, Oid rectype)
 			given[i] = true;
 			ctx.column = NULL;
 		}
+		if (op_column != NULL)
+		{
+			int			i = aw_column_index(t, op_column);
+
+			if (i < 0)
+				aw_unknown_column(rel, op_column);
+			aw_check_assignable(rel, &t->cols[i]);
+			ctx.column = t->cols[i].name;
+			values[i] = InputFunctionCall(&t->cols[i].input, (char *) op_value,
+										  t->cols[i].typioparam, t->cols[i].typmod);
+			nulls[i] = false;
+			given[i] = true;
+			ctx.column = NULL;
+		}
 		aw_fill_defaults(rel, t, values, nulls, given, &ctx);
 	}
 	error_context_stack = errcb.previous;
 	ReleaseTupleDesc(recdesc);
-	(void) rectype;
 	return aw_form_row(rel, values, nulls);
 }

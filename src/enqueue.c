@@ -17,6 +17,8 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "commands/trigger.h"
+#include "funcapi.h"
 #include "utils/builtins.h"
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -30,6 +32,7 @@
 PG_FUNCTION_INFO_V1(aw_insert_jsonb);
 PG_FUNCTION_INFO_V1(aw_insert_record);
 PG_FUNCTION_INFO_V1(aw_insert_text);
+PG_FUNCTION_INFO_V1(aw_capture);
 
 /* Refuse a NULL argument with a clear error. */
 static void
@@ -125,27 +128,54 @@ aw_open_target(Oid relid)
 	return rel;
 }
 
+/* Whether a write is transactional: the call's argument, else the GUC. */
+static bool
+aw_call_transactional(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
+		return PG_GETARG_BOOL(argno);
+	return aw_transactional;
+}
+
 /*
- * Queue a converted row, or write it now when asyncwrite is disabled or
- * when the queue is full and asyncwrite.on_full is "sync".  Returns the
- * write id, or NULL for a synchronous write.
+ * Submit a converted row: kept until commit when transactional, queued at
+ * once otherwise, or written now when asyncwrite is disabled or the row
+ * cannot be queued (on_full = sync, or a transaction holding more than the
+ * queue should take).  Returns the write id of a row queued at once, else
+ * NULL.
  */
 static Datum
-aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row)
+aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
+			  bool transactional)
 {
 	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
+	Size		len = HeapTupleHeaderGetDatumLength(td);
+	uint32		fingerprint = aw_target_fingerprint(t);
+	uint16		natts = (uint16) RelationGetDescr(rel)->natts;
 	uint64		write_id;
 
-	if (aw_enabled &&
-		aw_queue_submit(RelationGetRelid(rel), GetUserId(),
-						aw_target_fingerprint(t),
-						(uint16) RelationGetDescr(rel)->natts,
-						AW_KIND_INSERT, 0, td,
-						HeapTupleHeaderGetDatumLength(td), NULL, 0, &write_id))
+	if (aw_enabled && transactional && aw_entry_size(len, 0) <= aw_control->capacity / 4)
 	{
+		if (aw_xact_keep(RelationGetRelid(rel), GetUserId(), fingerprint, natts,
+						 AW_KIND_INSERT, 0, td, len, NULL, 0))
+		{
+			table_close(rel, NoLock);
+			PG_RETURN_NULL();
+		}
+	}
+	else if (aw_enabled && !transactional &&
+			 aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
+							 natts, AW_KIND_INSERT, 0, td, len, NULL, 0,
+							 &write_id))
+	{
+		aw_xact_note_write_id(write_id);
 		table_close(rel, NoLock);
 		PG_RETURN_INT64((int64) write_id);
 	}
+	else if (aw_enabled && transactional && aw_on_full != AW_ON_FULL_SYNC)
+		(void) aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
+							   natts, AW_KIND_INSERT, 0, td, len, NULL, 0,
+							   &write_id);	/* raises "too large" */
 	aw_apply_sync(rel, row);
 	table_close(rel, NoLock);
 	PG_RETURN_NULL();
@@ -166,7 +196,7 @@ aw_insert_jsonb(PG_FUNCTION_ARGS)
 	rel = aw_open_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
 	row = aw_row_from_jsonb(rel, t, PG_GETARG_DATUM(1), false);
-	return aw_submit_row(fcinfo, rel, t, row);
+	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
 }
 
 /*
@@ -190,7 +220,7 @@ aw_insert_text(PG_FUNCTION_ARGS)
 	rel = aw_open_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
 	row = aw_row_from_jsonb(rel, t, jsonb, false);
-	return aw_submit_row(fcinfo, rel, t, row);
+	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
 }
 
 /* asyncwrite.insert(target regclass, rec anyelement) */
@@ -214,6 +244,92 @@ aw_insert_record(PG_FUNCTION_ARGS)
 		aw_check_available();
 	rel = aw_open_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
-	row = aw_row_from_record(rel, t, PG_GETARG_DATUM(1), argtype);
-	return aw_submit_row(fcinfo, rel, t, row);
+	row = aw_row_from_record(rel, t, PG_GETARG_DATUM(1), false, NULL, NULL);
+	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
+}
+
+/*
+ * The target table named by capture()'s argument.  An unqualified name is
+ * looked up first in the schema of the table the trigger is on, so that it
+ * resolves the same in any session (the apply worker's search_path holds
+ * only pg_catalog), then through the search_path.
+ */
+static Oid
+aw_capture_target(const char *name, Relation source)
+{
+	if (strchr(name, '.') == NULL && strchr(name, '"') == NULL)
+	{
+		Oid			relid = get_relname_relid(name, RelationGetNamespace(source));
+
+		if (OidIsValid(relid))
+			return relid;
+	}
+	return DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(name)));
+}
+
+/*
+ * asyncwrite.capture(target [, op_column]): a row trigger that queues the
+ * row (NEW, or OLD for DELETE) into the target table, matching columns by
+ * name (source columns the target lacks are left out) and storing TG_OP in
+ * op_column if given.  Transactional like any other write.
+ */
+Datum
+aw_capture(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	Trigger    *trigger;
+	HeapTuple	tuple;
+	HeapTuple	result;
+	const char *op;
+	Oid			target;
+	Relation	rel;
+	AwTarget   *t;
+	Datum		row;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("asyncwrite.capture() must be called as a trigger")));
+	if (!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("asyncwrite.capture() must be fired FOR EACH ROW")));
+	trigger = trigdata->tg_trigger;
+	if (trigger->tgnargs < 1 || trigger->tgnargs > 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("asyncwrite.capture() takes the target table and optionally an operation column"),
+				 errhint("CREATE TRIGGER ... EXECUTE FUNCTION asyncwrite.capture('audit_table', 'op')")));
+
+	if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))
+	{
+		op = "DELETE";
+		tuple = result = trigdata->tg_trigtuple;
+	}
+	else if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+	{
+		op = "UPDATE";
+		tuple = result = trigdata->tg_newtuple;
+	}
+	else
+	{
+		op = "INSERT";
+		tuple = result = trigdata->tg_trigtuple;
+	}
+
+	if (aw_enabled)
+		aw_check_available();
+	target = aw_capture_target(trigger->tgargs[0], trigdata->tg_relation);
+	rel = aw_open_target(target);
+	t = aw_target_get(rel);
+	row = aw_row_from_record(rel, t,
+							 heap_copy_tuple_as_datum(tuple, RelationGetDescr(trigdata->tg_relation)),
+							 true, trigger->tgnargs == 2 ? trigger->tgargs[1] : NULL, op);
+	(void) aw_submit_row(fcinfo, rel, t, row, aw_transactional);
+	fcinfo->isnull = false;		/* a trigger returns a tuple pointer, or none */
+
+	/* A BEFORE trigger lets the row through unchanged. */
+	if (TRIGGER_FIRED_AFTER(trigdata->tg_event))
+		return PointerGetDatum(NULL);
+	return PointerGetDatum(result);
 }

@@ -179,7 +179,12 @@ aw_flush(PG_FUNCTION_ARGS)
 {
 	int64		timeout_ms = aw_timeout_ms(fcinfo, 0);
 	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+	int			pending = aw_xact_pending_count();
 
+	if (pending > 0)
+		ereport(NOTICE,
+				(errmsg("asyncwrite.flush() does not wait for the %d writes this transaction queues when it commits", pending),
+				 errhint("Call asyncwrite.flush() after COMMIT to wait for them.")));
 	if (q == NULL)
 		PG_RETURN_BOOL(true);
 	PG_RETURN_BOOL(aw_wait_applied(q, aw_queue_last_write_id(q), timeout_ms));

@@ -371,29 +371,25 @@ aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
 }
 
 /*
- * Queue one write and set *write_id.  The payload (and the optional extra
- * bytes after it) are copied into the ring outside any lock, then published
- * with a write barrier so that the worker, which reads the state first,
- * never sees a half-copied entry.  Returns false, queueing nothing, when the
- * queue is full and asyncwrite.on_full is "sync".
+ * Reserve an entry for one write, fill it and copy its payload (and the
+ * optional extra bytes after it) outside any lock, but leave it unpublished:
+ * the worker stops at it until aw_queue_publish().  Returns NULL, reserving
+ * nothing, when the queue is full and asyncwrite.on_full is "sync".
  */
-bool
-aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
-				uint8 kind, uint32 flags, const void *payload, Size payload_len,
-				const void *extra, Size extra_len, uint64 *write_id)
+AwEntryHeader *
+aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
+				 uint8 kind, uint32 flags, const void *payload, Size payload_len,
+				 const void *extra, Size extra_len, uint64 *write_id,
+				 AwPublish *publish)
 {
-	Size		len = MAXALIGN(sizeof(AwEntryHeader) + MAXALIGN(payload_len) + extra_len);
-	Latch	   *latch;
-	bool		need_worker;
-	bool		wake;
-	AwQueue    *q;
+	Size		len = aw_entry_size(payload_len, extra_len);
 	AwEntryHeader *entry;
 
 	aw_check_available();
 	if (len > aw_control->capacity / 4)
 	{
 		if (aw_on_full == AW_ON_FULL_SYNC)
-			return false;
+			return NULL;
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("row is too large for the asyncwrite queue"),
@@ -402,9 +398,11 @@ aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 				 errhint("Increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
 	}
 
-	entry = aw_queue_reserve(len, write_id, &latch, &need_worker, &wake, &q);
+	entry = aw_queue_reserve(len, write_id, &publish->latch,
+							 &publish->need_worker, &publish->wake,
+							 &publish->queue);
 	if (entry == NULL)
-		return false;
+		return NULL;
 
 	/* Nothing below may fail: the entry is reserved and must be published. */
 	entry->length = (uint32) len;
@@ -418,13 +416,58 @@ aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 	memcpy(AW_ENTRY_PAYLOAD(entry), payload, payload_len);
 	if (extra_len > 0)
 		memcpy(AW_ENTRY_PAYLOAD(entry) + MAXALIGN(payload_len), extra, extra_len);
-	pg_write_barrier();
-	entry->state = AW_ENTRY_READY;
+	return entry;
+}
 
-	if (latch != NULL && wake)
-		SetLatch(latch);
-	else if (need_worker)
-		aw_worker_ensure(q);
+/*
+ * Publish a prepared entry as ready (or as skipped, when its transaction
+ * aborted).  The write barrier makes the copied bytes visible before the
+ * state that the worker reads first.  Never raises an error, so it may run
+ * at commit.
+ */
+void
+aw_queue_publish(AwEntryHeader *entry, uint8 state)
+{
+	pg_write_barrier();
+	entry->state = state;
+}
+
+/* Wake or start the worker after publishing, as the reservation said. */
+void
+aw_queue_wake(AwPublish *publish)
+{
+	if (publish->latch != NULL && publish->wake)
+		SetLatch(publish->latch);
+	else if (publish->need_worker)
+		aw_worker_ensure(publish->queue);
+}
+
+/* Bytes a queue entry with this payload and extra takes in the ring. */
+Size
+aw_entry_size(Size payload_len, Size extra_len)
+{
+	return MAXALIGN(sizeof(AwEntryHeader) + MAXALIGN(payload_len) + extra_len);
+}
+
+/*
+ * Queue one write now and set *write_id.  Returns false, queueing nothing,
+ * when the queue is full and asyncwrite.on_full is "sync".
+ */
+bool
+aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
+				uint8 kind, uint32 flags, const void *payload, Size payload_len,
+				const void *extra, Size extra_len, uint64 *write_id)
+{
+	AwPublish	publish;
+	AwEntryHeader *entry;
+
+	entry = aw_queue_prepare(relid, roleid, fingerprint, natts, kind, flags,
+							 payload, payload_len, extra, extra_len, write_id,
+							 &publish);
+	if (entry == NULL)
+		return false;
+	aw_queue_publish(entry, AW_ENTRY_READY);
+	aw_queue_wake(&publish);
 	return true;
 }
 
