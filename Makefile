@@ -12,7 +12,8 @@ OBJS = \
 	src/persist.o \
 	src/ddl.o \
 	src/retry.o \
-	src/xact.o
+	src/xact.o \
+	src/prepared.o
 
 EXTENSION = asyncwrite
 DATA = sql/asyncwrite--1.0.sql

@@ -140,3 +140,20 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION @extschema@.capture() IS
 'row trigger: queue NEW (OLD on DELETE) into the table named by its first argument, TG_OP into the column named by the second';
+
+-- Writes kept by a transaction that was prepared (two-phase commit): they
+-- are rows of the prepared transaction itself, so they become visible at
+-- COMMIT PREPARED and vanish at ROLLBACK PREPARED.  The worker moves the
+-- visible ones into the queue in one transaction with their deletion.
+CREATE TABLE @extschema@.prepared_writes (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    relid       oid NOT NULL,
+    roleid      oid NOT NULL,
+    fingerprint bigint NOT NULL,
+    natts       smallint NOT NULL,
+    kind        smallint NOT NULL,
+    flags       integer NOT NULL,
+    payload     bytea NOT NULL,
+    extra       bytea
+);
+REVOKE ALL ON @extschema@.prepared_writes FROM PUBLIC;

@@ -103,12 +103,6 @@ COMMIT;
 SELECT asyncwrite.wait(asyncwrite.last_write_id());
 SELECT count(*) FROM tx WHERE id = 32;
 
--- Two-phase commit is not supported with writes kept for commit.
-BEGIN;
-SELECT asyncwrite.insert('tx', '{"id": 40}') IS NULL AS queued_at_commit;
-PREPARE TRANSACTION 'aw_tx';
-SELECT count(*) AS prepared FROM pg_prepared_xacts WHERE gid = 'aw_tx';
-
 -- A transaction holding more than a quarter of the queue (8MB here)
 -- writes synchronously instead, still only if it commits.
 CREATE TABLE tx_big (id int PRIMARY KEY, blob text);
@@ -158,3 +152,20 @@ SELECT count(asyncwrite.insert('app.src', jsonb_build_object('id', g, 'v', 'v' |
 SELECT asyncwrite.flush();
 SELECT asyncwrite.flush();
 SELECT op, id, v FROM app.src_audit ORDER BY id;
+
+-- Two-phase commit: kept writes are submitted at COMMIT PREPARED, and
+-- nothing at ROLLBACK PREPARED.
+CREATE TABLE tx2pc (id int PRIMARY KEY);
+BEGIN;
+SELECT asyncwrite.insert('tx2pc', '{"id": 1}') IS NULL AS queued_at_commit;
+PREPARE TRANSACTION 'aw_commit_me';
+BEGIN;
+SELECT asyncwrite.insert('tx2pc', '{"id": 2}') IS NULL AS queued_at_commit;
+PREPARE TRANSACTION 'aw_roll_me_back';
+SELECT asyncwrite.flush();
+SELECT count(*) AS before_commit_prepared FROM tx2pc;
+COMMIT PREPARED 'aw_commit_me';
+ROLLBACK PREPARED 'aw_roll_me_back';
+SELECT asyncwrite.flush();
+SELECT id FROM tx2pc;
+SELECT count(*) AS left_in_prepared_writes FROM asyncwrite.prepared_writes;

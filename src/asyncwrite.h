@@ -116,6 +116,8 @@ typedef struct AwQueue
 	pg_atomic_uint64 batch_end; /* ring position after the batch in flight */
 	pg_atomic_uint64 batch_last_id; /* last write id of that batch */
 	pg_atomic_uint32 flush_waiters;
+	pg_atomic_uint64 sweeps_requested;	/* COMMIT PREPAREDs seen */
+	pg_atomic_uint64 sweeps_done;	/* requests whose writes are queued */
 
 	ConditionVariable applied_cv;	/* applied_write_id advanced */
 	ConditionVariable space_cv; /* tail advanced */
@@ -198,7 +200,18 @@ extern bool aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint,
 						 uint16 natts, uint8 kind, uint32 flags,
 						 const void *payload, Size payload_len,
 						 const void *extra, Size extra_len);
+extern void aw_xact_submit(Oid relid, Oid roleid, uint32 fingerprint,
+						   uint16 natts, uint8 kind, uint32 flags,
+						   const void *payload, Size payload_len,
+						   const void *extra, Size extra_len);
 extern int	aw_xact_pending_count(void);
+
+/* prepared.c */
+extern void aw_prepared_store(Oid relid, Oid roleid, uint32 fingerprint,
+							  uint16 natts, uint8 kind, uint32 flags,
+							  const char *payload, Size payload_len,
+							  const char *extra, Size extra_len);
+extern uint64 aw_prepared_sweep(void);
 extern void aw_xact_note_write_id(uint64 write_id);
 
 /* convert.c */

@@ -145,6 +145,22 @@ aw_ddl_flush_first(void)
 				 errhint("Writes to a table whose columns change before they are applied go to asyncwrite.dead_letters.")));
 }
 
+/* Tell the queue's worker (starting one if needed) to sweep prepared writes. */
+static void
+aw_ddl_notify_prepared(AwQueue *q)
+{
+	Latch	   *latch;
+
+	pg_atomic_fetch_add_u64(&q->sweeps_requested, 1);
+	SpinLockAcquire(&q->mutex);
+	latch = q->worker_latch;
+	SpinLockRelease(&q->mutex);
+	if (latch)
+		SetLatch(latch);
+	else
+		aw_worker_ensure(q);
+}
+
 /* Clear a database's hold and restart its worker if writes wait. */
 static void
 aw_ddl_release(AwQueue *q)
@@ -254,6 +270,17 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 			aw_ddl_forget(dboid, q);
 		else
 			aw_ddl_release(q);
+	}
+
+	/* After COMMIT PREPARED, the worker queues the writes it released. */
+	if (aw_control != NULL && IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
+	{
+		AwQueue    *mine = aw_queue_lookup(MyDatabaseId);
+
+		if (mine == NULL)
+			mine = aw_queue_bind(MyDatabaseId);
+		aw_ddl_notify_prepared(mine);
 	}
 
 	/* Act on DROP EXTENSION once it is known to have committed. */

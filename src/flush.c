@@ -99,14 +99,78 @@ aw_check_worker_blocked(AwQueue *q, const char *what)
 }
 
 /*
+ * The wait of aw_wait_applied(), between its bookkeeping.  With whole_queue,
+ * the target is everything queued once the writes released by the COMMIT
+ * PREPAREDs seen so far (sweep_target) are queued too.
+ */
+static bool
+aw_wait_loop(AwQueue *q, uint64 target, bool whole_queue, uint64 sweep_target,
+			 int64 timeout_ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	bool		have_target = !whole_queue;
+	bool		nudged = false;
+
+	ConditionVariablePrepareToSleep(&q->applied_cv);
+	for (;;)
+	{
+		Latch	   *latch;
+		bool		no_worker;
+		bool		rebound;
+		long		sleep_ms = 1000;
+
+		SpinLockAcquire(&q->mutex);
+		rebound = (q->dboid != MyDatabaseId);	/* emptied, given elsewhere */
+		latch = q->worker_latch;
+		no_worker = (q->worker_pid == 0);
+		SpinLockRelease(&q->mutex);
+		if (rebound)
+			return true;
+
+		if (!have_target && pg_atomic_read_u64(&q->sweeps_done) >= sweep_target)
+		{
+			target = aw_queue_last_write_id(q);
+			have_target = true;
+		}
+		if (have_target && pg_atomic_read_u64(&q->applied_write_id) >= target)
+			return true;
+
+		if (timeout_ms >= 0)
+		{
+			long		secs;
+			int			usecs;
+			int64		left;
+
+			TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
+			left = timeout_ms - ((int64) secs * 1000 + usecs / 1000);
+			if (left <= 0)
+				return false;
+			sleep_ms = Min(sleep_ms, (long) left);
+		}
+		if (no_worker)
+			aw_worker_ensure(q);
+		else if (!nudged && latch != NULL)
+		{
+			/* The worker applies at once while someone flushes. */
+			SetLatch(latch);
+			nudged = true;
+		}
+		if (ConditionVariableTimedSleep(&q->applied_cv, sleep_ms,
+										PG_WAIT_EXTENSION))
+			aw_check_worker_blocked(q, "its asyncwrite writes to be applied");
+	}
+}
+
+/*
  * Sleep until every write id <= target of this database is applied or
- * failed.  Returns false if timeout_ms (-1: none) passes first.
+ * failed (target 0: everything queued, see aw_wait_loop).  Returns false if
+ * timeout_ms (-1: none) passes first.
  */
 bool
 aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms)
 {
-	TimestampTz start = GetCurrentTimestamp();
-	bool		done = false;
+	volatile bool done = false;
+	uint64		sweep_target = pg_atomic_read_u64(&q->sweeps_requested);
 
 	if (!aw_waiter_cleanup_registered)
 	{
@@ -117,51 +181,7 @@ aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms)
 	aw_waiting_on = q;
 	PG_TRY();
 	{
-		bool		nudged = false;
-
-		ConditionVariablePrepareToSleep(&q->applied_cv);
-		for (;;)
-		{
-			Latch	   *latch;
-			bool		no_worker;
-			long		sleep_ms = 1000;
-
-			SpinLockAcquire(&q->mutex);
-			if (q->dboid != MyDatabaseId)
-				done = true;	/* queue emptied and reused elsewhere */
-			latch = q->worker_latch;
-			no_worker = (q->worker_pid == 0);
-			SpinLockRelease(&q->mutex);
-
-			if (done || pg_atomic_read_u64(&q->applied_write_id) >= target)
-			{
-				done = true;
-				break;
-			}
-			if (timeout_ms >= 0)
-			{
-				long		secs;
-				int			usecs;
-				int64		left;
-
-				TimestampDifference(start, GetCurrentTimestamp(), &secs, &usecs);
-				left = timeout_ms - ((int64) secs * 1000 + usecs / 1000);
-				if (left <= 0)
-					break;
-				sleep_ms = Min(sleep_ms, (long) left);
-			}
-			if (no_worker)
-				aw_worker_ensure(q);
-			else if (!nudged && latch != NULL)
-			{
-				/* The worker applies at once while someone flushes. */
-				SetLatch(latch);
-				nudged = true;
-			}
-			if (ConditionVariableTimedSleep(&q->applied_cv, sleep_ms,
-											PG_WAIT_EXTENSION))
-				aw_check_worker_blocked(q, "its asyncwrite writes to be applied");
-		}
+		done = aw_wait_loop(q, target, target == 0, sweep_target, timeout_ms);
 	}
 	PG_FINALLY();
 	{
@@ -187,7 +207,7 @@ aw_flush(PG_FUNCTION_ARGS)
 				 errhint("Call asyncwrite.flush() after COMMIT to wait for them.")));
 	if (q == NULL)
 		PG_RETURN_BOOL(true);
-	PG_RETURN_BOOL(aw_wait_applied(q, aw_queue_last_write_id(q), timeout_ms));
+	PG_RETURN_BOOL(aw_wait_applied(q, 0, timeout_ms));
 }
 
 /* asyncwrite.wait(write_id bigint, timeout interval): wait for one write. */

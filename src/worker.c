@@ -322,6 +322,21 @@ aw_worker_leave_without_extension(AwQueue *q)
 	proc_exit(q->head != pg_atomic_read_u64(&q->tail) ? 1 : 0);
 }
 
+/*
+ * Queue the writes of committed prepared transactions, then mark the
+ * requests seen so far as done: flush() waits for that before it notes
+ * what to wait for.
+ */
+static void
+aw_worker_sweep(AwQueue *q)
+{
+	uint64		requested = pg_atomic_read_u64(&q->sweeps_requested);
+
+	(void) aw_prepared_sweep();
+	pg_atomic_write_u64(&q->sweeps_done, requested);
+	ConditionVariableBroadcast(&q->applied_cv);
+}
+
 /* Main loop of a database's apply worker. */
 void
 aw_worker_main(Datum arg)
@@ -377,9 +392,11 @@ aw_worker_main(Datum arg)
 	SpinLockAcquire(&q->mutex);
 	q->extension_dropped = false;
 	SpinLockRelease(&q->mutex);
+	aw_worker_sweep(q);
 
 	for (;;)
 	{
+
 		bool		exit_requested;
 		bool		paused;
 		uint64		head;
@@ -399,6 +416,12 @@ aw_worker_main(Datum arg)
 		paused = q->paused;
 		head = q->head;
 		SpinLockRelease(&q->mutex);
+		if (!exit_requested &&
+			pg_atomic_read_u64(&q->sweeps_requested) != pg_atomic_read_u64(&q->sweeps_done))
+		{
+			aw_worker_sweep(q);
+			continue;
+		}
 		tail = pg_atomic_read_u64(&q->tail);
 		now = GetCurrentTimestamp();
 

@@ -13,6 +13,9 @@
  * transaction id is needed, so a transaction that only queues writes
  * commits without a WAL flush.
  *
+ * PREPARE TRANSACTION stores the kept writes as rows of the prepared
+ * transaction (prepared.c), to be queued after COMMIT PREPARED.
+ *
  * A transaction whose kept writes would take more than a quarter of the
  * queue switches to writing them synchronously, in the transaction itself,
  * so that it never waits at commit for room it cannot get.
@@ -145,6 +148,8 @@ aw_xact_publish_all(uint8 state)
 static void
 aw_xact_callback(XactEvent event, void *arg)
 {
+	ListCell   *lc;
+
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
@@ -160,11 +165,15 @@ aw_xact_callback(XactEvent event, void *arg)
 			aw_xact_reset();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			if (aw_pending != NIL)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot PREPARE a transaction that has queued asyncwrite writes"),
-						 errhint("Queue them with transactional => false, or commit without two-phase commit.")));
+			/* Kept writes become rows of the prepared transaction. */
+			foreach(lc, aw_pending)
+			{
+				AwPendingWrite *w = (AwPendingWrite *) lfirst(lc);
+
+				aw_prepared_store(w->relid, w->roleid, w->fingerprint, w->natts,
+								  w->kind, w->flags, w->data, w->payload_len,
+								  w->data + MAXALIGN(w->payload_len), w->extra_len);
+			}
 			break;
 		case XACT_EVENT_PREPARE:
 			aw_xact_reset();
@@ -269,6 +278,33 @@ aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 	aw_pending_bytes += size;
 	MemoryContextSwitchTo(old);
 	return true;
+}
+
+/* Keep a write until commit, or write it synchronously if it cannot be. */
+void
+aw_xact_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
+			   uint8 kind, uint32 flags, const void *payload, Size payload_len,
+			   const void *extra, Size extra_len)
+{
+	AwPendingWrite w;
+
+	if (aw_xact_keep(relid, roleid, fingerprint, natts, kind, flags, payload,
+					 payload_len, extra, extra_len))
+		return;
+	memset(&w, 0, sizeof(w));
+	w.relid = relid;
+	w.roleid = roleid;
+	w.fingerprint = fingerprint;
+	w.natts = natts;
+	w.kind = kind;
+	w.flags = flags;
+	w.payload_len = payload_len;
+	w.extra_len = extra_len;
+	w.data = palloc(MAXALIGN(payload_len) + extra_len);
+	memcpy(w.data, payload, payload_len);
+	if (extra_len > 0)
+		memcpy(w.data + MAXALIGN(payload_len), extra, extra_len);
+	aw_apply_sync_entry(aw_pending_as_entry(&w));
 }
 
 /* Number of writes this transaction will queue when it commits. */

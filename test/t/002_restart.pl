@@ -60,6 +60,20 @@ foreach my $mode ('fast', 'smart')
 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM asyncwrite.dead_letters'), '0', 'no dead letters');
 
+# A prepared transaction's writes survive a restart with it, and are
+# applied once it is committed.
+$node->append_conf('postgresql.conf', 'max_prepared_transactions = 2');
+$node->restart;
+$node->safe_psql('postgres', q{
+	BEGIN;
+	SELECT asyncwrite.insert('r', jsonb_build_object('round', '2pc', 'n', g)) FROM generate_series(1, 3) g;
+	PREPARE TRANSACTION 'aw_2pc';});
+$node->restart;
+is(count_round('2pc'), '0/0', 'prepared writes are not applied before COMMIT PREPARED');
+$node->safe_psql('postgres', q{COMMIT PREPARED 'aw_2pc'});
+is($node->safe_psql('postgres', 'SELECT asyncwrite.flush()'), 't', 'flush after COMMIT PREPARED');
+is(count_round('2pc'), '3/3', 'prepared writes applied after a restart and COMMIT PREPARED');
+
 # An immediate stop still saves what the worker was not applying.
 $node->safe_psql('postgres', 'SELECT asyncwrite.pause()');
 queue_round('crash', 100);

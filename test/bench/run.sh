@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# asyncwrite benchmark: sets up (as test/check.sh does), starts a throwaway
+# PostgreSQL with asyncwrite preloaded, runs the comparisons with pgbench and
+# prints a markdown table of absolute figures and ratios, all measured in
+# this one run.  Each timed figure is the median of REPEAT runs.
+#
+#   bash test/bench/run.sh                 # full run (about 15 minutes)
+#   DURATION=5 REPEAT=3 ROWS=200000 bash test/bench/run.sh   # quicker
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../setup.sh"
+
+DURATION=${DURATION:-10}      # seconds per pgbench run
+REPEAT=${REPEAT:-3}           # runs per figure; the median is reported
+ROWS=${ROWS:-1000000}         # rows for the apply and end-to-end runs
+PORT=${PORT:-54330}
+OUT=${OUT:-$AW_ROOT/test/bench/results-latest.md}
+
+BENCH_DIR=$("${AW_RUN[@]}" mktemp -d /tmp/asyncwrite-bench.XXXXXX)
+stop_bench() {
+    "${AW_RUN[@]}" pg_ctl -D "$BENCH_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$BENCH_DIR"
+    if [ "$AW_SRC" != "$AW_ROOT" ]; then rm -rf "$AW_SRC"; fi
+}
+trap stop_bench EXIT
+
+"${AW_RUN[@]}" initdb -D "$BENCH_DIR/data" -A trust -U postgres >/dev/null
+"${AW_RUN[@]}" bash -c "cat >> '$BENCH_DIR/data/postgresql.conf' <<CONF
+port = $PORT
+listen_addresses = ''
+unix_socket_directories = '$BENCH_DIR'
+shared_preload_libraries = 'asyncwrite'
+asyncwrite.queue_size = '512MB'
+asyncwrite.max_databases = 2
+shared_buffers = '512MB'
+max_wal_size = '4GB'
+checkpoint_timeout = '30min'
+track_commit_timestamp = on
+max_connections = 100
+CONF"
+"${AW_RUN[@]}" pg_ctl -D "$BENCH_DIR/data" -l "$BENCH_DIR/server.log" -w start >/dev/null
+
+PSQL=("${AW_RUN[@]}" psql -X -q -At -h "$BENCH_DIR" -p "$PORT" -U postgres -d postgres -v ON_ERROR_STOP=1)
+PGBENCH=("${AW_RUN[@]}" pgbench -h "$BENCH_DIR" -p "$PORT" -U postgres)
+sql() { "${PSQL[@]}" -c "$1"; }
+
+sql "CREATE EXTENSION asyncwrite"
+sql "CREATE TABLE events (id bigserial PRIMARY KEY, created_at timestamptz DEFAULT now(),
+                          user_id bigint, kind text, payload jsonb);
+     CREATE INDEX ON events (user_id, created_at);
+     CREATE INDEX ON events (kind);
+     CREATE TABLE events_copy (LIKE events INCLUDING ALL);
+     CREATE TABLE events_lat (LIKE events INCLUDING ALL);
+     ALTER TABLE events_lat ADD COLUMN enq_at timestamptz DEFAULT clock_timestamp();"
+
+# Scripts: the same parameters for every variant.
+"${AW_RUN[@]}" bash -c "cat > '$BENCH_DIR/params.inc' <<'S'
+\set uid random(1, 100000)
+\set k random(1, 20)
+S"
+mk() { "${AW_RUN[@]}" bash -c "{ cat '$BENCH_DIR/params.inc'; echo \"\$1\"; } > '$BENCH_DIR/$2.sql'" _ "$1" "$2"; }
+mk "SELECT :uid::bigint, ('kind' || :k)::text, jsonb_build_object('k', :k::int);" floor
+mk "INSERT INTO events (user_id, kind, payload) VALUES (:uid, 'kind' || :k, jsonb_build_object('k', :k::int));" insert
+mk "SELECT asyncwrite.insert('events', jsonb_build_object('user_id', :uid::bigint, 'kind', 'kind' || :k, 'payload', jsonb_build_object('k', :k::int)));" async
+mk "SELECT asyncwrite.insert('events_lat', jsonb_build_object('user_id', :uid::bigint, 'kind', 'kind' || :k));" async_lat
+
+median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+
+# TPS of one pgbench run: script, clients, extra environment.
+tps() {
+    local script=$1 clients=$2 opts=${3:-}
+    sql "TRUNCATE events" >/dev/null
+    "${AW_RUN[@]}" env PGOPTIONS="$opts" pgbench -h "$BENCH_DIR" -p "$PORT" -U postgres \
+        -n -M prepared -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" -T "$DURATION" \
+        -f "$BENCH_DIR/$script.sql" postgres 2>/dev/null |
+        awk '/^tps = / {printf "%.0f\n", $3}'
+    sql "SELECT asyncwrite.flush()" >/dev/null
+}
+tps_median() { for _ in $(seq "$REPEAT"); do tps "$@"; done | median; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "n/a"; else printf "%.2f", a / b}'; }
+
+declare -A R
+echo "== a. caller cost and scaling (median of $REPEAT x ${DURATION}s)"
+for c in 1 2 4 8; do
+    R[floor_$c]=$(tps_median floor "$c")
+    R[async_$c]=$(tps_median async "$c")
+    echo "clients=$c floor=${R[floor_$c]} async=${R[async_$c]}"
+done
+for c in 1 8; do
+    R[insert_$c]=$(tps_median insert "$c")
+    R[insert_off_$c]=$(tps_median insert "$c" "-c synchronous_commit=off")
+    echo "clients=$c insert=${R[insert_$c]} insert_sync_off=${R[insert_off_$c]}"
+done
+
+echo "== b. apply throughput: $ROWS queued rows vs COPY"
+secs() { printf '%s\n' "$1" | "${PSQL[@]}" -f - | tail -n 1; }
+apply_run() {
+    sql "TRUNCATE events; SELECT asyncwrite.pause()" >/dev/null
+    sql "SELECT count(*) FROM (SELECT asyncwrite.insert('events', jsonb_build_object('user_id', g % 100000, 'kind', 'kind' || g % 20, 'payload', jsonb_build_object('k', g % 20)), transactional => false) FROM generate_series(1, $ROWS) g) s" >/dev/null
+    secs "SELECT extract(epoch FROM clock_timestamp()) AS t0 \\gset
+          SELECT asyncwrite.resume();
+          SELECT asyncwrite.flush();
+          SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3)"
+}
+copy_run() {
+    sql "TRUNCATE events_copy" >/dev/null
+    secs "SELECT extract(epoch FROM clock_timestamp()) AS t0 \\gset
+          COPY events_copy (user_id, kind, payload) FROM '$BENCH_DIR/rows.csv' WITH (FORMAT csv);
+          SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3)"
+}
+sql "COPY (SELECT g % 100000, 'kind' || g % 20, jsonb_build_object('k', g % 20) FROM generate_series(1, $ROWS) g) TO '$BENCH_DIR/rows.csv' WITH (FORMAT csv)"
+R[apply_s]=$(for _ in $(seq "$REPEAT"); do apply_run; done | median)
+R[copy_s]=$(for _ in $(seq "$REPEAT"); do copy_run; done | median)
+echo "apply=${R[apply_s]}s copy=${R[copy_s]}s"
+R[queued_bytes_per_row]=$(sql "SELECT asyncwrite.pause();
+    SELECT count(*) FROM (SELECT asyncwrite.insert('events', jsonb_build_object('user_id', g % 100000, 'kind', 'kind' || g % 20, 'payload', jsonb_build_object('k', g % 20)), transactional => false) FROM generate_series(1, 10000) g) s;
+    SELECT round(queued_bytes / 10000.0, 1) FROM asyncwrite.stats WHERE database = current_database()" | tail -n 1)
+R[row_bytes]=$(sql "SELECT round(avg(pg_column_size(e.*)), 1) FROM (SELECT * FROM events LIMIT 10000) e" | tail -n 1)
+sql "SELECT asyncwrite.resume(); SELECT asyncwrite.flush()" >/dev/null
+
+echo "== c. end to end: 8 clients, $ROWS rows, then flush(), vs INSERT with synchronous_commit=off"
+e2e() {
+    local script=$1 opts=${2:-}
+    sql "TRUNCATE events" >/dev/null
+    local t0 t1
+    t0=$(date +%s.%N)
+    "${AW_RUN[@]}" env PGOPTIONS="$opts" pgbench -h "$BENCH_DIR" -p "$PORT" -U postgres \
+        -n -M prepared -c 8 -j 2 -t $(( ROWS / 8 )) -f "$BENCH_DIR/$script.sql" postgres >/dev/null 2>&1
+    sql "SELECT asyncwrite.flush()" >/dev/null
+    t1=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f\n", b - a}'
+}
+R[e2e_async_s]=$(for _ in $(seq "$REPEAT"); do e2e async; done | median)
+R[e2e_insert_s]=$(for _ in $(seq "$REPEAT"); do e2e insert "-c synchronous_commit=off"; done | median)
+echo "async=${R[e2e_async_s]}s insert_sync_off=${R[e2e_insert_s]}s"
+
+echo "== d. trigger feed: tpcb-like with one audit row per account update"
+"${PGBENCH[@]}" -i -q -s 10 postgres >/dev/null 2>&1
+sql "CREATE TABLE audit (op text, aid int, bid int, abalance int, at timestamptz DEFAULT now());
+     CREATE FUNCTION audit_plain() RETURNS trigger LANGUAGE plpgsql AS \$\$
+     BEGIN INSERT INTO public.audit (op, aid, bid, abalance) VALUES (TG_OP, NEW.aid, NEW.bid, NEW.abalance); RETURN NULL; END \$\$;"
+tpcb() {
+    "${PGBENCH[@]}" -n -M prepared -c 8 -j 2 -T "$DURATION" -b tpcb-like postgres 2>/dev/null |
+        awk '/^tps = / {printf "%.0f\n", $3}'
+    sql "SELECT asyncwrite.flush()" >/dev/null
+}
+R[tpcb_none]=$(for _ in $(seq "$REPEAT"); do tpcb; done | median)
+sql "CREATE TRIGGER audit_plain AFTER UPDATE ON pgbench_accounts FOR EACH ROW EXECUTE FUNCTION audit_plain()"
+R[tpcb_plain]=$(for _ in $(seq "$REPEAT"); do tpcb; done | median)
+sql "DROP TRIGGER audit_plain ON pgbench_accounts;
+     CREATE TRIGGER audit_capture AFTER UPDATE ON pgbench_accounts FOR EACH ROW EXECUTE FUNCTION asyncwrite.capture('audit', 'op')"
+R[tpcb_capture]=$(for _ in $(seq "$REPEAT"); do tpcb; done | median)
+echo "none=${R[tpcb_none]} plain=${R[tpcb_plain]} capture=${R[tpcb_capture]}"
+
+echo "== f. latency from enqueue to visible, 8 clients"
+sql "TRUNCATE events_lat" >/dev/null
+"${PGBENCH[@]}" -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$BENCH_DIR/async_lat.sql" postgres >/dev/null 2>&1
+sql "SELECT asyncwrite.flush()" >/dev/null
+read -r R[lat_p50] R[lat_p99] < <(sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+                                             round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+                                        FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - enq_at) * 1000 AS ms
+                                                FROM events_lat) s" | tr '|' ' ')
+echo "p50=${R[lat_p50]}ms p99=${R[lat_p99]}ms"
+
+machine="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), PostgreSQL $(pg_config --version | awk '{print $2}')"
+rows_s() { awk -v n="$ROWS" -v s="$1" 'BEGIN {if (s == 0) print "n/a"; else printf "%.0f", n / s}'; }
+apply_rs=$(rows_s "${R[apply_s]}"); copy_rs=$(rows_s "${R[copy_s]}")
+{
+echo "Benchmark of $(date -u +%Y-%m-%d) on $machine; medians of $REPEAT runs of ${DURATION}s; $ROWS rows for b and c."
+echo
+echo "| | measure | asyncwrite | baseline | ratio | target |"
+echo "|---|---|---|---|---|---|"
+echo "| a | TPS, 1 client: asyncwrite.insert vs SELECT floor | ${R[async_1]} | ${R[floor_1]} | $(ratio "${R[async_1]}" "${R[floor_1]}") | >= 0.9 |"
+echo "| a | TPS, 8 clients: asyncwrite.insert vs SELECT floor | ${R[async_8]} | ${R[floor_8]} | $(ratio "${R[async_8]}" "${R[floor_8]}") | >= 0.9 |"
+echo "| a | TPS, 1 client: asyncwrite.insert vs INSERT | ${R[async_1]} | ${R[insert_1]} | $(ratio "${R[async_1]}" "${R[insert_1]}") | |"
+echo "| a | TPS, 8 clients: asyncwrite.insert vs INSERT | ${R[async_8]} | ${R[insert_8]} | $(ratio "${R[async_8]}" "${R[insert_8]}") | |"
+echo "| a | TPS, 1 client: asyncwrite.insert vs INSERT, synchronous_commit=off | ${R[async_1]} | ${R[insert_off_1]} | $(ratio "${R[async_1]}" "${R[insert_off_1]}") | |"
+echo "| a | TPS, 8 clients: asyncwrite.insert vs INSERT, synchronous_commit=off | ${R[async_8]} | ${R[insert_off_8]} | $(ratio "${R[async_8]}" "${R[insert_off_8]}") | |"
+echo "| b | apply rows/s vs COPY rows/s | $apply_rs | $copy_rs | $(ratio "$apply_rs" "$copy_rs") | >= 0.9 |"
+echo "| c | end to end seconds, 8 clients, then flush: INSERT sync_commit=off / asyncwrite | ${R[e2e_async_s]} s | ${R[e2e_insert_s]} s | $(ratio "${R[e2e_insert_s]}" "${R[e2e_async_s]}") | >= 3 |"
+echo "| d | tpcb-like TPS with capture() audit vs no audit | ${R[tpcb_capture]} | ${R[tpcb_none]} | $(ratio "${R[tpcb_capture]}" "${R[tpcb_none]}") | >= 0.97 |"
+echo "| d | tpcb-like TPS with plain AFTER trigger INSERT vs no audit | ${R[tpcb_plain]} | ${R[tpcb_none]} | $(ratio "${R[tpcb_plain]}" "${R[tpcb_none]}") | |"
+echo "| e | hot counters: asyncwrite.increment | n/a | | | >= 3 (not built yet) |"
+echo "| f | latency enqueue to visible, 8 clients: p50 / p99 ms | ${R[lat_p50]} / ${R[lat_p99]} | | | p99 < 50 |"
+echo "| g | queue bytes per row / row's own bytes (overhead) | ${R[queued_bytes_per_row]} | ${R[row_bytes]} | $(awk -v q="${R[queued_bytes_per_row]}" -v r="${R[row_bytes]}" 'BEGIN {printf "+%.0f B", q - r}') | <= +32 B |"
+echo
+echo "Scaling, TPS by clients (asyncwrite.insert / SELECT floor):"
+echo
+echo "| clients | 1 | 2 | 4 | 8 |"
+echo "|---|---|---|---|---|"
+echo "| SELECT floor | ${R[floor_1]} | ${R[floor_2]} | ${R[floor_4]} | ${R[floor_8]} |"
+echo "| asyncwrite.insert | ${R[async_1]} | ${R[async_2]} | ${R[async_4]} | ${R[async_8]} |"
+} | tee "$OUT.tmp"
+"${SUDO[@]}" true 2>/dev/null || true
+cat "$OUT.tmp" > "$OUT" && rm -f "$OUT.tmp"
+echo "(table saved to $OUT)"
