@@ -169,3 +169,28 @@ ROLLBACK PREPARED 'aw_roll_me_back';
 SELECT asyncwrite.flush();
 SELECT id FROM tx2pc;
 SELECT count(*) AS left_in_prepared_writes FROM asyncwrite.prepared_writes;
+
+-- Going synchronous inside a savepoint that then rolls back keeps the
+-- outer writes: they are queued at commit as if nothing happened.
+CREATE TABLE tx_sp (id int PRIMARY KEY, blob text);
+BEGIN;
+SELECT asyncwrite.insert('tx_sp', '{"id": 1}') IS NULL AS kept;
+SAVEPOINT s;
+SELECT count(asyncwrite.insert('tx_sp', jsonb_build_object('id', g, 'blob', repeat('s', 500000))) IS NULL)
+  FROM generate_series(100, 105) g;
+ROLLBACK TO SAVEPOINT s;
+SELECT asyncwrite.insert('tx_sp', '{"id": 2}') IS NULL AS kept;
+COMMIT;
+SELECT asyncwrite.flush();
+SELECT id FROM tx_sp ORDER BY id;
+
+-- Table DDL in the same transaction: kept writes go in before it.
+CREATE TABLE tx_ddl (id int, extra int);
+BEGIN;
+SELECT asyncwrite.insert('tx_ddl', '{"id": 1, "extra": 5}') IS NULL AS kept;
+ALTER TABLE tx_ddl DROP COLUMN extra;
+SELECT asyncwrite.insert('tx_ddl', '{"id": 2}') IS NULL AS kept;
+COMMIT;
+SELECT asyncwrite.flush();
+SELECT id FROM tx_ddl ORDER BY id;
+SELECT count(*) AS dead_letters FROM asyncwrite.dead_letters WHERE target = 'tx_ddl'::regclass;

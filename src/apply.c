@@ -552,6 +552,16 @@ aw_apply_runs(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 }
 
 /*
+ * Apply rows inside the caller's transaction, each failure isolated and
+ * recorded as for a batch (prepared writes released by COMMIT PREPARED).
+ */
+void
+aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied, uint64 *nfailed)
+{
+	aw_apply_runs(rows, nrows, napplied, nfailed);
+}
+
+/*
  * Apply one write in a transaction of its own; if even that transaction
  * cannot commit, record the write as failed in another one.  Returns false
  * if the write could be neither applied nor recorded.

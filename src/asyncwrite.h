@@ -150,7 +150,25 @@ typedef struct AwPublish
 	bool		wake;
 } AwPublish;
 
+/* One write to queue, as aw_queue_prepare_many() takes it. */
+typedef struct AwWriteSpec
+{
+	Oid			relid;
+	Oid			roleid;
+	uint32		fingerprint;
+	uint16		natts;
+	uint8		kind;
+	uint32		flags;
+	const void *payload;
+	Size		payload_len;
+	const void *extra;
+	Size		extra_len;
+} AwWriteSpec;
+
 extern Size aw_entry_size(Size payload_len, Size extra_len);
+extern void aw_queue_prepare_many(int n, const AwWriteSpec *writes,
+								  AwEntryHeader **entries, uint64 *first_id,
+								  AwPublish *publish);
 extern AwEntryHeader *aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint,
 									   uint16 natts, uint8 kind, uint32 flags,
 									   const void *payload, Size payload_len,
@@ -165,6 +183,7 @@ extern bool aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint,
 							uint64 *write_id);
 extern uint64 aw_queue_last_write_id(AwQueue *q);
 extern uint64 aw_queue_pending(AwQueue *q);
+extern uint64 aw_queue_discard(AwQueue *q);
 extern AwEntryHeader *aw_queue_entry_at(AwQueue *q, uint64 pos, uint64 *entry_pos);
 extern void aw_queue_consume(AwQueue *q, uint64 new_tail, uint64 last_id);
 extern TimestampTz aw_queue_oldest_enqueued_at(AwQueue *q);
@@ -192,6 +211,8 @@ typedef struct AwApplyRow
 } AwApplyRow;
 extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
 						   uint64 *napplied, uint64 *nfailed);
+extern void aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied,
+							 uint64 *nfailed);
 extern void aw_apply_sync(Relation rel, Datum row);
 extern void aw_apply_sync_entry(AwEntryHeader *hdr);
 
@@ -205,6 +226,8 @@ extern void aw_xact_submit(Oid relid, Oid roleid, uint32 fingerprint,
 						   const void *payload, Size payload_len,
 						   const void *extra, Size extra_len);
 extern int	aw_xact_pending_count(void);
+extern void aw_xact_write_now(bool switch_mode);
+extern AwEntryHeader *aw_entry_from_spec(const AwWriteSpec *w);
 
 /* prepared.c */
 extern void aw_prepared_store(Oid relid, Oid roleid, uint32 fingerprint,

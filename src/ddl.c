@@ -129,6 +129,10 @@ aw_ddl_flush_first(void)
 	uint64		target;
 	bool		skip;
 
+	/* This transaction's own kept writes go in before its DDL. */
+	if (aw_xact_pending_count() > 0)
+		aw_xact_write_now(false);
+
 	if (q == NULL || aw_is_worker || aw_ddl_flush_timeout_ms <= 0)
 		return;
 	SpinLockAcquire(&q->mutex);
@@ -326,14 +330,20 @@ aw_ddl_xact_callback(XactEvent event, void *arg)
 				latch = q->worker_latch;
 			}
 			else
-			{
-				/* No worker: nobody reads the ring, discard here. */
-				discarded = q->next_write_id - 1 - pg_atomic_read_u64(&q->applied_write_id);
-				pg_atomic_write_u64(&q->tail, q->head);
-				pg_atomic_write_u64(&q->applied_write_id, q->next_write_id - 1);
-			}
+				discarded = 1;	/* no worker: discard below, unlocked */
 		}
 		SpinLockRelease(&q->mutex);
+		if (discarded > 0)
+		{
+			/* Nobody reads the ring; keep what is still being committed. */
+			discarded = aw_queue_discard(q);
+			if (q->head != pg_atomic_read_u64(&q->tail))
+			{
+				SpinLockAcquire(&q->mutex);
+				q->extension_dropped = true;
+				SpinLockRelease(&q->mutex);
+			}
+		}
 		if (discarded > 0)
 			ereport(WARNING,
 					(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes", discarded),

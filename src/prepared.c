@@ -112,15 +112,18 @@ aw_prepared_store(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 }
 
 /*
- * In the worker: move the writes of committed prepared transactions into
- * the queue.  They are kept by this transaction (aw_xact_keep) and
- * published when it commits, atomically with their deletion.  Returns how
- * many were moved.
+ * In the worker: apply the writes of committed prepared transactions, in
+ * one transaction with their deletion from asyncwrite.prepared_writes, so
+ * each is applied exactly once; failures go to dead_letters as for a
+ * batch.  Returns how many there were.
  */
 uint64
 aw_prepared_sweep(void)
 {
 	uint64		n;
+	uint64		napplied = 0;
+	uint64		nfailed = 0;
+	AwApplyRow *rows;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -132,6 +135,7 @@ aw_prepared_sweep(void)
 					"FROM d ORDER BY id", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read asyncwrite.prepared_writes");
 	n = SPI_processed;
+	rows = palloc0(sizeof(AwApplyRow) * Max(n, 1));
 	for (uint64 i = 0; i < n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
@@ -141,21 +145,27 @@ aw_prepared_sweep(void)
 		bytea	   *payload;
 		bytea	   *extra = NULL;
 		Datum		d;
+		AwWriteSpec w;
 
 		payload = DatumGetByteaPP(SPI_getbinval(tup, desc, 7, &isnull));
 		d = SPI_getbinval(tup, desc, 8, &extra_null);
 		if (!extra_null)
 			extra = DatumGetByteaPP(d);
-		aw_xact_submit(DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)),
-					   DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull)),
-					   (uint32) DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull)),
-					   (uint16) DatumGetInt16(SPI_getbinval(tup, desc, 4, &isnull)),
-					   (uint8) DatumGetInt16(SPI_getbinval(tup, desc, 5, &isnull)),
-					   (uint32) DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)),
-					   VARDATA_ANY(payload), VARSIZE_ANY_EXHDR(payload),
-					   extra ? VARDATA_ANY(extra) : NULL,
-					   extra ? VARSIZE_ANY_EXHDR(extra) : 0);
+		w.relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
+		w.roleid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+		w.fingerprint = (uint32) DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+		w.natts = (uint16) DatumGetInt16(SPI_getbinval(tup, desc, 4, &isnull));
+		w.kind = (uint8) DatumGetInt16(SPI_getbinval(tup, desc, 5, &isnull));
+		w.flags = (uint32) DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		w.payload = VARDATA_ANY(payload);
+		w.payload_len = VARSIZE_ANY_EXHDR(payload);
+		w.extra = extra ? VARDATA_ANY(extra) : NULL;
+		w.extra_len = extra ? VARSIZE_ANY_EXHDR(extra) : 0;
+		rows[i].hdr = aw_entry_from_spec(&w);
+		rows[i].hdr->enqueued_at = GetCurrentTimestamp();
 	}
+	if (n > 0)
+		aw_apply_in_xact(rows, (int) n, &napplied, &nfailed);
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();

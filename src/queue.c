@@ -265,14 +265,17 @@ aw_queue_full_error(bool timed_out)
 }
 
 /*
- * Reserve room for an entry of len bytes and take its write id.  While the
+ * Reserve one contiguous block of len bytes for nentries entries (never
+ * wrapping) and take their consecutive write ids; the first id is returned.
+ * Only the first entry is marked reserved here: the worker cannot pass it,
+ * so the caller marks the others before publishing the first.  While the
  * ring is full, asyncwrite.on_full decides: wait on the "space" condition
  * variable (up to full_timeout), fail, or return NULL so that the caller
  * writes synchronously.  The entry comes back marked reserved, with what
  * the caller needs to wake or start the worker.
  */
 static AwEntryHeader *
-aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
+aw_queue_reserve(Size len, int nentries, uint64 *write_id, Latch **worker_latch,
 				 bool *need_worker, bool *wake, AwQueue **queue)
 {
 	uint64		capacity = aw_control->capacity;
@@ -321,12 +324,13 @@ aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
 			entry = (AwEntryHeader *) (ring + (q->head + pad) % capacity);
 			entry->state = AW_ENTRY_RESERVED;
 			q->head += pad + len;
-			*write_id = q->next_write_id++;
-			q->enqueued++;
-			pending = *write_id - pg_atomic_read_u64(&q->applied_write_id);
+			*write_id = q->next_write_id;
+			q->next_write_id += nentries;
+			q->enqueued += nentries;
+			pending = q->next_write_id - 1 - pg_atomic_read_u64(&q->applied_write_id);
 			*worker_latch = q->worker_latch;
 			*need_worker = (q->worker_pid == 0 && !q->hold);
-			*wake = (pending == 1 || pending >= (uint64) aw_batch_size);
+			*wake = (pending == (uint64) nentries || pending >= (uint64) aw_batch_size);
 			SpinLockRelease(&q->mutex);
 			break;
 		}
@@ -372,6 +376,39 @@ aw_queue_reserve(Size len, uint64 *write_id, Latch **worker_latch,
 	return entry;
 }
 
+/* Fill a reserved entry's header and copy its payload and extra bytes. */
+static void
+aw_queue_fill(AwEntryHeader *entry, Size len, Oid relid, Oid roleid,
+			  uint32 fingerprint, uint16 natts, uint8 kind, uint32 flags,
+			  const void *payload, Size payload_len, const void *extra,
+			  Size extra_len, TimestampTz now)
+{
+	entry->state = AW_ENTRY_RESERVED;
+	entry->length = (uint32) len;
+	entry->kind = kind;
+	entry->natts = natts;
+	entry->relid = relid;
+	entry->roleid = roleid;
+	entry->fingerprint = fingerprint;
+	entry->flags = flags;
+	entry->enqueued_at = now;
+	memcpy(AW_ENTRY_PAYLOAD(entry), payload, payload_len);
+	if (extra_len > 0)
+		memcpy(AW_ENTRY_PAYLOAD(entry) + MAXALIGN(payload_len), extra, extra_len);
+}
+
+/* Refuse an entry larger than a quarter of the queue. */
+static void
+aw_queue_too_large(Size len)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("row is too large for the asyncwrite queue"),
+			 errdetail("The row needs %zu bytes; a queued row may use at most a quarter of asyncwrite.queue_size (%zu bytes).",
+					   len, (Size) (aw_control->capacity / 4)),
+			 errhint("Increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
+}
+
 /*
  * Reserve an entry for one write, fill it and copy its payload (and the
  * optional extra bytes after it) outside any lock, but leave it unpublished:
@@ -392,33 +429,84 @@ aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 	{
 		if (aw_on_full == AW_ON_FULL_SYNC)
 			return NULL;
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("row is too large for the asyncwrite queue"),
-				 errdetail("The row needs %zu bytes; a queued row may use at most a quarter of asyncwrite.queue_size (%zu bytes).",
-						   len, (Size) (aw_control->capacity / 4)),
-				 errhint("Increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
+		aw_queue_too_large(len);
 	}
 
-	entry = aw_queue_reserve(len, write_id, &publish->latch,
+	entry = aw_queue_reserve(len, 1, write_id, &publish->latch,
 							 &publish->need_worker, &publish->wake,
 							 &publish->queue);
 	if (entry == NULL)
 		return NULL;
 
 	/* Nothing below may fail: the entry is reserved and must be published. */
-	entry->length = (uint32) len;
-	entry->kind = kind;
-	entry->natts = natts;
-	entry->relid = relid;
-	entry->roleid = roleid;
-	entry->fingerprint = fingerprint;
-	entry->flags = flags;
-	entry->enqueued_at = GetCurrentTimestamp();
-	memcpy(AW_ENTRY_PAYLOAD(entry), payload, payload_len);
-	if (extra_len > 0)
-		memcpy(AW_ENTRY_PAYLOAD(entry) + MAXALIGN(payload_len), extra, extra_len);
+	aw_queue_fill(entry, len, relid, roleid, fingerprint, natts, kind, flags,
+				  payload, payload_len, extra, extra_len, GetCurrentTimestamp());
 	return entry;
+}
+
+/*
+ * aw_queue_reserve() with on_full "sync" taken as "wait": at commit it is
+ * too late to write synchronously.
+ */
+static char *
+aw_queue_reserve_waiting(Size len, int n, uint64 *first_id, AwPublish *publish)
+{
+	int			save_on_full = aw_on_full;
+	char	   *block;
+
+	if (aw_on_full == AW_ON_FULL_SYNC)
+		aw_on_full = AW_ON_FULL_WAIT;
+	PG_TRY();
+	{
+		block = (char *) aw_queue_reserve(len, n, first_id, &publish->latch,
+										  &publish->need_worker, &publish->wake,
+										  &publish->queue);
+	}
+	PG_FINALLY();
+	{
+		aw_on_full = save_on_full;
+	}
+	PG_END_TRY();
+	return block;
+}
+
+/*
+ * Reserve the entries of several writes as one block, waiting for the
+ * whole block to fit before reserving anything: a producer never waits for
+ * space while it holds reserved entries (which the worker cannot pass).
+ * Fills them like aw_queue_prepare(); entries[i] receives each.  The block
+ * must be at most a quarter of the queue.
+ */
+void
+aw_queue_prepare_many(int n, const AwWriteSpec *writes, AwEntryHeader **entries,
+					  uint64 *first_id, AwPublish *publish)
+{
+	Size		total = 0;
+	char	   *block;
+	TimestampTz now = GetCurrentTimestamp();
+
+	aw_check_available();
+	for (int i = 0; i < n; i++)
+		total += aw_entry_size(writes[i].payload_len, writes[i].extra_len);
+	if (total > aw_control->capacity / 4)
+		aw_queue_too_large(total);
+
+	block = aw_queue_reserve_waiting(total, n, first_id, publish);
+	if (block == NULL)
+		elog(ERROR, "could not reserve asyncwrite queue space");
+
+	/* Nothing below may fail: the entries are reserved. */
+	for (int i = 0; i < n; i++)
+	{
+		const AwWriteSpec *w = &writes[i];
+		Size		len = aw_entry_size(w->payload_len, w->extra_len);
+
+		entries[i] = (AwEntryHeader *) block;
+		aw_queue_fill(entries[i], len, w->relid, w->roleid, w->fingerprint,
+					  w->natts, w->kind, w->flags, w->payload, w->payload_len,
+					  w->extra, w->extra_len, now);
+		block += len;
+	}
 }
 
 /*
@@ -503,6 +591,39 @@ aw_queue_consume(AwQueue *q, uint64 new_tail, uint64 last_id)
 	pg_atomic_write_u64(&q->applied_write_id, last_id);
 	ConditionVariableBroadcast(&q->applied_cv);
 	ConditionVariableBroadcast(&q->space_cv);
+}
+
+/*
+ * Drop the published entries from the tail up to the first one still being
+ * written (a committing transaction's), and return how many writes that
+ * was.  Only the queue's worker, or a backend when no worker runs, calls
+ * this.
+ */
+uint64
+aw_queue_discard(AwQueue *q)
+{
+	uint64		pos = pg_atomic_read_u64(&q->tail);
+	uint64		id = pg_atomic_read_u64(&q->applied_write_id);
+	uint64		first = id;
+	uint64		head;
+
+	SpinLockAcquire(&q->mutex);
+	head = q->head;
+	SpinLockRelease(&q->mutex);
+	while (pos < head)
+	{
+		AwEntryHeader *hdr = aw_queue_entry_at(q, pos, &pos);
+
+		if (pos >= head || hdr->state == AW_ENTRY_RESERVED)
+			break;
+		pg_read_barrier();
+		if (hdr->kind != AW_KIND_PAD)
+			id++;
+		pos += hdr->length;
+	}
+	if (pos != pg_atomic_read_u64(&q->tail))
+		aw_queue_consume(q, Min(pos, head), id);
+	return id - first;
 }
 
 /*

@@ -283,21 +283,13 @@ aw_extension_exists(void)
 static void
 aw_worker_discard(AwQueue *q)
 {
-	uint64		head;
-	uint64		last_id;
-	uint64		discarded;
+	uint64		discarded = aw_queue_discard(q);
 
-	SpinLockAcquire(&q->mutex);
-	head = q->head;
-	last_id = q->next_write_id - 1;
-	SpinLockRelease(&q->mutex);
-	discarded = last_id - pg_atomic_read_u64(&q->applied_write_id);
 	if (discarded > 0)
 		ereport(WARNING,
 				(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes", discarded),
 				 errdetail("The asyncwrite extension was dropped from database %u.",
 						   MyDatabaseId)));
-	aw_queue_consume(q, head, last_id);
 }
 
 /*
@@ -312,11 +304,15 @@ aw_worker_leave_without_extension(AwQueue *q)
 
 	SpinLockAcquire(&q->mutex);
 	dropped = q->extension_dropped;
-	q->extension_dropped = false;
 	SpinLockRelease(&q->mutex);
 	if (dropped)
 	{
 		aw_worker_discard(q);
+		if (q->head != pg_atomic_read_u64(&q->tail))
+			proc_exit(1);		/* writes still being committed: again later */
+		SpinLockAcquire(&q->mutex);
+		q->extension_dropped = false;
+		SpinLockRelease(&q->mutex);
 		proc_exit(0);
 	}
 	proc_exit(q->head != pg_atomic_read_u64(&q->tail) ? 1 : 0);
@@ -346,6 +342,7 @@ aw_worker_main(Datum arg)
 	AwQueue    *q;
 	TimestampTz idle_since = GetCurrentTimestamp();
 	int			exit_code = 0;
+	long		blocked_ms = 1;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	aw_is_worker = true;
@@ -452,9 +449,17 @@ aw_worker_main(Datum arg)
 				if (aw_worker_apply_batch(q) >= 0)
 				{
 					idle_since = GetCurrentTimestamp();
+					blocked_ms = 1;
 					continue;
 				}
-				timeout = 1;	/* oldest entry is being published */
+
+				/*
+				 * The oldest entry is a committing transaction's, published
+				 * when its commit is visible: poll, backing off up to
+				 * flush_interval.
+				 */
+				timeout = blocked_ms;
+				blocked_ms = Min(blocked_ms * 2, Max(1, aw_flush_interval_ms));
 			}
 			else
 				timeout = Max(1, (long) ((due - now) / 1000));

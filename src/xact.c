@@ -35,24 +35,26 @@
 /* A write kept until its transaction commits. */
 typedef struct AwPendingWrite
 {
-	Oid			relid;
-	Oid			roleid;
-	uint32		fingerprint;
-	uint16		natts;
-	uint8		kind;
-	uint32		flags;
+	AwWriteSpec spec;			/* payload and extra point into data */
 	SubTransactionId subid;		/* innermost subtransaction that owns it */
-	Size		payload_len;
-	Size		extra_len;
-	char	   *data;			/* payload, then extra at MAXALIGN */
-	AwEntryHeader *entry;		/* its queue entry, once reserved */
-	AwPublish	publish;
+	SubTransactionId written_in;	/* written synchronously in it; 0: kept */
+	char	   *data;
 } AwPendingWrite;
 
-/* This transaction's kept writes, in order (in TopTransactionContext). */
+/* This transaction's writes, in call order (in TopTransactionContext). */
 static List *aw_pending = NIL;
-static Size aw_pending_bytes = 0;
-static bool aw_xact_synchronous = false;
+static Size aw_pending_bytes = 0;	/* queue bytes of the kept ones */
+static int	aw_pending_kept = 0;
+
+/* Subtransaction that switched the rest of the transaction to synchronous. */
+static SubTransactionId aw_sync_subid = InvalidSubTransactionId;
+
+/* The entries reserved at pre-commit, published at commit or abort. */
+static AwEntryHeader **aw_reserved = NULL;
+static int	aw_nreserved = 0;
+static uint64 aw_first_id = 0;
+static AwPublish aw_publish;
+
 static bool aw_callbacks_registered = false;
 
 /* Highest write id this session submitted. */
@@ -60,18 +62,21 @@ static uint64 aw_last_write_id = 0;
 
 PG_FUNCTION_INFO_V1(aw_last_write_id_fn);
 
-/* Forget this transaction's kept writes. */
+/* Forget this transaction's writes and reservations. */
 static void
 aw_xact_reset(void)
 {
 	aw_pending = NIL;
 	aw_pending_bytes = 0;
-	aw_xact_synchronous = false;
+	aw_pending_kept = 0;
+	aw_sync_subid = InvalidSubTransactionId;
+	aw_reserved = NULL;
+	aw_nreserved = 0;
 }
 
-/* A kept write laid out as a queue entry, for a synchronous write. */
-static AwEntryHeader *
-aw_pending_as_entry(AwPendingWrite *w)
+/* A write laid out as a queue entry, for writing it synchronously. */
+AwEntryHeader *
+aw_entry_from_spec(const AwWriteSpec *w)
 {
 	Size		len = aw_entry_size(w->payload_len, w->extra_len);
 	AwEntryHeader *hdr = palloc0(len);
@@ -84,64 +89,66 @@ aw_pending_as_entry(AwPendingWrite *w)
 	hdr->roleid = w->roleid;
 	hdr->fingerprint = w->fingerprint;
 	hdr->flags = w->flags;
-	memcpy(AW_ENTRY_PAYLOAD(hdr), w->data,
-		   MAXALIGN(w->payload_len) + w->extra_len);
+	memcpy(AW_ENTRY_PAYLOAD(hdr), w->payload, w->payload_len);
+	if (w->extra_len > 0)
+		memcpy(AW_ENTRY_PAYLOAD(hdr) + MAXALIGN(w->payload_len), w->extra,
+			   w->extra_len);
 	return hdr;
 }
 
-/* Reserve and fill the queue entries of every kept write, in order. */
+/*
+ * Reserve the queue entries of every kept write as one block, so that the
+ * transaction never waits for space while holding part of it.
+ */
 static void
 aw_xact_reserve_all(void)
 {
+	AwWriteSpec *specs;
+	AwEntryHeader **entries;
 	ListCell   *lc;
+	int			n = 0;
 
+	if (aw_pending_kept == 0)
+		return;
+	specs = MemoryContextAlloc(TopTransactionContext,
+							   sizeof(AwWriteSpec) * aw_pending_kept);
+	entries = MemoryContextAlloc(TopTransactionContext,
+								 sizeof(AwEntryHeader *) * aw_pending_kept);
 	foreach(lc, aw_pending)
 	{
 		AwPendingWrite *w = (AwPendingWrite *) lfirst(lc);
-		uint64		write_id;
-		int			save_on_full = aw_on_full;
 
-		/* Too late to write synchronously: a full queue is waited for. */
-		if (aw_on_full == AW_ON_FULL_SYNC)
-			aw_on_full = AW_ON_FULL_WAIT;
-		PG_TRY();
-		{
-			w->entry = aw_queue_prepare(w->relid, w->roleid, w->fingerprint,
-										w->natts, w->kind, w->flags, w->data,
-										w->payload_len,
-										w->data + MAXALIGN(w->payload_len),
-										w->extra_len, &write_id, &w->publish);
-		}
-		PG_FINALLY();
-		{
-			aw_on_full = save_on_full;
-		}
-		PG_END_TRY();
-		aw_last_write_id = Max(aw_last_write_id, write_id);
+		if (w->written_in == InvalidSubTransactionId)
+			specs[n++] = w->spec;
 	}
+	Assert(n == aw_pending_kept);
+	aw_queue_prepare_many(n, specs, entries, &aw_first_id, &aw_publish);
+	aw_reserved = entries;
+	aw_nreserved = n;
 }
 
-/* Publish every reserved entry as ready (commit) or skipped (abort). */
+/*
+ * Publish the reserved entries as ready (commit) or skipped (abort).  The
+ * state is detached first, so nothing is published twice even if a later
+ * step failed.  Never raises an error.
+ */
 static void
 aw_xact_publish_all(uint8 state)
 {
-	ListCell   *lc;
-	AwPublish  *last = NULL;
+	AwEntryHeader **entries = aw_reserved;
+	int			n = aw_nreserved;
+	uint64		first_id = aw_first_id;
+	AwPublish	publish = aw_publish;
 
-	foreach(lc, aw_pending)
-	{
-		AwPendingWrite *w = (AwPendingWrite *) lfirst(lc);
-
-		if (w->entry == NULL)
-			continue;
-		aw_queue_publish(w->entry, state);
-		last = &w->publish;
-	}
-	if (last != NULL)
-	{
-		last->wake = true;
-		aw_queue_wake(last);
-	}
+	aw_xact_reset();
+	if (n == 0)
+		return;
+	for (int i = 0; i < n; i++)
+		aw_queue_publish(entries[i], state);
+	if (state == AW_ENTRY_READY)
+		aw_last_write_id = Max(aw_last_write_id, first_id + n - 1);
+	/* Wake the worker as a write queued at the call would, not always. */
+	aw_queue_wake(&publish);
 }
 
 /* Transaction callback: reserve at pre-commit, publish at commit or abort. */
@@ -153,16 +160,13 @@ aw_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			if (aw_pending != NIL)
-				aw_xact_reserve_all();
+			aw_xact_reserve_all();
 			break;
 		case XACT_EVENT_COMMIT:
 			aw_xact_publish_all(AW_ENTRY_READY);
-			aw_xact_reset();
 			break;
 		case XACT_EVENT_ABORT:
 			aw_xact_publish_all(AW_ENTRY_SKIPPED);
-			aw_xact_reset();
 			break;
 		case XACT_EVENT_PRE_PREPARE:
 			/* Kept writes become rows of the prepared transaction. */
@@ -170,9 +174,13 @@ aw_xact_callback(XactEvent event, void *arg)
 			{
 				AwPendingWrite *w = (AwPendingWrite *) lfirst(lc);
 
-				aw_prepared_store(w->relid, w->roleid, w->fingerprint, w->natts,
-								  w->kind, w->flags, w->data, w->payload_len,
-								  w->data + MAXALIGN(w->payload_len), w->extra_len);
+				if (w->written_in != InvalidSubTransactionId)
+					continue;
+				aw_prepared_store(w->spec.relid, w->spec.roleid,
+								  w->spec.fingerprint, w->spec.natts,
+								  w->spec.kind, w->spec.flags, w->spec.payload,
+								  w->spec.payload_len, w->spec.extra,
+								  w->spec.extra_len);
 			}
 			break;
 		case XACT_EVENT_PREPARE:
@@ -183,7 +191,12 @@ aw_xact_callback(XactEvent event, void *arg)
 	}
 }
 
-/* Subtransaction callback: a rolled-back savepoint drops its writes. */
+/*
+ * Subtransaction callback.  A rolled-back savepoint drops the writes it
+ * made, and makes writes of outer levels that it wrote synchronously kept
+ * again (their rows were rolled back with it); a released one hands both
+ * to its parent.
+ */
 static void
 aw_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					SubTransactionId parentSubid, void *arg)
@@ -195,13 +208,26 @@ aw_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 		foreach(lc, aw_pending)
 		{
 			AwPendingWrite *w = (AwPendingWrite *) lfirst(lc);
+			Size		size = aw_entry_size(w->spec.payload_len, w->spec.extra_len);
 
 			if (w->subid == mySubid)
 			{
-				aw_pending_bytes -= aw_entry_size(w->payload_len, w->extra_len);
+				if (w->written_in == InvalidSubTransactionId)
+				{
+					aw_pending_bytes -= size;
+					aw_pending_kept--;
+				}
 				aw_pending = foreach_delete_current(aw_pending, lc);
 			}
+			else if (w->written_in == mySubid)
+			{
+				w->written_in = InvalidSubTransactionId;
+				aw_pending_bytes += size;
+				aw_pending_kept++;
+			}
 		}
+		if (aw_sync_subid == mySubid)
+			aw_sync_subid = InvalidSubTransactionId;
 	}
 	else if (event == SUBXACT_EVENT_COMMIT_SUB)
 	{
@@ -211,29 +237,47 @@ aw_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 			if (w->subid == mySubid)
 				w->subid = parentSubid;
+			if (w->written_in == mySubid)
+				w->written_in = parentSubid;
 		}
+		if (aw_sync_subid == mySubid)
+			aw_sync_subid = parentSubid;
 	}
 }
 
 /*
- * Write every kept write synchronously now, in order, and the rest of the
- * transaction's writes too: the transaction holds more than the queue
- * should take at once.
+ * Write this transaction's kept writes synchronously now, in order.  With
+ * switch_mode, its later writes are written synchronously too (it holds
+ * more than the queue should take at once).  Used before table DDL in the
+ * same transaction, so the writes apply to the columns they were made for.
  */
-static void
-aw_xact_go_synchronous(void)
+void
+aw_xact_write_now(bool switch_mode)
 {
 	ListCell   *lc;
+	SubTransactionId subid = GetCurrentSubTransactionId();
 
 	foreach(lc, aw_pending)
-		aw_apply_sync_entry(aw_pending_as_entry((AwPendingWrite *) lfirst(lc)));
-	aw_xact_reset();
-	aw_xact_synchronous = true;
+	{
+		AwPendingWrite *w = (AwPendingWrite *) lfirst(lc);
+
+		if (w->written_in != InvalidSubTransactionId)
+			continue;
+		aw_apply_sync_entry(aw_entry_from_spec(&w->spec));
+		w->written_in = subid;
+	}
+	aw_pending_bytes = 0;
+	aw_pending_kept = 0;
+	if (switch_mode && aw_sync_subid == InvalidSubTransactionId)
+		aw_sync_subid = subid;
 }
 
 /*
  * Keep a write until the transaction commits.  Returns false when it must
- * be written synchronously instead (the caller does that).
+ * be written synchronously instead (the caller does that): in the apply
+ * worker (a capture() trigger: then it commits with the batch, and the
+ * worker never waits on its own queue), or when the transaction switched
+ * to synchronous writes.
  */
 bool
 aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
@@ -245,37 +289,43 @@ aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 	MemoryContext old;
 
 	aw_check_available();
+	if (aw_is_worker)
+		return false;
 	if (!aw_callbacks_registered)
 	{
 		RegisterXactCallback(aw_xact_callback, NULL);
 		RegisterSubXactCallback(aw_subxact_callback, NULL);
 		aw_callbacks_registered = true;
 	}
-	if (aw_xact_synchronous)
+	if (aw_sync_subid != InvalidSubTransactionId)
 		return false;
 	if (aw_pending_bytes + size > aw_control->capacity / 4)
 	{
-		aw_xact_go_synchronous();
+		aw_xact_write_now(true);
 		return false;
 	}
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	w = palloc0(sizeof(AwPendingWrite));
-	w->relid = relid;
-	w->roleid = roleid;
-	w->fingerprint = fingerprint;
-	w->natts = natts;
-	w->kind = kind;
-	w->flags = flags;
-	w->subid = GetCurrentSubTransactionId();
-	w->payload_len = payload_len;
-	w->extra_len = extra_len;
 	w->data = palloc(MAXALIGN(payload_len) + extra_len);
 	memcpy(w->data, payload, payload_len);
 	if (extra_len > 0)
 		memcpy(w->data + MAXALIGN(payload_len), extra, extra_len);
+	w->spec.relid = relid;
+	w->spec.roleid = roleid;
+	w->spec.fingerprint = fingerprint;
+	w->spec.natts = natts;
+	w->spec.kind = kind;
+	w->spec.flags = flags;
+	w->spec.payload = w->data;
+	w->spec.payload_len = payload_len;
+	w->spec.extra = w->data + MAXALIGN(payload_len);
+	w->spec.extra_len = extra_len;
+	w->subid = GetCurrentSubTransactionId();
+	w->written_in = InvalidSubTransactionId;
 	aw_pending = lappend(aw_pending, w);
 	aw_pending_bytes += size;
+	aw_pending_kept++;
 	MemoryContextSwitchTo(old);
 	return true;
 }
@@ -286,32 +336,29 @@ aw_xact_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 			   uint8 kind, uint32 flags, const void *payload, Size payload_len,
 			   const void *extra, Size extra_len)
 {
-	AwPendingWrite w;
+	AwWriteSpec w;
 
 	if (aw_xact_keep(relid, roleid, fingerprint, natts, kind, flags, payload,
 					 payload_len, extra, extra_len))
 		return;
-	memset(&w, 0, sizeof(w));
 	w.relid = relid;
 	w.roleid = roleid;
 	w.fingerprint = fingerprint;
 	w.natts = natts;
 	w.kind = kind;
 	w.flags = flags;
+	w.payload = payload;
 	w.payload_len = payload_len;
+	w.extra = extra;
 	w.extra_len = extra_len;
-	w.data = palloc(MAXALIGN(payload_len) + extra_len);
-	memcpy(w.data, payload, payload_len);
-	if (extra_len > 0)
-		memcpy(w.data + MAXALIGN(payload_len), extra, extra_len);
-	aw_apply_sync_entry(aw_pending_as_entry(&w));
+	aw_apply_sync_entry(aw_entry_from_spec(&w));
 }
 
 /* Number of writes this transaction will queue when it commits. */
 int
 aw_xact_pending_count(void)
 {
-	return list_length(aw_pending);
+	return aw_pending_kept;
 }
 
 /* Note a write id this session submitted. */

@@ -60,5 +60,26 @@ is($node->safe_psql('postgres', 'SELECT asyncwrite.flush()'), 't', 'flush after 
 is($node->safe_psql('postgres', 'SELECT count(*) FROM load_t'), '20000', '20000 rows applied through a small queue');
 ok(aw_stat($node, 'postgres', 'batches') >= 200, 'batches of at most 100 rows');
 
+# Many sessions committing several large writes at once into that small
+# queue: each transaction's writes are reserved together, so none waits for
+# room while holding part of it, and all commit.
+$node->safe_psql('postgres', 'TRUNCATE load_t');
+$node->safe_psql('postgres', 'ALTER TABLE load_t ADD COLUMN blob text');
+$node->pgbench(
+	'-n -c 8 -j 2 -t 100',
+	0,
+	[qr{number of transactions actually processed: 800/800}],
+	[qr{^$}],
+	'8 clients committing 10 writes of 5kB each through a 256kB queue',
+	{
+		'001_load_multi' => q{
+BEGIN;
+SELECT asyncwrite.insert('load_t', jsonb_build_object('client', :client_id::int, 'v', g, 'blob', repeat('b', 5000))) FROM generate_series(1, 10) g;
+COMMIT;
+}
+	});
+is($node->safe_psql('postgres', 'SELECT asyncwrite.flush()'), 't', 'flush after the multi-write run');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM load_t'), '8000', '8000 rows from 800 transactions');
+
 $node->stop;
 done_testing();
