@@ -13,13 +13,15 @@ OBJS = \
 	src/ddl.o \
 	src/retry.o \
 	src/xact.o \
-	src/prepared.o
+	src/prepared.o \
+	src/plan.o \
+	src/writes.o
 
 EXTENSION = asyncwrite
 DATA = sql/asyncwrite--1.0.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
-REGRESS = api convert errors stats security failures ddl transactional
+REGRESS = api convert errors stats security failures ddl transactional writes
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
 
 ISOLATION = concurrent_enqueue

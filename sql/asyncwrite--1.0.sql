@@ -104,7 +104,9 @@ CREATE TABLE @extschema@.dead_letters (
     attempts    integer NOT NULL,
     sqlstate    text NOT NULL,
     message     text NOT NULL,
-    detail      text
+    detail      text,
+    key_columns text[],
+    set_columns text[]
 );
 
 COMMENT ON TABLE @extschema@.dead_letters IS
@@ -157,3 +159,40 @@ CREATE TABLE @extschema@.prepared_writes (
     extra       bytea
 );
 REVOKE ALL ON @extschema@.prepared_writes FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.upsert(target regclass, data jsonb,
+                                   conflict_columns text[] DEFAULT NULL,
+                                   transactional boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_upsert'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.upsert(regclass, jsonb, text[], boolean) IS
+'queue INSERT ... ON CONFLICT (conflict_columns, the primary key by default) DO UPDATE of the other given columns';
+
+CREATE FUNCTION @extschema@.update(target regclass, key jsonb, data jsonb,
+                                   transactional boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_update'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.update(regclass, jsonb, jsonb, boolean) IS
+'queue an UPDATE of the row whose unique key is key, setting the columns of data';
+
+CREATE FUNCTION @extschema@.delete(target regclass, key jsonb,
+                                   transactional boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_delete'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.delete(regclass, jsonb, boolean) IS
+'queue a DELETE of the row whose unique key is key';
+
+CREATE FUNCTION @extschema@.increment(target regclass, key jsonb, deltas jsonb,
+                                      transactional boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_increment'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.increment(regclass, jsonb, jsonb, boolean) IS
+'queue adding deltas to numeric columns of the row whose unique key is key, inserting it when missing';

@@ -40,42 +40,9 @@
 
 #include "asyncwrite.h"
 
-/* A prepared multi-row INSERT for one target and row layout. */
-typedef struct AwInsertPlan
-{
-	Oid			relid;			/* hash key */
-	uint32		fingerprint;
-	Oid			rowtype;
-	Oid			arraytype;
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-	NameData	nspname;		/* names the plan's SQL text uses */
-	NameData	relname;
-	SPIPlanPtr	plan;
-} AwInsertPlan;
-
-static HTAB *aw_plans = NULL;
 static SPIPlanPtr aw_dead_letter_plan = NULL;
 static SPIPlanPtr aw_dead_letter_update_plan = NULL;
 static SPIPlanPtr aw_dead_letter_delete_plan = NULL;
-
-/* Relcache invalidation: drop the plan of a table whose columns may differ. */
-static void
-aw_plan_invalidate(Datum arg, Oid relid)
-{
-	HASH_SEQ_STATUS status;
-	AwInsertPlan *p;
-
-	if (aw_plans == NULL)
-		return;
-	hash_seq_init(&status, aw_plans);
-	while ((p = hash_seq_search(&status)) != NULL)
-	{
-		if (!OidIsValid(relid) || p->relid == relid)
-			p->fingerprint = 0; /* rebuilt, with current names, at next use */
-	}
-}
 
 /* Prepare and keep a fixed statement of the worker's own. */
 static SPIPlanPtr
@@ -90,126 +57,19 @@ aw_keep_plan(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
- * Whether a row queued with this layout can be read with the table's
- * current one: the same, or the same followed by columns added since (they
- * read as the value existing rows got, or NULL).
- */
-static bool
-aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr)
-{
-	if (hdr->natts == desc->natts)
-		return aw_tupdesc_fingerprint(desc) == hdr->fingerprint;
-	return hdr->natts < desc->natts &&
-		aw_tupdesc_fingerprint_prefix(desc, hdr->natts) == hdr->fingerprint;
-}
-
-/*
- * The INSERT ... SELECT FROM unnest($1) plan of a target, for its current
- * columns.  Errors if the table is gone or its columns changed so that the
- * queued row no longer fits them.
- */
-static AwInsertPlan *
-aw_insert_plan(AwEntryHeader *hdr)
-{
-	Oid			relid = hdr->relid;
-	AwInsertPlan *p;
-	bool		found;
-	Relation	rel;
-	TupleDesc	desc;
-	StringInfoData cols;
-	StringInfoData sql;
-	Oid			argtype;
-	uint32		fingerprint;
-
-	if (aw_plans == NULL)
-	{
-		HASHCTL		ctl;
-
-		ctl.keysize = sizeof(Oid);
-		ctl.entrysize = sizeof(AwInsertPlan);
-		aw_plans = hash_create("asyncwrite insert plans", 64, &ctl,
-							   HASH_ELEM | HASH_BLOBS);
-		CacheRegisterRelcacheCallback(aw_plan_invalidate, (Datum) 0);
-	}
-
-	rel = try_relation_open(relid, RowExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("target table with OID %u does not exist", relid),
-				 errdetail("The table was dropped after the write was queued.")));
-	desc = RelationGetDescr(rel);
-	if (!aw_layout_compatible(desc, hdr))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("columns of table \"%s\" changed after the write was queued",
-						RelationGetRelationName(rel)),
-				 errdetail("The row was converted for the table's earlier columns (ALTER TABLE ... DROP COLUMN or ALTER COLUMN ... TYPE since)."),
-				 errhint("Queue the write again for the table's current columns.")));
-	fingerprint = aw_tupdesc_fingerprint(desc);
-
-	p = hash_search(aw_plans, &relid, HASH_ENTER, &found);
-	/*
-	 * The plan's SQL names the table: rebuild it when a relcache invalidation
-	 * zeroed the fingerprint, or when the table or its schema was renamed
-	 * (a schema rename invalidates nothing).
-	 */
-	if (found && p->fingerprint == fingerprint && p->plan != NULL &&
-		strcmp(NameStr(p->relname), RelationGetRelationName(rel)) == 0 &&
-		strcmp(NameStr(p->nspname), get_namespace_name(RelationGetNamespace(rel))) == 0)
-	{
-		table_close(rel, NoLock);
-		return p;
-	}
-	if (found && p->plan != NULL)
-		SPI_freeplan(p->plan);
-	p->plan = NULL;
-	p->fingerprint = fingerprint;
-	p->rowtype = desc->tdtypeid;
-	p->arraytype = get_array_type(p->rowtype);
-	namestrcpy(&p->relname, RelationGetRelationName(rel));
-	namestrcpy(&p->nspname, get_namespace_name(RelationGetNamespace(rel)));
-	get_typlenbyvalalign(p->rowtype, &p->typlen, &p->typbyval, &p->typalign);
-
-	initStringInfo(&cols);
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped || att->attgenerated)
-			continue;
-		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "",
-						 quote_identifier(NameStr(att->attname)));
-	}
-	initStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "INSERT INTO %s.%s (%s) OVERRIDING SYSTEM VALUE SELECT %s FROM pg_catalog.unnest($1) AS r",
-					 quote_identifier(NameStr(p->nspname)),
-					 quote_identifier(NameStr(p->relname)),
-					 cols.data, cols.data);
-	table_close(rel, NoLock);
-
-	argtype = p->arraytype;
-	p->plan = SPI_prepare(sql.data, 1, &argtype);
-	if (p->plan == NULL)
-		elog(ERROR, "could not prepare asyncwrite insert: %s",
-			 SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(p->plan) != 0)
-		elog(ERROR, "could not keep asyncwrite insert plan");
-	return p;
-}
-
-/*
- * Insert rows[0..n) (same target, role and layout) with one statement.  A
- * retry of a dead letter (always alone in its run) first removes the dead
- * letter, in the same subtransaction: if it is already gone, an earlier
- * retry of it was applied and this one is skipped.
+ * Apply rows[0..n) (same target, role, kind, columns and layout) with one
+ * statement (plan.c).  A retry of a dead letter (always alone in its run)
+ * first removes the dead letter, in the same subtransaction: if it is
+ * already gone, an earlier retry of it was applied and this one is skipped.
  */
 static void
 aw_insert_rows(AwApplyRow *rows, int n)
 {
 	AwEntryHeader *first = rows[0].hdr;
-	AwInsertPlan *p;
+	AwPlan	   *p;
+	Relation	rel;
+	bool	   *keep;
+	int			nelems = 0;
 	Datum	   *elems;
 	ArrayType  *arr;
 	Datum		arg;
@@ -234,11 +94,18 @@ aw_insert_rows(AwApplyRow *rows, int n)
 			return;
 	}
 
-	p = aw_insert_plan(first);
+	p = aw_plan_for(first, &rel);
+	keep = palloc(sizeof(bool) * n);
+	if (n > 1 && (first->kind == AW_KIND_UPSERT || first->kind == AW_KIND_UPDATE))
+		aw_plan_coalesce(rel, rows, n, keep);
+	else
+		memset(keep, true, sizeof(bool) * n);
+	table_close(rel, NoLock);
 	elems = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
-		elems[i] = PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr));
-	arr = construct_array(elems, n, p->rowtype, p->typlen, p->typbyval,
+		if (keep[i])
+			elems[nelems++] = PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr));
+	arr = construct_array(elems, nelems, p->rowtype, p->typlen, p->typbyval,
 						  p->typalign);
 	arg = PointerGetDatum(arr);
 
@@ -267,10 +134,12 @@ aw_insert_rows(AwApplyRow *rows, int n)
 		rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
 	}
 	SetUserIdAndSecContext(save_userid, save_sec_context);
-	if (rc != SPI_OK_INSERT)
-		elog(ERROR, "asyncwrite insert failed: %s", SPI_result_code_string(rc));
+	if (rc < 0)
+		elog(ERROR, "asyncwrite %s failed: %s", aw_kind_name(first->kind),
+			 SPI_result_code_string(rc));
 	pfree(arr);
 	pfree(elems);
+	pfree(keep);
 }
 
 /* The payload of a write as jsonb, or NULL when its layout is stale. */
@@ -293,6 +162,17 @@ aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
 	*isnull = false;
 	return DirectFunctionCall1(jsonb_in,
 							   CStringGetDatum(TextDatumGetCString(json)));
+}
+
+/* Names of columns, as a text[] datum. */
+static Datum
+aw_colset_names(Oid relid, const AttrNumber *attnums, int n)
+{
+	Datum	   *names = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		names[i] = CStringGetTextDatum(get_attname(relid, attnums[i], false));
+	return PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
 /* Send NOTIFY asyncwrite_failed with a dead letter's id. */
@@ -318,10 +198,12 @@ static void
 aw_record_failure(AwApplyRow *row, ErrorData *edata, int attempts)
 {
 	AwEntryHeader *hdr = row->hdr;
-	Oid			argtypes[11] = {INT8OID, TEXTOID, OIDOID, TEXTOID, JSONBOID,
-	OIDOID, TIMESTAMPTZOID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[11];
-	char		nulls[11];
+	Oid			argtypes[13] = {INT8OID, TEXTOID, OIDOID, TEXTOID, JSONBOID,
+		OIDOID, TIMESTAMPTZOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[13];
+	char		nulls[13];
+	AwColumnSets *cs = aw_entry_colsets(hdr);
 	char	   *relname = get_rel_name(hdr->relid);
 	bool		payload_null;
 	int			rc;
@@ -364,9 +246,10 @@ aw_record_failure(AwApplyRow *row, ErrorData *edata, int attempts)
 		aw_dead_letter_plan = aw_keep_plan(
 										   "INSERT INTO asyncwrite.dead_letters "
 										   "(write_id, target_name, target, operation, payload, role, "
-										   " enqueued_at, attempts, sqlstate, message, detail) "
-										   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-										   "RETURNING id", 11, argtypes);
+										   " enqueued_at, attempts, sqlstate, message, detail, "
+										   " key_columns, set_columns) "
+										   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+										   "RETURNING id", 13, argtypes);
 	values[0] = Int64GetDatum((int64) row->write_id);
 	if (relname != NULL)
 		values[1] = CStringGetTextDatum(quote_qualified_identifier(get_namespace_name(get_rel_namespace(hdr->relid)),
@@ -374,12 +257,19 @@ aw_record_failure(AwApplyRow *row, ErrorData *edata, int attempts)
 	else
 		nulls[1] = 'n';
 	values[2] = ObjectIdGetDatum(hdr->relid);
-	values[3] = CStringGetTextDatum("insert");
+	values[3] = CStringGetTextDatum(aw_kind_name(hdr->kind));
 	values[4] = aw_payload_jsonb(hdr, &payload_null);
 	if (payload_null)
 		nulls[4] = 'n';
 	values[5] = ObjectIdGetDatum(hdr->roleid);
 	values[6] = TimestampTzGetDatum(hdr->enqueued_at);
+	if (cs != NULL && relname != NULL)
+	{
+		values[11] = aw_colset_names(hdr->relid, cs->attnums, cs->nkeys);
+		values[12] = aw_colset_names(hdr->relid, cs->attnums + cs->nkeys, cs->nset);
+	}
+	else
+		nulls[11] = nulls[12] = 'n';
 
 	rc = SPI_execute_plan(aw_dead_letter_plan, values, nulls, false, 0);
 	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
@@ -525,9 +415,16 @@ aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 static bool
 aw_same_run(AwEntryHeader *a, AwEntryHeader *b)
 {
-	return a->relid == b->relid && a->roleid == b->roleid &&
-		a->fingerprint == b->fingerprint && a->kind == b->kind &&
-		a->flags == 0 && b->flags == 0;
+	AwColumnSets *ca = aw_entry_colsets(a);
+	AwColumnSets *cb = aw_entry_colsets(b);
+
+	if (a->relid != b->relid || a->roleid != b->roleid ||
+		a->fingerprint != b->fingerprint || a->kind != b->kind ||
+		a->flags != 0 || b->flags != 0)
+		return false;
+	return ca == NULL ||
+		(ca->nkeys == cb->nkeys && ca->nset == cb->nset &&
+		 memcmp(ca, cb, AW_COLSETS_SIZE(ca->nkeys, ca->nset)) == 0);
 }
 
 /* Apply rows[0..n) inside the current transaction, run by run. */
@@ -725,21 +622,19 @@ aw_apply_sync_entry(AwEntryHeader *hdr)
  * caller's privileges (asyncwrite.enabled = off, on_full = sync).
  */
 void
-aw_apply_sync(Relation rel, Datum row)
+aw_apply_sync(Relation rel, Datum row, uint8 kind, const AwColumnSets *cs)
 {
-	AwEntryHeader *hdr;
-	Size		len = HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(row));
+	AwWriteSpec w;
 
-	/* Lay the row out as a queue entry so both paths share one insert. */
-	hdr = palloc0(aw_entry_size(len, 0));
-	hdr->length = aw_entry_size(len, 0);
-	hdr->kind = AW_KIND_INSERT;
-	hdr->relid = RelationGetRelid(rel);
-	hdr->roleid = GetUserId();
-	hdr->natts = (uint16) RelationGetDescr(rel)->natts;
-	hdr->fingerprint = aw_tupdesc_fingerprint(RelationGetDescr(rel));
-	hdr->state = AW_ENTRY_READY;
-	memcpy(AW_ENTRY_PAYLOAD(hdr), DatumGetPointer(row), len);
-	aw_apply_sync_entry(hdr);
-	pfree(hdr);
+	w.relid = RelationGetRelid(rel);
+	w.roleid = GetUserId();
+	w.fingerprint = aw_tupdesc_fingerprint(RelationGetDescr(rel));
+	w.natts = (uint16) RelationGetDescr(rel)->natts;
+	w.kind = kind;
+	w.flags = 0;
+	w.payload = DatumGetPointer(row);
+	w.payload_len = HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(row));
+	w.extra = cs;
+	w.extra_len = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
+	aw_apply_sync_entry(aw_entry_from_spec(&w));
 }

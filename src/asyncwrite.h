@@ -20,6 +20,9 @@
 #include "storage/lwlock.h"
 #include "storage/spin.h"
 #include "utils/relcache.h"
+#include "access/attnum.h"
+#include "executor/spi.h"
+#include "fmgr.h"
 
 /* GUCs (asyncwrite.c) */
 extern int	aw_queue_size_kb;
@@ -69,15 +72,59 @@ typedef struct AwEntryHeader
 
 #define AW_KIND_PAD			0	/* filler up to the end of the ring */
 #define AW_KIND_INSERT		1
+#define AW_KIND_UPSERT		2	/* INSERT ... ON CONFLICT (keys) DO UPDATE set */
+#define AW_KIND_UPDATE		3	/* UPDATE set WHERE keys */
+#define AW_KIND_DELETE		4	/* DELETE WHERE keys */
+#define AW_KIND_INCREMENT	5	/* add set (deltas) to the row of keys, or insert */
 
 #define AW_FLAG_RETRY		0x0001	/* retry of a dead letter: its id follows */
 
+/*
+ * The columns a write other than an insert works on: its key columns (a
+ * unique key of the target) and the columns it sets (upsert, update) or adds
+ * to (increment).  Stored after the row in the entry.
+ */
+typedef struct AwColumnSets
+{
+	int16		nkeys;
+	int16		nset;
+	AttrNumber	attnums[FLEXIBLE_ARRAY_MEMBER]; /* keys, then set */
+} AwColumnSets;
+
+#define AW_COLSETS_SIZE(nkeys, nset) \
+	(offsetof(AwColumnSets, attnums) + sizeof(AttrNumber) * ((nkeys) + (nset)))
+
+/*
+ * An entry's payload: the row, a composite datum of the target's row type;
+ * then, MAXALIGNed, the column sets (kinds other than insert); then the
+ * dead letter id (retries).
+ */
 #define AW_ENTRY_PAYLOAD(hdr)	((char *) (hdr) + sizeof(AwEntryHeader))
 #define AW_ENTRY_DATUM_LEN(hdr) \
 	(VARSIZE(AW_ENTRY_PAYLOAD(hdr)))
-/* Dead letter id of a retry entry, stored after the row. */
+
+/* The column sets of an entry, or NULL for an insert. */
+static inline AwColumnSets *
+aw_entry_colsets(const AwEntryHeader *hdr)
+{
+	if (hdr->kind == AW_KIND_INSERT)
+		return NULL;
+	return (AwColumnSets *) (AW_ENTRY_PAYLOAD(hdr) + MAXALIGN(AW_ENTRY_DATUM_LEN(hdr)));
+}
+
+/* Bytes the column sets take in an entry (0 for an insert). */
+static inline Size
+aw_entry_colsets_size(const AwEntryHeader *hdr)
+{
+	AwColumnSets *cs = aw_entry_colsets(hdr);
+
+	return cs ? MAXALIGN(AW_COLSETS_SIZE(cs->nkeys, cs->nset)) : 0;
+}
+
+/* Dead letter id of a retry entry. */
 #define AW_ENTRY_RETRY_ID(hdr) \
-	(*(int64 *) (AW_ENTRY_PAYLOAD(hdr) + MAXALIGN(AW_ENTRY_DATUM_LEN(hdr))))
+	(*(int64 *) (AW_ENTRY_PAYLOAD(hdr) + MAXALIGN(AW_ENTRY_DATUM_LEN(hdr)) + \
+				 aw_entry_colsets_size(hdr)))
 
 /*
  * One queue per database, bound to it on first use.
@@ -213,7 +260,8 @@ extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
 						   uint64 *napplied, uint64 *nfailed);
 extern void aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied,
 							 uint64 *nfailed);
-extern void aw_apply_sync(Relation rel, Datum row);
+extern void aw_apply_sync(Relation rel, Datum row, uint8 kind,
+						  const AwColumnSets *cs);
 extern void aw_apply_sync_entry(AwEntryHeader *hdr);
 
 /* xact.c */
@@ -237,17 +285,43 @@ extern void aw_prepared_store(Oid relid, Oid roleid, uint32 fingerprint,
 extern uint64 aw_prepared_sweep(void);
 extern void aw_xact_note_write_id(uint64 write_id);
 
+/* plan.c */
+typedef struct AwPlan
+{
+	SPIPlanPtr	plan;
+	Oid			rowtype;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+} AwPlan;
+extern AwPlan *aw_plan_for(AwEntryHeader *hdr, Relation *rel);
+extern bool aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr);
+extern const char *aw_kind_name(uint8 kind);
+extern void aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep);
+
 /* convert.c */
 typedef struct AwTarget AwTarget;
 extern AwTarget *aw_target_get(Relation rel);
 extern uint32 aw_target_fingerprint(AwTarget *t);
 extern Datum aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb,
 							   bool restoring);
+#define AW_CONVERT_RESTORING	0x01
+#define AW_CONVERT_NO_DEFAULTS	0x02
+extern Datum aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb,
+								   int options, bool **given_out);
 extern Datum aw_row_from_record(Relation rel, AwTarget *t, Datum rec,
 								bool ignore_unknown, const char *op_column,
 								const char *op_value);
 extern uint32 aw_tupdesc_fingerprint(TupleDesc desc);
 extern uint32 aw_tupdesc_fingerprint_prefix(TupleDesc desc, int natts);
+
+/* enqueue.c */
+extern Relation aw_open_target(Oid relid);
+extern void aw_check_insert_privileges(Relation rel);
+extern bool aw_call_transactional(FunctionCallInfo fcinfo, int argno);
+extern Datum aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t,
+							 Datum row, uint8 kind, const AwColumnSets *cs,
+							 bool transactional);
 
 /* persist.c */
 extern void aw_persist_save(int code, Datum arg);

@@ -447,6 +447,21 @@ aw_form_row(Relation rel, Datum *values, bool *nulls)
 Datum
 aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb, bool restoring)
 {
+	return aw_row_from_jsonb_ext(rel, t, jsonb,
+								 restoring ? AW_CONVERT_RESTORING : 0, NULL);
+}
+
+/*
+ * aw_row_from_jsonb() with options: AW_CONVERT_RESTORING as above,
+ * AW_CONVERT_NO_DEFAULTS to leave columns without a value NULL (an update
+ * or delete key).  *given_out, if asked for, receives which columns the
+ * object named (by attribute index).
+ */
+Datum
+aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb, int options,
+					  bool **given_out)
+{
+	bool		restoring = (options & AW_CONVERT_RESTORING) != 0;
 	Jsonb	   *jb = DatumGetJsonbP(jsonb);
 	JsonbIterator *it;
 	JsonbValue	v;
@@ -495,7 +510,19 @@ aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb, bool restoring)
 			ctx.column = NULL;
 		}
 	}
-	aw_fill_defaults(rel, t, values, nulls, given, &ctx);
+	if (given_out != NULL)
+	{
+		*given_out = palloc(sizeof(bool) * Max(t->natts, 1));
+		memcpy(*given_out, given, sizeof(bool) * t->natts);
+	}
+	if (options & AW_CONVERT_NO_DEFAULTS)
+	{
+		for (int i = 0; i < t->natts; i++)
+			if (!given[i])
+				nulls[i] = true;
+	}
+	else
+		aw_fill_defaults(rel, t, values, nulls, given, &ctx);
 	error_context_stack = errcb.previous;
 	return aw_form_row(rel, values, nulls);
 }

@@ -45,7 +45,7 @@ aw_require_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 }
 
 /* Check that the caller may insert every column a queued row fills. */
-static void
+void
 aw_check_insert_privileges(Relation rel)
 {
 	Oid			userid = GetUserId();
@@ -79,10 +79,11 @@ aw_check_insert_privileges(Relation rel)
 
 /*
  * Open and lock a write target and check that asyncwrite may write to it
- * for the caller.  RowExclusiveLock, as INSERT takes, is kept until the
- * caller's transaction ends so the row layout cannot change under it.
+ * (its kind, not the caller's privileges: see aw_check_insert_privileges).
+ * RowExclusiveLock, as INSERT takes, is kept until the caller's transaction
+ * ends so the row layout cannot change under it.
  */
-static Relation
+Relation
 aw_open_target(Oid relid)
 {
 	Relation	rel;
@@ -123,13 +124,21 @@ aw_open_target(Oid relid)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("cannot queue writes to system catalog \"%s\"",
 						RelationGetRelationName(rel))));
+	return rel;
+}
+
+/* aw_open_target() for an insert: with the caller's INSERT privileges. */
+static Relation
+aw_open_insert_target(Oid relid)
+{
+	Relation	rel = aw_open_target(relid);
 
 	aw_check_insert_privileges(rel);
 	return rel;
 }
 
 /* Whether a write is transactional: the call's argument, else the GUC. */
-static bool
+bool
 aw_call_transactional(FunctionCallInfo fcinfo, int argno)
 {
 	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
@@ -138,26 +147,27 @@ aw_call_transactional(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * Submit a converted row: kept until commit when transactional, queued at
+ * Submit a converted write: kept until commit when transactional, queued at
  * once otherwise, or written now when asyncwrite is disabled or the row
  * cannot be queued (on_full = sync, or a transaction holding more than the
- * queue should take).  Returns the write id of a row queued at once, else
- * NULL.
+ * queue should take).  Returns the write id of a write queued at once, else
+ * NULL.  Closes rel (keeping its lock).
  */
-static Datum
-aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
-			  bool transactional)
+Datum
+aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
+				uint8 kind, const AwColumnSets *cs, bool transactional)
 {
 	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
 	Size		len = HeapTupleHeaderGetDatumLength(td);
+	Size		cs_len = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
 	uint32		fingerprint = aw_target_fingerprint(t);
 	uint16		natts = (uint16) RelationGetDescr(rel)->natts;
 	uint64		write_id;
 
-	if (aw_enabled && transactional && aw_entry_size(len, 0) <= aw_control->capacity / 4)
+	if (aw_enabled && transactional && aw_entry_size(len, cs_len) <= aw_control->capacity / 4)
 	{
 		if (aw_xact_keep(RelationGetRelid(rel), GetUserId(), fingerprint, natts,
-						 AW_KIND_INSERT, 0, td, len, NULL, 0))
+						 kind, 0, td, len, cs, cs_len))
 		{
 			table_close(rel, NoLock);
 			PG_RETURN_NULL();
@@ -165,8 +175,7 @@ aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	}
 	else if (aw_enabled && !transactional &&
 			 aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
-							 natts, AW_KIND_INSERT, 0, td, len, NULL, 0,
-							 &write_id))
+							 natts, kind, 0, td, len, cs, cs_len, &write_id))
 	{
 		aw_xact_note_write_id(write_id);
 		table_close(rel, NoLock);
@@ -174,11 +183,19 @@ aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	}
 	else if (aw_enabled && transactional && aw_on_full != AW_ON_FULL_SYNC)
 		(void) aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
-							   natts, AW_KIND_INSERT, 0, td, len, NULL, 0,
+							   natts, kind, 0, td, len, cs, cs_len,
 							   &write_id);	/* raises "too large" */
-	aw_apply_sync(rel, row);
+	aw_apply_sync(rel, row, kind, cs);
 	table_close(rel, NoLock);
 	PG_RETURN_NULL();
+}
+
+/* Submit an insert. */
+static Datum
+aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
+			  bool transactional)
+{
+	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INSERT, NULL, transactional);
 }
 
 /* asyncwrite.insert(target regclass, data jsonb) */
@@ -193,7 +210,7 @@ aw_insert_jsonb(PG_FUNCTION_ARGS)
 	aw_require_arg(fcinfo, 1, "data");
 	if (aw_enabled)
 		aw_check_available();
-	rel = aw_open_target(PG_GETARG_OID(0));
+	rel = aw_open_insert_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
 	row = aw_row_from_jsonb(rel, t, PG_GETARG_DATUM(1), false);
 	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
@@ -217,7 +234,7 @@ aw_insert_text(PG_FUNCTION_ARGS)
 		aw_check_available();
 	jsonb = DirectFunctionCall1(jsonb_in,
 								CStringGetDatum(TextDatumGetCString(PG_GETARG_DATUM(1))));
-	rel = aw_open_target(PG_GETARG_OID(0));
+	rel = aw_open_insert_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
 	row = aw_row_from_jsonb(rel, t, jsonb, false);
 	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
@@ -242,7 +259,7 @@ aw_insert_record(PG_FUNCTION_ARGS)
 				 errhint("Pass ROW(...)::table_name, a table row, or a jsonb object.")));
 	if (aw_enabled)
 		aw_check_available();
-	rel = aw_open_target(PG_GETARG_OID(0));
+	rel = aw_open_insert_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
 	row = aw_row_from_record(rel, t, PG_GETARG_DATUM(1), false, NULL, NULL);
 	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
@@ -320,7 +337,7 @@ aw_capture(PG_FUNCTION_ARGS)
 	if (aw_enabled)
 		aw_check_available();
 	target = aw_capture_target(trigger->tgargs[0], trigdata->tg_relation);
-	rel = aw_open_target(target);
+	rel = aw_open_insert_target(target);
 	t = aw_target_get(rel);
 	row = aw_row_from_record(rel, t,
 							 heap_copy_tuple_as_datum(tuple, RelationGetDescr(trigdata->tg_relation)),

@@ -19,6 +19,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -32,9 +33,47 @@ PG_FUNCTION_INFO_V1(aw_retry_failed);
  * Queue one dead letter again.  Returns false (with a NOTICE) when it
  * cannot be: no payload was kept, or its table is gone.
  */
-static bool
-aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid)
+/* The write kind named in a dead letter's operation. */
+static uint8
+aw_kind_from_name(const char *op)
 {
+	for (uint8 kind = AW_KIND_INSERT; kind <= AW_KIND_INCREMENT; kind++)
+		if (strcmp(op, aw_kind_name(kind)) == 0)
+			return kind;
+	elog(ERROR, "unknown asyncwrite operation \"%s\"", op);
+	return AW_KIND_INSERT;		/* keep compiler quiet */
+}
+
+/* Attribute numbers of a text[] of column names. */
+static int
+aw_names_attnums(Relation rel, Datum names, bool isnull, AttrNumber *out)
+{
+	Datum	   *elems;
+	int			n;
+
+	if (isnull)
+		return 0;
+	deconstruct_array(DatumGetArrayTypeP(names), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, NULL, &n);
+	for (int i = 0; i < n; i++)
+	{
+		out[i] = get_attnum(RelationGetRelid(rel), TextDatumGetCString(elems[i]));
+		if (out[i] == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of relation \"%s\" does not exist",
+							TextDatumGetCString(elems[i]), RelationGetRelationName(rel))));
+	}
+	return n;
+}
+
+static bool
+aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
+			 uint8 kind, Datum keycols, bool keys_null, Datum setcols, bool set_null)
+{
+	char	   *extra;
+	Size		cs_len = 0;
+	AwColumnSets *cs = NULL;
 	Relation	rel;
 	AwTarget   *t;
 	Datum		row;
@@ -58,10 +97,24 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid)
 	t = aw_target_get(rel);
 	row = aw_row_from_jsonb(rel, t, payload, true);
 	td = DatumGetHeapTupleHeader(row);
+	if (kind != AW_KIND_INSERT)
+	{
+		int			natts = RelationGetDescr(rel)->natts;
+
+		cs = palloc0(AW_COLSETS_SIZE(natts, natts));
+		cs->nkeys = aw_names_attnums(rel, keycols, keys_null, cs->attnums);
+		cs->nset = aw_names_attnums(rel, setcols, set_null, cs->attnums + cs->nkeys);
+		cs_len = MAXALIGN(AW_COLSETS_SIZE(cs->nkeys, cs->nset));
+	}
+	/* The extra bytes: column sets (MAXALIGNed), then the dead letter id. */
+	extra = palloc0(cs_len + sizeof(int64));
+	if (cs != NULL)
+		memcpy(extra, cs, AW_COLSETS_SIZE(cs->nkeys, cs->nset));
+	memcpy(extra + cs_len, &id, sizeof(int64));
 	if (!aw_queue_submit(relid, roleid, aw_target_fingerprint(t),
-						 (uint16) RelationGetDescr(rel)->natts, AW_KIND_INSERT,
+						 (uint16) RelationGetDescr(rel)->natts, kind,
 						 AW_FLAG_RETRY, td, HeapTupleHeaderGetDatumLength(td),
-						 &id, sizeof(id), &write_id))
+						 extra, cs_len + sizeof(int64), &write_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("asyncwrite queue is full"),
@@ -96,8 +149,8 @@ aw_retry_failed(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT id, target, payload, role FROM asyncwrite.dead_letters "
-							  "WHERE $1 IS NULL OR id = $1 ORDER BY id",
+	if (SPI_execute_with_args("SELECT id, target, payload, role, operation, key_columns, set_columns "
+							  "FROM asyncwrite.dead_letters WHERE $1 IS NULL OR id = $1 ORDER BY id",
 							  1, &argtype, &arg, all ? "n" : " ", true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read asyncwrite.dead_letters");
 	nrows = SPI_processed;
@@ -117,6 +170,11 @@ aw_retry_failed(PG_FUNCTION_ARGS)
 		Oid			relid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 		Datum		payload = SPI_getbinval(tup, desc, 3, &payload_null);
 		Oid			roleid = DatumGetObjectId(SPI_getbinval(tup, desc, 4, &isnull));
+		uint8		kind = aw_kind_from_name(TextDatumGetCString(SPI_getbinval(tup, desc, 5, &isnull)));
+		bool		keys_null;
+		bool		set_null;
+		Datum		keycols = SPI_getbinval(tup, desc, 6, &keys_null);
+		Datum		setcols = SPI_getbinval(tup, desc, 7, &set_null);
 
 		if (roleid != userid && !is_super)
 		{
@@ -127,7 +185,8 @@ aw_retry_failed(PG_FUNCTION_ARGS)
 						 errdetail("Only the role that queued the write, or a superuser, may retry it.")));
 			continue;
 		}
-		if (aw_retry_one(id, relid, payload, payload_null, roleid))
+		if (aw_retry_one(id, relid, payload, payload_null, roleid, kind,
+						 keycols, keys_null, setcols, set_null))
 			queued++;
 	}
 	SPI_finish();

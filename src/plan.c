@@ -1,0 +1,438 @@
+/*-------------------------------------------------------------------------
+ *
+ * plan.c
+ *		The statements the worker runs to apply a run of writes: one
+ *		prepared statement per target, write kind and column sets, taking
+ *		the run's rows as an array of the target's row type ($1) and working
+ *		set-based over unnest($1):
+ *
+ *		insert		INSERT INTO t (cols) SELECT cols FROM unnest($1)
+ *		upsert		... ON CONFLICT (keys) DO UPDATE SET c = EXCLUDED.c
+ *		update		UPDATE t SET c = r.c FROM unnest($1) r WHERE t.k = r.k
+ *		delete		DELETE FROM t USING unnest($1) r WHERE t.k = r.k
+ *		increment	INSERT ... SELECT DISTINCT ON (keys) keys,
+ *					sum(d) OVER (PARTITION BY keys), others FROM unnest($1)
+ *					ON CONFLICT (keys) DO UPDATE SET d = t.d + EXCLUDED.d
+ *
+ * Increments of the same key in a run are summed by the statement; upserts
+ * and updates of the same key are coalesced to the last one before the
+ * array is built (aw_plan_coalesce).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+#include "asyncwrite.h"
+
+/* Plans are found by target, kind and a hash of the column sets. */
+typedef struct AwPlanKey
+{
+	Oid			relid;
+	uint32		kind;
+	uint32		colsets_hash;
+} AwPlanKey;
+
+typedef struct AwPlanEntry
+{
+	AwPlanKey	key;
+	AwPlan		p;
+	uint32		fingerprint;	/* layout the SQL was built for; 0: stale */
+	NameData	nspname;		/* names the SQL text uses */
+	NameData	relname;
+	AwColumnSets *colsets;		/* copy, to tell hash collisions apart */
+} AwPlanEntry;
+
+static HTAB *aw_plans = NULL;
+
+/* Rows seen with one key hash, while coalescing. */
+typedef struct AwSeenKey
+{
+	uint32		hash;
+	List	   *later;			/* indexes of later rows kept with this hash */
+} AwSeenKey;
+
+/* Relcache invalidation: rebuild the plans of a table at their next use. */
+static void
+aw_plan_invalidate(Datum arg, Oid relid)
+{
+	HASH_SEQ_STATUS status;
+	AwPlanEntry *e;
+
+	if (aw_plans == NULL)
+		return;
+	hash_seq_init(&status, aw_plans);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (!OidIsValid(relid) || e->key.relid == relid)
+			e->fingerprint = 0;
+	}
+}
+
+/* The name of a write kind, as dead letters record it. */
+const char *
+aw_kind_name(uint8 kind)
+{
+	switch (kind)
+	{
+		case AW_KIND_INSERT:
+			return "insert";
+		case AW_KIND_UPSERT:
+			return "upsert";
+		case AW_KIND_UPDATE:
+			return "update";
+		case AW_KIND_DELETE:
+			return "delete";
+		case AW_KIND_INCREMENT:
+			return "increment";
+		default:
+			return "unknown";
+	}
+}
+
+/*
+ * Whether a row queued with this layout can be read with the table's
+ * current one: the same, or the same followed by columns added since (they
+ * read as the value existing rows got, or NULL).
+ */
+bool
+aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr)
+{
+	if (hdr->natts == desc->natts)
+		return aw_tupdesc_fingerprint(desc) == hdr->fingerprint;
+	return hdr->natts < desc->natts &&
+		aw_tupdesc_fingerprint_prefix(desc, hdr->natts) == hdr->fingerprint;
+}
+
+/* Quoted name of column attnum. */
+static const char *
+aw_col(TupleDesc desc, AttrNumber attnum)
+{
+	return quote_identifier(NameStr(TupleDescAttr(desc, attnum - 1)->attname));
+}
+
+/* Whether attnum is among the first n of attnums. */
+static bool
+aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum)
+{
+	for (int i = 0; i < n; i++)
+		if (attnums[i] == attnum)
+			return true;
+	return false;
+}
+
+/* Append "prefix.k1, prefix.k2" (or "k1 = ..." forms) for the key columns. */
+static void
+aw_append_keys(StringInfo buf, TupleDesc desc, AwColumnSets *cs,
+			   const char *prefix)
+{
+	for (int i = 0; i < cs->nkeys; i++)
+		appendStringInfo(buf, "%s%s%s", i > 0 ? ", " : "", prefix,
+						 aw_col(desc, cs->attnums[i]));
+}
+
+/* Append "t.k1 = r.k1 AND ..." */
+static void
+aw_append_key_match(StringInfo buf, TupleDesc desc, AwColumnSets *cs)
+{
+	for (int i = 0; i < cs->nkeys; i++)
+		appendStringInfo(buf, "%st.%s = r.%s", i > 0 ? " AND " : "",
+						 aw_col(desc, cs->attnums[i]), aw_col(desc, cs->attnums[i]));
+}
+
+/* Build the SQL of a plan. */
+static char *
+aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, const char *nsp,
+			const char *relname)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData cols;
+	StringInfoData sel;
+	StringInfoData sql;
+
+	initStringInfo(&cols);
+	initStringInfo(&sel);
+	initStringInfo(&sql);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		name = quote_identifier(NameStr(att->attname));
+		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", name);
+		if (kind == AW_KIND_INCREMENT &&
+			aw_attnum_in(cs->attnums + cs->nkeys, cs->nset, att->attnum))
+		{
+			appendStringInfo(&sel, "%ssum(r.%s) OVER (PARTITION BY ", sel.len > 0 ? ", " : "", name);
+			aw_append_keys(&sel, desc, cs, "r.");
+			appendStringInfoChar(&sel, ')');
+		}
+		else
+			appendStringInfo(&sel, "%sr.%s", sel.len > 0 ? ", " : "", name);
+	}
+
+	switch (kind)
+	{
+		case AW_KIND_INSERT:
+		case AW_KIND_UPSERT:
+			appendStringInfo(&sql, "INSERT INTO %s.%s AS t (%s) OVERRIDING SYSTEM VALUE "
+							 "SELECT %s FROM pg_catalog.unnest($1) AS r",
+							 nsp, relname, cols.data, sel.data);
+			if (kind == AW_KIND_UPSERT)
+			{
+				appendStringInfoString(&sql, " ON CONFLICT (");
+				aw_append_keys(&sql, desc, cs, "");
+				if (cs->nset == 0)
+					appendStringInfoString(&sql, ") DO NOTHING");
+				else
+				{
+					appendStringInfoString(&sql, ") DO UPDATE SET ");
+					for (int i = 0; i < cs->nset; i++)
+					{
+						const char *c = aw_col(desc, cs->attnums[cs->nkeys + i]);
+
+						appendStringInfo(&sql, "%s%s = EXCLUDED.%s", i > 0 ? ", " : "", c, c);
+					}
+				}
+			}
+			break;
+		case AW_KIND_INCREMENT:
+			appendStringInfo(&sql, "INSERT INTO %s.%s AS t (%s) OVERRIDING SYSTEM VALUE "
+							 "SELECT DISTINCT ON (",
+							 nsp, relname, cols.data);
+			aw_append_keys(&sql, desc, cs, "r.");
+			appendStringInfo(&sql, ") %s FROM pg_catalog.unnest($1) AS r ORDER BY ", sel.data);
+			aw_append_keys(&sql, desc, cs, "r.");
+			appendStringInfoString(&sql, " ON CONFLICT (");
+			aw_append_keys(&sql, desc, cs, "");
+			appendStringInfoString(&sql, ") DO UPDATE SET ");
+			for (int i = 0; i < cs->nset; i++)
+			{
+				const char *c = aw_col(desc, cs->attnums[cs->nkeys + i]);
+
+				appendStringInfo(&sql, "%s%s = t.%s + EXCLUDED.%s", i > 0 ? ", " : "", c, c, c);
+			}
+			break;
+		case AW_KIND_UPDATE:
+			appendStringInfo(&sql, "UPDATE %s.%s AS t SET ", nsp, relname);
+			for (int i = 0; i < cs->nset; i++)
+			{
+				const char *c = aw_col(desc, cs->attnums[cs->nkeys + i]);
+
+				appendStringInfo(&sql, "%s%s = r.%s", i > 0 ? ", " : "", c, c);
+			}
+			appendStringInfoString(&sql, " FROM pg_catalog.unnest($1) AS r WHERE ");
+			aw_append_key_match(&sql, desc, cs);
+			break;
+		case AW_KIND_DELETE:
+			appendStringInfo(&sql, "DELETE FROM %s.%s AS t USING pg_catalog.unnest($1) AS r WHERE ",
+							 nsp, relname);
+			aw_append_key_match(&sql, desc, cs);
+			break;
+		default:
+			elog(ERROR, "unknown asyncwrite write kind %d", kind);
+	}
+	return sql.data;
+}
+
+/*
+ * The plan for a run of writes like hdr, for the target's current columns;
+ * *rel receives the target, opened with RowExclusiveLock.  Errors if the
+ * table is gone or its columns changed so that the queued row no longer
+ * fits them.
+ */
+AwPlan *
+aw_plan_for(AwEntryHeader *hdr, Relation *relp)
+{
+	AwColumnSets *cs = aw_entry_colsets(hdr);
+	Size		cs_size = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
+	AwPlanKey	key;
+	AwPlanEntry *e;
+	bool		found;
+	Relation	rel;
+	TupleDesc	desc;
+	uint32		fingerprint;
+	const char *nsp;
+	Oid			argtype;
+
+	if (aw_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(AwPlanKey);
+		ctl.entrysize = sizeof(AwPlanEntry);
+		aw_plans = hash_create("asyncwrite plans", 64, &ctl, HASH_ELEM | HASH_BLOBS);
+		CacheRegisterRelcacheCallback(aw_plan_invalidate, (Datum) 0);
+	}
+
+	rel = try_relation_open(hdr->relid, RowExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table with OID %u does not exist", hdr->relid),
+				 errdetail("The table was dropped after the write was queued.")));
+	desc = RelationGetDescr(rel);
+	if (!aw_layout_compatible(desc, hdr))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("columns of table \"%s\" changed after the write was queued",
+						RelationGetRelationName(rel)),
+				 errdetail("The row was converted for the table's earlier columns (ALTER TABLE ... DROP COLUMN or ALTER COLUMN ... TYPE since)."),
+				 errhint("Queue the write again for the table's current columns.")));
+	fingerprint = aw_tupdesc_fingerprint(desc);
+	nsp = get_namespace_name(RelationGetNamespace(rel));
+	*relp = rel;
+
+	memset(&key, 0, sizeof(key));
+	key.relid = hdr->relid;
+	key.kind = hdr->kind;
+	key.colsets_hash = cs ? hash_bytes((const unsigned char *) cs, cs_size) : 0;
+	e = hash_search(aw_plans, &key, HASH_ENTER, &found);
+
+	/*
+	 * The SQL names the table and columns: rebuild it when a relcache
+	 * invalidation marked it stale, or when the table or its schema was
+	 * renamed (a schema rename invalidates nothing).
+	 */
+	if (found && e->fingerprint == fingerprint && e->p.plan != NULL &&
+		strcmp(NameStr(e->relname), RelationGetRelationName(rel)) == 0 &&
+		strcmp(NameStr(e->nspname), nsp) == 0 &&
+		(cs == NULL || memcmp(e->colsets, cs, cs_size) == 0))
+		return &e->p;
+
+	if (found && e->p.plan != NULL)
+		SPI_freeplan(e->p.plan);
+	if (found && e->colsets != NULL)
+		pfree(e->colsets);
+	e->p.plan = NULL;
+	e->colsets = NULL;
+	e->fingerprint = 0;
+	namestrcpy(&e->relname, RelationGetRelationName(rel));
+	namestrcpy(&e->nspname, nsp);
+	e->p.rowtype = desc->tdtypeid;
+	get_typlenbyvalalign(e->p.rowtype, &e->p.typlen, &e->p.typbyval, &e->p.typalign);
+	argtype = get_array_type(e->p.rowtype);
+	e->p.plan = SPI_prepare(aw_plan_sql(rel, hdr->kind, cs,
+										quote_identifier(NameStr(e->nspname)),
+										quote_identifier(NameStr(e->relname))),
+							1, &argtype);
+	if (e->p.plan == NULL)
+		elog(ERROR, "could not prepare asyncwrite %s: %s", aw_kind_name(hdr->kind),
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(e->p.plan) != 0)
+		elog(ERROR, "could not keep asyncwrite plan");
+	if (cs != NULL)
+	{
+		e->colsets = MemoryContextAlloc(TopMemoryContext, cs_size);
+		memcpy(e->colsets, cs, cs_size);
+	}
+	e->fingerprint = fingerprint;
+	return &e->p;
+}
+
+/*
+ * Coalesce a run of upserts or updates: of the rows with the same key, keep
+ * only the last (keep[i] false for the others), as if applied one by one.
+ * Keys are compared by their stored bytes; equal keys stored differently
+ * are left to the statement, which then fails and the run is applied row
+ * by row, still correctly.
+ */
+void
+aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AwColumnSets *cs = aw_entry_colsets(rows[0].hdr);
+	int			nkeys = cs->nkeys;
+	Datum	   *keys = palloc(sizeof(Datum) * n * nkeys);
+	bool	   *knulls = palloc(sizeof(bool) * n * nkeys);
+	uint32	   *hashes = palloc(sizeof(uint32) * n);
+	HTAB	   *seen;
+	HASHCTL		ctl;
+
+	for (int i = 0; i < n; i++)
+	{
+		HeapTupleHeader td = (HeapTupleHeader) AW_ENTRY_PAYLOAD(rows[i].hdr);
+		HeapTupleData tup;
+		uint32		h = 0;
+
+		tup.t_len = HeapTupleHeaderGetDatumLength(td);
+		ItemPointerSetInvalid(&tup.t_self);
+		tup.t_tableOid = InvalidOid;
+		tup.t_data = td;
+		for (int k = 0; k < nkeys; k++)
+		{
+			AttrNumber	attnum = cs->attnums[k];
+			Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
+			Datum		d = heap_getattr(&tup, attnum, desc, &knulls[i * nkeys + k]);
+
+			keys[i * nkeys + k] = d;
+			if (knulls[i * nkeys + k])
+				continue;
+			if (att->attbyval)
+				h = hash_combine(h, hash_bytes((unsigned char *) &d, sizeof(Datum)));
+			else if (att->attlen == -1)
+				h = hash_combine(h, hash_bytes((unsigned char *) VARDATA_ANY(DatumGetPointer(d)),
+											   VARSIZE_ANY_EXHDR(DatumGetPointer(d))));
+			else
+				h = hash_combine(h, hash_bytes((unsigned char *) DatumGetPointer(d),
+											   datumGetSize(d, false, att->attlen)));
+		}
+		hashes[i] = h;
+		keep[i] = true;
+	}
+
+	/* From the last row back: a row whose key was seen later is dropped. */
+	ctl.keysize = sizeof(uint32);
+	ctl.entrysize = sizeof(AwSeenKey);
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("asyncwrite coalesce", n, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (int i = n - 1; i >= 0; i--)
+	{
+		bool		found;
+		AwSeenKey  *entry = hash_search(seen, &hashes[i], HASH_ENTER, &found);
+		ListCell   *lc;
+
+		if (!found)
+			entry->later = NIL;
+		foreach(lc, entry->later)
+		{
+			int			j = lfirst_int(lc);
+			bool		same = true;
+
+			for (int k = 0; k < nkeys && same; k++)
+			{
+				Form_pg_attribute att = TupleDescAttr(desc, cs->attnums[k] - 1);
+				bool		ni = knulls[i * nkeys + k];
+				bool		nj = knulls[j * nkeys + k];
+
+				/* NULL keys match nothing, as in the statement. */
+				same = !ni && !nj &&
+					datumIsEqual(keys[i * nkeys + k], keys[j * nkeys + k],
+								 att->attbyval, att->attlen);
+			}
+			if (same)
+			{
+				keep[i] = false;
+				break;
+			}
+		}
+		if (keep[i])
+			entry->later = lappend_int(entry->later, i);
+	}
+	hash_destroy(seen);
+}

@@ -1,0 +1,424 @@
+/*-------------------------------------------------------------------------
+ *
+ * writes.c
+ *		The key-based write functions: asyncwrite.upsert(), update(),
+ *		delete() and increment().  Like insert(), each checks the target and
+ *		the caller's privileges and converts its row in the caller's session;
+ *		the row carries the key columns (a unique key of the target) and the
+ *		columns set or added to, which plan.c turns into one set-based
+ *		statement per run of such writes.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/index.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "asyncwrite.h"
+
+PG_FUNCTION_INFO_V1(aw_upsert);
+PG_FUNCTION_INFO_V1(aw_update);
+PG_FUNCTION_INFO_V1(aw_delete);
+PG_FUNCTION_INFO_V1(aw_increment);
+
+/* Refuse a NULL argument with a clear error. */
+static void
+aw_require(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
+/* Attribute number of a column named in an argument, or an error. */
+static AttrNumber
+aw_attnum(Relation rel, const char *name)
+{
+	AttrNumber	attnum = get_attnum(RelationGetRelid(rel), name);
+
+	if (attnum == InvalidAttrNumber || attnum < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("column \"%s\" of relation \"%s\" does not exist",
+						name, RelationGetRelationName(rel))));
+	return attnum;
+}
+
+/* Attribute numbers of the keys of a jsonb object, in the object's order. */
+static int
+aw_jsonb_attnums(Relation rel, Datum jsonb, const char *what, AttrNumber *out)
+{
+	Jsonb	   *jb = DatumGetJsonbP(jsonb);
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	int			n = 0;
+
+	if (!JB_ROOT_IS_OBJECT(jb) || JB_ROOT_IS_SCALAR(jb))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("asyncwrite %s must be a jsonb object", what),
+				 errhint("Pass an object whose keys are column names, as in '{\"id\": 1}'.")));
+	it = JsonbIteratorInit(&jb->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+			out[n++] = aw_attnum(rel, pnstrdup(v.val.string.val, v.val.string.len));
+	}
+	return n;
+}
+
+/* Whether attnum is among attnums[0..n). */
+static bool
+aw_has_attnum(const AttrNumber *attnums, int n, AttrNumber attnum)
+{
+	for (int i = 0; i < n; i++)
+		if (attnums[i] == attnum)
+			return true;
+	return false;
+}
+
+/*
+ * Check that the key columns are exactly the columns of a unique index of
+ * the target (for ON CONFLICT: immediate, without predicate or expression).
+ */
+static void
+aw_require_unique_key(Relation rel, const AttrNumber *keys, int nkeys,
+					  bool for_conflict)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+
+	if (nkeys == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the key names no column")));
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = idx->rd_index;
+		bool		match = ind->indisunique && ind->indisvalid &&
+			ind->indnkeyatts == nkeys &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) &&
+			(!for_conflict || ind->indimmediate);
+
+		for (int i = 0; match && i < nkeys; i++)
+			match = aw_has_attnum(keys, nkeys, ind->indkey.values[i]);
+		index_close(idx, AccessShareLock);
+		if (match)
+		{
+			list_free(indexes);
+			return;
+		}
+	}
+	list_free(indexes);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+			 errmsg("the key columns are not a unique key of \"%s\"",
+					RelationGetRelationName(rel)),
+			 errdetail("The key must name exactly the columns of its primary key or of a unique index%s.",
+					   for_conflict ? " (not deferrable, not partial)" : ""),
+			 errhint("Add a unique constraint on those columns, or name the key columns.")));
+}
+
+/* Check one privilege on each of the given columns (or on the table). */
+static void
+aw_check_columns(Relation rel, AclMode mode, const AttrNumber *attnums, int n)
+{
+	Oid			relid = RelationGetRelid(rel);
+	Oid			userid = GetUserId();
+
+	if (pg_class_aclcheck(relid, userid, mode) == ACLCHECK_OK)
+		return;
+	for (int i = 0; i < n; i++)
+		if (pg_attribute_aclcheck(relid, attnums[i], userid, mode) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
+						   RelationGetRelationName(rel));
+	if (n == 0)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+}
+
+/* Refuse a NULL in a key column of the converted row. */
+static void
+aw_require_key_values(Relation rel, Datum row, const AttrNumber *keys, int nkeys)
+{
+	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
+	HeapTupleData tup;
+
+	tup.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tup.t_self);
+	tup.t_tableOid = InvalidOid;
+	tup.t_data = td;
+	for (int i = 0; i < nkeys; i++)
+	{
+		bool		isnull;
+
+		(void) heap_getattr(&tup, keys[i], RelationGetDescr(rel), &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("key column \"%s\" must not be null",
+							get_attname(RelationGetRelid(rel), keys[i], false))));
+	}
+}
+
+/* The column sets of a write. */
+static AwColumnSets *
+aw_make_colsets(const AttrNumber *keys, int nkeys, const AttrNumber *set, int nset)
+{
+	AwColumnSets *cs = palloc0(AW_COLSETS_SIZE(nkeys, nset));
+
+	cs->nkeys = (int16) nkeys;
+	cs->nset = (int16) nset;
+	memcpy(cs->attnums, keys, sizeof(AttrNumber) * nkeys);
+	memcpy(cs->attnums + nkeys, set, sizeof(AttrNumber) * nset);
+	return cs;
+}
+
+/* A jsonb key object and data object as one, refusing overlapping keys. */
+static Datum
+aw_merge_objects(Relation rel, Datum key, const AttrNumber *keys, int nkeys,
+				 Datum data, const AttrNumber *set, int nset, const char *what)
+{
+	for (int i = 0; i < nset; i++)
+		if (aw_has_attnum(keys, nkeys, set[i]))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("column \"%s\" is both in the key and in the %s",
+							get_attname(RelationGetRelid(rel), set[i], false), what),
+					 errhint("A key-based write cannot change its key columns.")));
+	return DirectFunctionCall2(jsonb_concat, key, data);
+}
+
+/* Primary key columns of the target, or an error if it has none. */
+static int
+aw_primary_key(Relation rel, AttrNumber *out)
+{
+	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Relation	idx;
+	int			n;
+
+	if (!OidIsValid(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
+				 errhint("Pass conflict_columns naming a unique key.")));
+	idx = index_open(pk, AccessShareLock);
+	n = idx->rd_index->indnkeyatts;
+	for (int i = 0; i < n; i++)
+		out[i] = idx->rd_index->indkey.values[i];
+	index_close(idx, AccessShareLock);
+	return n;
+}
+
+/*
+ * asyncwrite.upsert(target regclass, data jsonb, conflict_columns text[],
+ * transactional boolean): INSERT ... ON CONFLICT (conflict columns, the
+ * primary key by default) DO UPDATE SET each other column data names.
+ */
+Datum
+aw_upsert(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	AwTarget   *t;
+	AttrNumber *keys;
+	AttrNumber *set;
+	int			nkeys = 0;
+	int			nset = 0;
+	bool	   *given;
+	Datum		row;
+
+	aw_require(fcinfo, 0, "target");
+	aw_require(fcinfo, 1, "data");
+	if (aw_enabled)
+		aw_check_available();
+	rel = aw_open_target(PG_GETARG_OID(0));
+	t = aw_target_get(rel);
+	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
+	set = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
+	if (PG_ARGISNULL(2))
+		nkeys = aw_primary_key(rel, keys);
+	else
+	{
+		Datum	   *names;
+		bool	   *nulls;
+		int			nnames;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), TEXTOID, -1, false, TYPALIGN_INT,
+						  &names, &nulls, &nnames);
+		for (int i = 0; i < nnames; i++)
+		{
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("conflict_columns must not contain nulls")));
+			keys[nkeys++] = aw_attnum(rel, TextDatumGetCString(names[i]));
+		}
+	}
+	aw_require_unique_key(rel, keys, nkeys, true);
+
+	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1), 0, &given);
+	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
+		if (given[i] && !aw_has_attnum(keys, nkeys, i + 1))
+			set[nset++] = i + 1;
+	aw_check_insert_privileges(rel);
+	if (nset > 0)
+		aw_check_columns(rel, ACL_UPDATE, set, nset);
+	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_UPSERT,
+						   aw_make_colsets(keys, nkeys, set, nset),
+						   aw_call_transactional(fcinfo, 3));
+}
+
+/*
+ * asyncwrite.update(target regclass, key jsonb, data jsonb, transactional
+ * boolean): UPDATE target SET (columns of data) WHERE (key columns) match.
+ */
+Datum
+aw_update(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	AwTarget   *t;
+	AttrNumber *keys;
+	AttrNumber *set;
+	int			nkeys;
+	int			nset;
+	Datum		row;
+
+	aw_require(fcinfo, 0, "target");
+	aw_require(fcinfo, 1, "key");
+	aw_require(fcinfo, 2, "data");
+	if (aw_enabled)
+		aw_check_available();
+	rel = aw_open_target(PG_GETARG_OID(0));
+	t = aw_target_get(rel);
+	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
+	set = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
+	nkeys = aw_jsonb_attnums(rel, PG_GETARG_DATUM(1), "key", keys);
+	aw_require_unique_key(rel, keys, nkeys, false);
+	nset = aw_jsonb_attnums(rel, PG_GETARG_DATUM(2), "data", set);
+	if (nset == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("asyncwrite.update() data names no column to set")));
+	row = aw_row_from_jsonb_ext(rel, t,
+								aw_merge_objects(rel, PG_GETARG_DATUM(1), keys, nkeys,
+												 PG_GETARG_DATUM(2), set, nset, "data"),
+								AW_CONVERT_NO_DEFAULTS, NULL);
+	aw_require_key_values(rel, row, keys, nkeys);
+	aw_check_columns(rel, ACL_UPDATE, set, nset);
+	aw_check_columns(rel, ACL_SELECT, keys, nkeys);
+	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_UPDATE,
+						   aw_make_colsets(keys, nkeys, set, nset),
+						   aw_call_transactional(fcinfo, 3));
+}
+
+/*
+ * asyncwrite.delete(target regclass, key jsonb, transactional boolean):
+ * DELETE FROM target WHERE (key columns) match.
+ */
+Datum
+aw_delete(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	AwTarget   *t;
+	AttrNumber *keys;
+	int			nkeys;
+	Datum		row;
+
+	aw_require(fcinfo, 0, "target");
+	aw_require(fcinfo, 1, "key");
+	if (aw_enabled)
+		aw_check_available();
+	rel = aw_open_target(PG_GETARG_OID(0));
+	t = aw_target_get(rel);
+	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
+	nkeys = aw_jsonb_attnums(rel, PG_GETARG_DATUM(1), "key", keys);
+	aw_require_unique_key(rel, keys, nkeys, false);
+	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1), AW_CONVERT_NO_DEFAULTS, NULL);
+	aw_require_key_values(rel, row, keys, nkeys);
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+	aw_check_columns(rel, ACL_SELECT, keys, nkeys);
+	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_DELETE,
+						   aw_make_colsets(keys, nkeys, NULL, 0),
+						   aw_call_transactional(fcinfo, 2));
+}
+
+/*
+ * asyncwrite.increment(target regclass, key jsonb, deltas jsonb,
+ * transactional boolean): add the deltas to numeric columns of the row with
+ * that key, inserting it (defaults plus deltas) when it is missing.
+ * Increments of the same key applied together are summed first.
+ */
+Datum
+aw_increment(PG_FUNCTION_ARGS)
+{
+	Relation	rel;
+	AwTarget   *t;
+	AttrNumber *keys;
+	AttrNumber *set;
+	int			nkeys;
+	int			nset;
+	Datum		row;
+
+	aw_require(fcinfo, 0, "target");
+	aw_require(fcinfo, 1, "key");
+	aw_require(fcinfo, 2, "deltas");
+	if (aw_enabled)
+		aw_check_available();
+	rel = aw_open_target(PG_GETARG_OID(0));
+	t = aw_target_get(rel);
+	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
+	set = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
+	nkeys = aw_jsonb_attnums(rel, PG_GETARG_DATUM(1), "key", keys);
+	aw_require_unique_key(rel, keys, nkeys, true);
+	nset = aw_jsonb_attnums(rel, PG_GETARG_DATUM(2), "deltas", set);
+	if (nset == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("asyncwrite.increment() deltas name no column")));
+	for (int i = 0; i < nset; i++)
+	{
+		Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(rel), set[i] - 1)->atttypid);
+		char		category;
+		bool		preferred;
+
+		get_type_category_preferred(typid, &category, &preferred);
+		if (category != TYPCATEGORY_NUMERIC)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" is of type %s, not a number",
+							get_attname(RelationGetRelid(rel), set[i], false),
+							format_type_be(typid)),
+					 errhint("asyncwrite.increment() adds to numeric columns only.")));
+	}
+	row = aw_row_from_jsonb_ext(rel, t,
+								aw_merge_objects(rel, PG_GETARG_DATUM(1), keys, nkeys,
+												 PG_GETARG_DATUM(2), set, nset, "deltas"),
+								0, NULL);
+	aw_require_key_values(rel, row, keys, nkeys);
+	aw_check_insert_privileges(rel);
+	aw_check_columns(rel, ACL_UPDATE, set, nset);
+	aw_check_columns(rel, ACL_SELECT, set, nset);
+	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INCREMENT,
+						   aw_make_colsets(keys, nkeys, set, nset),
+						   aw_call_transactional(fcinfo, 3));
+}
