@@ -46,7 +46,7 @@ SELECT asyncwrite.upsert('latest', jsonb_build_object('k', :k::int, 'client', :c
 }
 	});
 is($node->safe_psql('postgres', 'SELECT asyncwrite.flush()'), 't', 'flush upserts');
-is($node->safe_psql('postgres', 'SELECT count(*) || \' \' || bool_and(client BETWEEN 0 AND 7) FROM latest'), '3 t',
+is($node->safe_psql('postgres', 'SELECT count(*) || \' \' || bool_and(client BETWEEN 0 AND 7) FROM latest'), '3 true',
 	'one row per key, written by one of the clients');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM asyncwrite.dead_letters'), '0', 'no dead letters');
 
