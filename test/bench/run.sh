@@ -151,6 +151,24 @@ sql "DROP TRIGGER audit_plain ON pgbench_accounts;
 R[tpcb_capture]=$(for _ in $(seq "$REPEAT"); do tpcb; done | median)
 echo "none=${R[tpcb_none]} plain=${R[tpcb_plain]} capture=${R[tpcb_capture]}"
 
+echo "== e. hot counters: 32 clients, 10 counters"
+sql "CREATE TABLE counters (name text PRIMARY KEY, hits bigint NOT NULL DEFAULT 0);
+     INSERT INTO counters SELECT 'c' || g, 0 FROM generate_series(0, 9) g"
+mk "\\set c random(0, 9)
+UPDATE counters SET hits = hits + 1 WHERE name = 'c' || :c;" counter_update
+mk "\\set c random(0, 9)
+SELECT asyncwrite.increment('counters', jsonb_build_object('name', 'c' || :c), '{\"hits\": 1}');" counter_async
+counters() {
+    local script=$1 opts=${2:-}
+    "${AW_RUN[@]}" env PGOPTIONS="$opts" pgbench -h "$BENCH_DIR" -p "$PORT" -U postgres \
+        -n -M prepared -c 32 -j 2 -T "$DURATION" -f "$BENCH_DIR/$script.sql" postgres 2>/dev/null |
+        awk '/^tps = / {printf "%.0f\n", $3}'
+    sql "SELECT asyncwrite.flush()" >/dev/null
+}
+R[counter_update]=$(for _ in $(seq "$REPEAT"); do counters counter_update "-c synchronous_commit=off"; done | median)
+R[counter_async]=$(for _ in $(seq "$REPEAT"); do counters counter_async; done | median)
+echo "update_sync_off=${R[counter_update]} increment=${R[counter_async]}"
+
 echo "== f. latency from enqueue to visible, 8 clients"
 sql "TRUNCATE events_lat" >/dev/null
 "${PGBENCH[@]}" -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$BENCH_DIR/async_lat.sql" postgres >/dev/null 2>&1
@@ -179,7 +197,7 @@ echo "| b | apply rows/s vs COPY rows/s | $apply_rs | $copy_rs | $(ratio "$apply
 echo "| c | end to end seconds, 8 clients, then flush: INSERT sync_commit=off / asyncwrite | ${R[e2e_async_s]} s | ${R[e2e_insert_s]} s | $(ratio "${R[e2e_insert_s]}" "${R[e2e_async_s]}") | >= 3 |"
 echo "| d | tpcb-like TPS with capture() audit vs no audit | ${R[tpcb_capture]} | ${R[tpcb_none]} | $(ratio "${R[tpcb_capture]}" "${R[tpcb_none]}") | >= 0.97 |"
 echo "| d | tpcb-like TPS with plain AFTER trigger INSERT vs no audit | ${R[tpcb_plain]} | ${R[tpcb_none]} | $(ratio "${R[tpcb_plain]}" "${R[tpcb_none]}") | |"
-echo "| e | hot counters: asyncwrite.increment | n/a | | | >= 3 (not built yet) |"
+echo "| e | hot counters, 32 clients, 10 keys: increment TPS vs UPDATE sync_commit=off | ${R[counter_async]} | ${R[counter_update]} | $(ratio "${R[counter_async]}" "${R[counter_update]}") | >= 3 |"
 echo "| f | latency enqueue to visible, 8 clients: p50 / p99 ms | ${R[lat_p50]} / ${R[lat_p99]} | | | p99 < 50 |"
 echo "| g | queue bytes per row / row's own bytes (overhead) | ${R[queued_bytes_per_row]} | ${R[row_bytes]} | $(awk -v q="${R[queued_bytes_per_row]}" -v r="${R[row_bytes]}" 'BEGIN {printf "+%.0f B", q - r}') | <= +32 B |"
 echo
