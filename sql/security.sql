@@ -115,3 +115,28 @@ SELECT asyncwrite.flush();
 SELECT id FROM sec_setter;
 SELECT id, lock_timeout, work_mem = current_setting('work_mem') AS default_work_mem FROM sec_reader;
 SELECT payload->>'id' AS id, sqlstate, message FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d2;
+
+-- pg_monitor members see every dead letter.
+CREATE ROLE aw_sec_monitor IN ROLE pg_monitor;
+SET ROLE aw_sec_monitor;
+SELECT count(*) > 0 AS monitor_sees_all FROM asyncwrite.dead_letters;
+RESET ROLE;
+
+-- The worker applies with search_path pg_catalog, pg_temp, whatever the
+-- caller's or the role's setting.
+CREATE TABLE sec_path (id int, path text);
+CREATE FUNCTION sec_path_record() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.path := current_setting('search_path');
+    RETURN NEW;
+END $$;
+CREATE TRIGGER sec_path BEFORE INSERT ON sec_path FOR EACH ROW EXECUTE FUNCTION sec_path_record();
+GRANT INSERT ON sec_path TO aw_sec_writer;
+ALTER ROLE aw_sec_writer SET search_path = public;
+SET search_path = public, asyncwrite;
+SET ROLE aw_sec_writer;
+SELECT asyncwrite.insert('sec_path', '{"id": 1}') > 0 AS queued;
+RESET ROLE;
+RESET search_path;
+SELECT asyncwrite.flush();
+SELECT id, path FROM sec_path;

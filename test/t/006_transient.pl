@@ -56,5 +56,18 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM locked'), '2', 'the retrie
 is($node->safe_psql('postgres', 'SELECT count(*) FROM asyncwrite.dead_letters'), '0', 'and its dead letter removed');
 
 $locker->quit;
+
+# Each failure sends NOTIFY asyncwrite_failed with the dead letter's id.
+$node->safe_psql('postgres', 'ALTER ROLE CURRENT_USER IN DATABASE postgres RESET lock_timeout');
+$node->safe_psql('postgres', 'CREATE TABLE notified (id int CHECK (id > 0))');
+my $out = $node->safe_psql('postgres', q{
+	LISTEN asyncwrite_failed;
+	SELECT asyncwrite.insert('notified', '{"id": -1}', transactional => false) > 0;
+	SELECT asyncwrite.flush();
+	SELECT max(id) FROM asyncwrite.dead_letters;});
+my ($dead_id) = $out =~ /(\d+)\s*$/;
+like($out, qr/Asynchronous notification "asyncwrite_failed" with payload "$dead_id" received/,
+	"NOTIFY asyncwrite_failed carries the dead letter's id ($dead_id)");
+
 $node->stop;
 done_testing();
