@@ -580,9 +580,9 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 *napplied,
 		{
 			if (!aw_apply_alone(&rows[i], batchcxt, napplied, nfailed))
 			{
-				SpinLockAcquire(&q->mutex);
+				LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 				q->paused = true;
-				SpinLockRelease(&q->mutex);
+				LWLockRelease(&q->lock);
 				ereport(WARNING,
 						(errmsg("asyncwrite paused the queue of database %u: write " UINT64_FORMAT " can be neither applied nor recorded as failed",
 								MyDatabaseId, rows[i].write_id),

@@ -129,17 +129,20 @@ aw_entry_colsets_size(const AwEntryHeader *hdr)
 /*
  * One queue per database, bound to it on first use.
  *
- * Locking: "mutex" guards the producer side (head, next_write_id, enqueued),
+ * Locking: "lock" guards the producer side (head, next_write_id, enqueued),
  * the worker registration (worker_pid, worker_latch, launching), the flags
  * and dboid.  dboid changes only while AwControl->lock is also held
  * exclusively, so a lookup under the shared lock sees a stable binding.  The
  * consumer side (tail, applied_write_id and the counters) is written only by
  * the queue's worker, with a write barrier before tail moves so that
- * producers never reuse bytes the worker still reads.
+ * producers never reuse bytes the worker still reads.  It is an LWLock,
+ * not a spinlock: with many producers on few cores a preempted holder
+ * makes spinlock waiters back off for milliseconds, while LWLock waiters
+ * sleep and are woken at release.
  */
 typedef struct AwQueue
 {
-	slock_t		mutex;
+	LWLock		lock;			/* short sections only; see above */
 	Oid			dboid;			/* InvalidOid: slot free */
 	bool		paused;
 	bool		launching;		/* a worker was requested, not yet running */
@@ -174,6 +177,7 @@ typedef struct AwQueue
 typedef struct AwControl
 {
 	LWLock	   *lock;			/* guards queue binding (dboid) */
+	int			queue_tranche;	/* tranche of the queues' locks */
 	int			max_databases;
 	uint64		capacity;		/* ring bytes per queue */
 	uint64		id_high_water;	/* highest id of any unbound queue */
@@ -303,6 +307,10 @@ extern void aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep);
 typedef struct AwTarget AwTarget;
 extern AwTarget *aw_target_get(Relation rel);
 extern uint32 aw_target_fingerprint(AwTarget *t);
+extern bool aw_target_key_known(AwTarget *t, const AttrNumber *attnums,
+								int nkeys, bool for_conflict);
+extern void aw_target_key_remember(AwTarget *t, const AttrNumber *attnums,
+								   int nkeys, bool for_conflict);
 extern Datum aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb,
 							   bool restoring);
 #define AW_CONVERT_RESTORING	0x01

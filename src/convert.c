@@ -28,6 +28,7 @@
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
@@ -52,6 +53,7 @@ typedef struct AwColumn
 	char		identity;		/* attidentity */
 	bool		default_built;
 	Expr	   *default_expr;	/* planned DEFAULT, NULL when none */
+	ExprState  *default_state;	/* its executable state, kept with the target */
 } AwColumn;
 
 /* The per-backend cache entry of one target table. */
@@ -63,7 +65,16 @@ struct AwTarget
 	uint32		fingerprint;
 	int			natts;
 	AwColumn   *cols;
+	List	   *unique_keys;	/* key column sets found unique (AwKnownKey) */
 };
+
+/* A key column set already checked to be a unique key of the target. */
+typedef struct AwKnownKey
+{
+	bool		for_conflict;
+	int			nkeys;
+	AttrNumber	attnums[FLEXIBLE_ARRAY_MEMBER];
+} AwKnownKey;
 
 static HTAB *aw_targets = NULL;
 
@@ -138,6 +149,7 @@ aw_target_build(AwTarget *t, Relation rel)
 								   ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(t->cxt);
 	t->natts = desc->natts;
+	t->unique_keys = NIL;
 	t->fingerprint = aw_tupdesc_fingerprint(desc);
 	t->cols = palloc0(sizeof(AwColumn) * Max(desc->natts, 1));
 	for (int i = 0; i < desc->natts; i++)
@@ -407,15 +419,60 @@ aw_fill_defaults(Relation rel, AwTarget *t, Datum *values, bool *nulls,
 										  c->typmod);
 			continue;
 		}
+		if (c->default_state == NULL)
+		{
+			/* Built once per target: ExecInitExpr per call showed in profiles. */
+			MemoryContext old = MemoryContextSwitchTo(t->cxt);
+
+			c->default_state = ExecInitExpr(c->default_expr, NULL);
+			MemoryContextSwitchTo(old);
+		}
 		if (econtext == NULL)
 			econtext = CreateStandaloneExprContext();
 		ctx->column = c->name;
-		state = ExecInitExpr(c->default_expr, NULL);
+		state = c->default_state;
 		values[i] = ExecEvalExpr(state, econtext, &nulls[i]);
+		/* The value lives in the per-tuple memory, freed below: copy it. */
+		if (!nulls[i])
+			values[i] = datumCopy(values[i], TupleDescAttr(RelationGetDescr(rel), i)->attbyval,
+								  TupleDescAttr(RelationGetDescr(rel), i)->attlen);
 	}
 	ctx->column = NULL;
 	if (econtext != NULL)
 		FreeExprContext(econtext, true);
+}
+
+/* Whether this key column set was already found to be a unique key. */
+bool
+aw_target_key_known(AwTarget *t, const AttrNumber *attnums, int nkeys,
+					bool for_conflict)
+{
+	ListCell   *lc;
+
+	foreach(lc, t->unique_keys)
+	{
+		AwKnownKey *k = (AwKnownKey *) lfirst(lc);
+
+		if (k->nkeys == nkeys && k->for_conflict == for_conflict &&
+			memcmp(k->attnums, attnums, sizeof(AttrNumber) * nkeys) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Remember that this key column set is a unique key of the target. */
+void
+aw_target_key_remember(AwTarget *t, const AttrNumber *attnums, int nkeys,
+					   bool for_conflict)
+{
+	MemoryContext old = MemoryContextSwitchTo(t->cxt);
+	AwKnownKey *k = palloc(offsetof(AwKnownKey, attnums) + sizeof(AttrNumber) * nkeys);
+
+	k->for_conflict = for_conflict;
+	k->nkeys = nkeys;
+	memcpy(k->attnums, attnums, sizeof(AttrNumber) * nkeys);
+	t->unique_keys = lappend(t->unique_keys, k);
+	MemoryContextSwitchTo(old);
 }
 
 /* Form the row as a composite datum of the target's row type. */

@@ -135,10 +135,10 @@ aw_ddl_flush_first(void)
 
 	if (q == NULL || aw_is_worker || aw_ddl_flush_timeout_ms <= 0)
 		return;
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	skip = q->paused || q->hold || q->dboid != MyDatabaseId;
 	target = q->next_write_id - 1;
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	if (skip || pg_atomic_read_u64(&q->applied_write_id) >= target)
 		return;
 	if (!aw_wait_applied(q, target, aw_ddl_flush_timeout_ms))
@@ -156,9 +156,9 @@ aw_ddl_notify_prepared(AwQueue *q)
 	Latch	   *latch;
 
 	pg_atomic_fetch_add_u64(&q->sweeps_requested, 1);
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	latch = q->worker_latch;
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	if (latch)
 		SetLatch(latch);
 	else
@@ -171,10 +171,10 @@ aw_ddl_release(AwQueue *q)
 {
 	bool		pending;
 
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	q->hold = false;
 	pending = q->head != pg_atomic_read_u64(&q->tail);
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	if (pending)
 		aw_worker_ensure(q);
 }
@@ -186,10 +186,10 @@ aw_ddl_forget(Oid dboid, AwQueue *q)
 	uint64		lost;
 
 	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	if (q->dboid != dboid)
 	{
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 		LWLockRelease(aw_control->lock);
 		return;
 	}
@@ -202,7 +202,7 @@ aw_ddl_forget(Oid dboid, AwQueue *q)
 	q->head = 0;
 	pg_atomic_write_u64(&q->tail, 0);
 	pg_atomic_write_u64(&q->applied_write_id, q->next_write_id - 1);
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	LWLockRelease(aw_control->lock);
 	ConditionVariableBroadcast(&q->applied_cv);
 	ConditionVariableBroadcast(&q->space_cv);
@@ -240,11 +240,11 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	{
 		bool		held;
 
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		held = (q->dboid == target_db);
 		if (held)
 			q->hold = true;
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 		if (held)
 			(void) aw_worker_stop(q, AW_STOP_TIMEOUT_MS);
 		else
@@ -319,7 +319,7 @@ aw_ddl_xact_callback(XactEvent event, void *arg)
 		uint64		discarded = 0;
 
 		q = &aw_control->queues[i];
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		if (q->dboid == MyDatabaseId)
 		{
 			if (q->worker_pid != 0 || q->launching)
@@ -332,16 +332,16 @@ aw_ddl_xact_callback(XactEvent event, void *arg)
 			else
 				discarded = 1;	/* no worker: discard below, unlocked */
 		}
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 		if (discarded > 0)
 		{
 			/* Nobody reads the ring; keep what is still being committed. */
 			discarded = aw_queue_discard(q);
 			if (q->head != pg_atomic_read_u64(&q->tail))
 			{
-				SpinLockAcquire(&q->mutex);
+				LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 				q->extension_dropped = true;
-				SpinLockRelease(&q->mutex);
+				LWLockRelease(&q->lock);
 			}
 		}
 		if (discarded > 0)

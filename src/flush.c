@@ -78,9 +78,9 @@ aw_check_worker_blocked(AwQueue *q, const char *what)
 	Datum	   *elems;
 	int			nelems;
 
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	pid = q->worker_pid;
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	if (pid == 0)
 		return;
 	blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids,
@@ -119,11 +119,11 @@ aw_wait_loop(AwQueue *q, uint64 target, bool whole_queue, uint64 sweep_target,
 		bool		rebound;
 		long		sleep_ms = 1000;
 
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		rebound = (q->dboid != MyDatabaseId);	/* emptied, given elsewhere */
 		latch = q->worker_latch;
 		no_worker = (q->worker_pid == 0);
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 		if (rebound)
 			return true;
 
@@ -256,15 +256,15 @@ aw_set_paused(bool paused)
 	for (;;)
 	{
 		q = aw_queue_bind(MyDatabaseId);
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		if (q->dboid == MyDatabaseId)
 			break;
-		SpinLockRelease(&q->mutex); /* given to another database meanwhile */
+		LWLockRelease(&q->lock); /* given to another database meanwhile */
 	}
 	q->paused = paused;
 	latch = q->worker_latch;
 	pending = q->head != pg_atomic_read_u64(&q->tail);
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	if (latch)
 		SetLatch(latch);
 	else if (!paused && pending)

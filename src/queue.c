@@ -90,6 +90,7 @@ aw_shmem_init(void)
 	if (!found)
 	{
 		aw_control->lock = &(GetNamedLWLockTranche("asyncwrite"))->lock;
+		aw_control->queue_tranche = LWLockNewTrancheId();
 		aw_control->max_databases = aw_max_databases;
 		aw_control->capacity = aw_ring_capacity();
 		aw_control->id_high_water = 0;
@@ -97,7 +98,7 @@ aw_shmem_init(void)
 		{
 			AwQueue    *q = &aw_control->queues[i];
 
-			SpinLockInit(&q->mutex);
+			LWLockInitialize(&q->lock, aw_control->queue_tranche);
 			pg_atomic_init_u64(&q->tail, 0);
 			pg_atomic_init_u64(&q->applied_write_id, 0);
 			pg_atomic_init_u64(&q->applied, 0);
@@ -115,8 +116,16 @@ aw_shmem_init(void)
 			ConditionVariableInit(&q->worker_cv);
 			aw_queue_reset(q, 0);
 		}
+
+		/*
+		 * Touch every ring page now, in the postmaster: otherwise producers
+		 * take a page fault on each new page until the ring has wrapped once
+		 * (the hottest line of the enqueue path in profiles).
+		 */
+		memset(aw_rings, 0, aw_control->capacity * aw_max_databases);
 	}
 	LWLockRelease(AddinShmemInitLock);
+	LWLockRegisterTranche(aw_control->queue_tranche, "asyncwrite queue");
 }
 
 /* Raise an error unless the library was loaded at server start. */
@@ -202,9 +211,9 @@ aw_queue_bind(Oid dboid)
 		AwQueue    *c = &aw_control->queues[i];
 		bool		idle;
 
-		SpinLockAcquire(&c->mutex);
+		LWLockAcquire(&c->lock, LW_EXCLUSIVE);
 		idle = aw_queue_evictable(c);
-		SpinLockRelease(&c->mutex);
+		LWLockRelease(&c->lock);
 		if (idle)
 			victim = c;
 	}
@@ -219,12 +228,12 @@ aw_queue_bind(Oid dboid)
 				 errhint("Increase asyncwrite.max_databases and restart the server.")));
 	}
 
-	SpinLockAcquire(&victim->mutex);
+	LWLockAcquire(&victim->lock, LW_EXCLUSIVE);
 	if (victim->next_write_id - 1 > aw_control->id_high_water)
 		aw_control->id_high_water = victim->next_write_id - 1;
 	aw_queue_reset(victim, aw_control->id_high_water);
 	victim->dboid = dboid;
-	SpinLockRelease(&victim->mutex);
+	LWLockRelease(&victim->lock);
 	LWLockRelease(aw_control->lock);
 	return victim;
 }
@@ -235,9 +244,9 @@ aw_queue_last_write_id(AwQueue *q)
 {
 	uint64		id;
 
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	id = q->next_write_id - 1;
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	return id;
 }
 
@@ -295,11 +304,11 @@ aw_queue_reserve(Size len, int nentries, uint64 *write_id, Latch **worker_latch,
 		if (q == NULL)
 			q = my_queue = aw_queue_bind(MyDatabaseId);
 
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		if (q->dboid != MyDatabaseId)
 		{
 			/* The slot was given to another database since we looked. */
-			SpinLockRelease(&q->mutex);
+			LWLockRelease(&q->lock);
 			q = my_queue = NULL;
 			continue;
 		}
@@ -331,14 +340,14 @@ aw_queue_reserve(Size len, int nentries, uint64 *write_id, Latch **worker_latch,
 			*worker_latch = q->worker_latch;
 			*need_worker = (q->worker_pid == 0 && !q->hold);
 			*wake = (pending == (uint64) nentries || pending >= (uint64) aw_batch_size);
-			SpinLockRelease(&q->mutex);
+			LWLockRelease(&q->lock);
 			break;
 		}
 
 		/* Full. */
 		*worker_latch = q->worker_latch;
 		*need_worker = (q->worker_pid == 0 && !q->hold);
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 
 		if (aw_on_full == AW_ON_FULL_ERROR)
 			aw_queue_full_error(false);
@@ -607,9 +616,9 @@ aw_queue_discard(AwQueue *q)
 	uint64		first = id;
 	uint64		head;
 
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	head = q->head;
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	while (pos < head)
 	{
 		AwEntryHeader *hdr = aw_queue_entry_at(q, pos, &pos);
@@ -642,9 +651,9 @@ aw_queue_oldest_enqueued_at(AwQueue *q)
 		AwEntryHeader *hdr;
 		TimestampTz result = 0;
 
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		head = q->head;
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 
 		pos = tail;
 		while (pos < head)

@@ -50,14 +50,14 @@ aw_queue_stats(PG_FUNCTION_ARGS)
 		uint64		enqueued;
 		const char *state;
 
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		dboid = q->dboid;
 		pid = q->worker_pid;
 		paused = q->paused;
 		head = q->head;
 		last_id = q->next_write_id - 1;
 		enqueued = q->enqueued;
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 		if (dboid == InvalidOid)
 			continue;
 

@@ -84,7 +84,7 @@ aw_worker_ensure(AwQueue *q)
 	TimestampTz now = GetCurrentTimestamp();
 	bool		launch = false;
 
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	if (q->dboid != InvalidOid && q->worker_pid == 0 && !q->hold &&
 		(!q->launching ||
 		 TimestampDifferenceExceeds(q->launch_time, now, AW_LAUNCH_TIMEOUT_MS)))
@@ -93,7 +93,7 @@ aw_worker_ensure(AwQueue *q)
 		q->launch_time = now;
 		launch = true;
 	}
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	if (launch)
 		aw_worker_launch(q);
 }
@@ -113,12 +113,12 @@ aw_worker_stop(AwQueue *q, int timeout_ms)
 	{
 		Latch	   *latch;
 
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		gone = (q->worker_pid == 0);
 		if (!gone)
 			q->exit_requested = true;
 		latch = q->worker_latch;
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 		if (gone || TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
 											   timeout_ms))
 			break;
@@ -142,9 +142,9 @@ aw_worker_check_exit(void)
 
 	if (aw_my_queue == NULL)
 		return;
-	SpinLockAcquire(&aw_my_queue->mutex);
+	LWLockAcquire(&aw_my_queue->lock, LW_EXCLUSIVE);
 	exit_requested = aw_my_queue->exit_requested;
-	SpinLockRelease(&aw_my_queue->mutex);
+	LWLockRelease(&aw_my_queue->lock);
 	if (exit_requested || aw_got_sigterm)
 		proc_exit(1);
 }
@@ -157,7 +157,7 @@ aw_worker_release(int code, Datum arg)
 
 	if (q == NULL)
 		return;
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	if (q->worker_pid == MyProcPid)
 	{
 		q->worker_pid = 0;
@@ -165,7 +165,7 @@ aw_worker_release(int code, Datum arg)
 		/* An orderly exit has aborted any batch it did not release. */
 		pg_atomic_write_u32(&q->applying, 0);
 	}
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	ConditionVariableBroadcast(&q->worker_cv);
 	ConditionVariableBroadcast(&q->applied_cv);
 }
@@ -199,9 +199,9 @@ aw_worker_apply_batch(AwQueue *q)
 		rows_size = aw_batch_size;
 	}
 
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	head = q->head;
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 
 	while (pos < head && nrows < aw_batch_size)
 	{
@@ -302,17 +302,17 @@ aw_worker_leave_without_extension(AwQueue *q)
 {
 	bool		dropped;
 
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	dropped = q->extension_dropped;
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	if (dropped)
 	{
 		aw_worker_discard(q);
 		if (q->head != pg_atomic_read_u64(&q->tail))
 			proc_exit(1);		/* writes still being committed: again later */
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		q->extension_dropped = false;
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 		proc_exit(0);
 	}
 	proc_exit(q->head != pg_atomic_read_u64(&q->tail) ? 1 : 0);
@@ -355,19 +355,19 @@ aw_worker_main(Datum arg)
 	q = &aw_control->queues[slot];
 
 	/* Claim the queue, unless it moved on or another worker owns it. */
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	if (q->dboid != dboid || q->worker_pid != 0 || q->hold)
 	{
 		if (q->dboid == dboid && q->worker_pid == 0)
 			q->launching = false;
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 		proc_exit(0);
 	}
 	q->worker_pid = MyProcPid;
 	q->worker_latch = MyLatch;
 	q->launching = false;
 	q->exit_requested = false;
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	pg_atomic_write_u32(&q->applying, 0);
 	aw_my_queue = q;
 	before_shmem_exit(aw_worker_release, (Datum) 0);
@@ -386,9 +386,9 @@ aw_worker_main(Datum arg)
 
 	if (!aw_extension_exists())
 		aw_worker_leave_without_extension(q);
-	SpinLockAcquire(&q->mutex);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	q->extension_dropped = false;
-	SpinLockRelease(&q->mutex);
+	LWLockRelease(&q->lock);
 	aw_worker_sweep(q);
 
 	for (;;)
@@ -397,6 +397,7 @@ aw_worker_main(Datum arg)
 		bool		exit_requested;
 		bool		paused;
 		uint64		head;
+		uint64		next_id;
 		uint64		tail;
 		long		timeout = (long) aw_idle_timeout_s * 1000L;
 		TimestampTz now;
@@ -408,11 +409,12 @@ aw_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		exit_requested = q->exit_requested;
 		paused = q->paused;
 		head = q->head;
-		SpinLockRelease(&q->mutex);
+		next_id = q->next_write_id;
+		LWLockRelease(&q->lock);
 		if (!exit_requested &&
 			pg_atomic_read_u64(&q->sweeps_requested) != pg_atomic_read_u64(&q->sweeps_done))
 		{
@@ -439,12 +441,14 @@ aw_worker_main(Datum arg)
 
 		if (head != tail && !paused)
 		{
-			TimestampTz oldest = aw_queue_oldest_enqueued_at(q);
+			/* Cheap reasons to apply now first; the oldest entry's age last. */
+			bool		apply_now = aw_got_sigterm ||
+				next_id - 1 - pg_atomic_read_u64(&q->applied_write_id) >= (uint64) aw_batch_size ||
+				pg_atomic_read_u32(&q->flush_waiters) > 0;
+			TimestampTz oldest = apply_now ? 0 : aw_queue_oldest_enqueued_at(q);
 			TimestampTz due = TimestampTzPlusMilliseconds(oldest, aw_flush_interval_ms);
 
-			if (aw_got_sigterm || oldest == 0 || due <= now ||
-				aw_queue_pending(q) >= (uint64) aw_batch_size ||
-				pg_atomic_read_u32(&q->flush_waiters) > 0)
+			if (apply_now || oldest == 0 || due <= now)
 			{
 				if (aw_worker_apply_batch(q) >= 0)
 				{
@@ -479,14 +483,14 @@ aw_worker_main(Datum arg)
 				bool		empty;
 
 				/* Give up the queue only if it is still empty. */
-				SpinLockAcquire(&q->mutex);
+				LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 				empty = (q->head == pg_atomic_read_u64(&q->tail));
 				if (empty)
 				{
 					q->worker_pid = 0;
 					q->worker_latch = NULL;
 				}
-				SpinLockRelease(&q->mutex);
+				LWLockRelease(&q->lock);
 				if (empty)
 					break;
 				continue;
@@ -528,9 +532,9 @@ aw_launcher_main(Datum arg)
 		AwQueue    *q = &aw_control->queues[i];
 		bool		pending;
 
-		SpinLockAcquire(&q->mutex);
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		pending = q->dboid != InvalidOid && q->head != pg_atomic_read_u64(&q->tail);
-		SpinLockRelease(&q->mutex);
+		LWLockRelease(&q->lock);
 		if (pending)
 			aw_worker_ensure(q);
 	}

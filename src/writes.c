@@ -98,12 +98,16 @@ aw_has_attnum(const AttrNumber *attnums, int n, AttrNumber attnum)
  * the target (for ON CONFLICT: immediate, without predicate or expression).
  */
 static void
-aw_require_unique_key(Relation rel, const AttrNumber *keys, int nkeys,
-					  bool for_conflict)
+aw_require_unique_key(Relation rel, AwTarget *t, const AttrNumber *keys,
+					  int nkeys, bool for_conflict)
 {
-	List	   *indexes = RelationGetIndexList(rel);
+	List	   *indexes;
 	ListCell   *lc;
 
+	/* Found before for this target (the cache is reset by relcache inval). */
+	if (aw_target_key_known(t, keys, nkeys, for_conflict))
+		return;
+	indexes = RelationGetIndexList(rel);
 	if (nkeys == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -124,6 +128,7 @@ aw_require_unique_key(Relation rel, const AttrNumber *keys, int nkeys,
 		if (match)
 		{
 			list_free(indexes);
+			aw_target_key_remember(t, keys, nkeys, for_conflict);
 			return;
 		}
 	}
@@ -272,7 +277,7 @@ aw_upsert(PG_FUNCTION_ARGS)
 			keys[nkeys++] = aw_attnum(rel, TextDatumGetCString(names[i]));
 		}
 	}
-	aw_require_unique_key(rel, keys, nkeys, true);
+	aw_require_unique_key(rel, t, keys, nkeys, true);
 
 	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1), 0, &given);
 	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
@@ -311,7 +316,7 @@ aw_update(PG_FUNCTION_ARGS)
 	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
 	set = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
 	nkeys = aw_jsonb_attnums(rel, PG_GETARG_DATUM(1), "key", keys);
-	aw_require_unique_key(rel, keys, nkeys, false);
+	aw_require_unique_key(rel, t, keys, nkeys, false);
 	nset = aw_jsonb_attnums(rel, PG_GETARG_DATUM(2), "data", set);
 	if (nset == 0)
 		ereport(ERROR,
@@ -350,7 +355,7 @@ aw_delete(PG_FUNCTION_ARGS)
 	t = aw_target_get(rel);
 	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
 	nkeys = aw_jsonb_attnums(rel, PG_GETARG_DATUM(1), "key", keys);
-	aw_require_unique_key(rel, keys, nkeys, false);
+	aw_require_unique_key(rel, t, keys, nkeys, false);
 	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1), AW_CONVERT_NO_DEFAULTS, NULL);
 	aw_require_key_values(rel, row, keys, nkeys);
 	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK)
@@ -389,7 +394,7 @@ aw_increment(PG_FUNCTION_ARGS)
 	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
 	set = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
 	nkeys = aw_jsonb_attnums(rel, PG_GETARG_DATUM(1), "key", keys);
-	aw_require_unique_key(rel, keys, nkeys, true);
+	aw_require_unique_key(rel, t, keys, nkeys, true);
 	nset = aw_jsonb_attnums(rel, PG_GETARG_DATUM(2), "deltas", set);
 	if (nset == 0)
 		ereport(ERROR,
