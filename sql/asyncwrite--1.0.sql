@@ -152,7 +152,6 @@ CREATE TABLE @extschema@.prepared_writes (
     relid       oid NOT NULL,
     roleid      oid NOT NULL,
     fingerprint bigint NOT NULL,
-    natts       smallint NOT NULL,
     kind        smallint NOT NULL,
     flags       integer NOT NULL,
     payload     bytea NOT NULL,

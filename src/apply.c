@@ -262,7 +262,7 @@ aw_record_failure(AwApplyRow *row, ErrorData *edata, int attempts)
 	if (payload_null)
 		nulls[4] = 'n';
 	values[5] = ObjectIdGetDatum(hdr->roleid);
-	values[6] = TimestampTzGetDatum(hdr->enqueued_at);
+	values[6] = TimestampTzGetDatum(aw_clock_to_timestamp(hdr->enqueued_ms, GetCurrentTimestamp()));
 	if (cs != NULL && relname != NULL)
 	{
 		values[11] = aw_colset_names(hdr->relid, cs->attnums, cs->nkeys);
@@ -629,7 +629,6 @@ aw_apply_sync(Relation rel, Datum row, uint8 kind, const AwColumnSets *cs)
 	w.relid = RelationGetRelid(rel);
 	w.roleid = GetUserId();
 	w.fingerprint = aw_tupdesc_fingerprint(RelationGetDescr(rel));
-	w.natts = (uint16) RelationGetDescr(rel)->natts;
 	w.kind = kind;
 	w.flags = 0;
 	w.payload = DatumGetPointer(row);

@@ -13,6 +13,7 @@
 #include "postgres.h"
 
 #include "access/htup.h"
+#include "access/htup_details.h"
 #include "datatype/timestamp.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
@@ -57,14 +58,37 @@ typedef struct AwEntryHeader
 	uint32		length;			/* whole entry, header included, MAXALIGNed */
 	volatile uint8 state;		/* AW_ENTRY_* */
 	uint8		kind;			/* AW_KIND_* */
-	uint16		natts;			/* target's natts when queued */
+	uint16		flags;			/* AW_FLAG_* */
 	Oid			relid;			/* target table */
 	Oid			roleid;			/* role that queued the write */
 	uint32		fingerprint;	/* target's row layout when queued */
-	uint32		flags;			/* AW_FLAG_* */
-	TimestampTz enqueued_at;
+	uint32		enqueued_ms;	/* aw_clock_ms() when queued */
 	/* payload follows: a composite datum of the target's row type */
 } AwEntryHeader;
+
+/*
+ * 24 bytes: with the row's own tuple header this is all a queued row costs
+ * beyond its data (the column count is the row's own).
+ */
+StaticAssertDecl(sizeof(AwEntryHeader) == 24, "asyncwrite entry header grew");
+
+/*
+ * Enqueue times are kept as milliseconds modulo 2^32 (about 49 days): ages
+ * are computed by unsigned subtraction, exact for any write younger than
+ * that.
+ */
+static inline uint32
+aw_clock_ms(TimestampTz ts)
+{
+	return (uint32) (ts / 1000);
+}
+
+/* The time of an aw_clock_ms() value, seen from now. */
+static inline TimestampTz
+aw_clock_to_timestamp(uint32 ms, TimestampTz now)
+{
+	return now - (TimestampTz) ((uint32) (aw_clock_ms(now) - ms)) * 1000;
+}
 
 #define AW_ENTRY_RESERVED	0	/* space taken, payload being copied */
 #define AW_ENTRY_READY		1	/* published: the worker may apply it */
@@ -102,6 +126,9 @@ typedef struct AwColumnSets
 #define AW_ENTRY_PAYLOAD(hdr)	((char *) (hdr) + sizeof(AwEntryHeader))
 #define AW_ENTRY_DATUM_LEN(hdr) \
 	(VARSIZE(AW_ENTRY_PAYLOAD(hdr)))
+/* The target's column count when queued: the row's own. */
+#define AW_ENTRY_NATTS(hdr) \
+	HeapTupleHeaderGetNatts((HeapTupleHeader) AW_ENTRY_PAYLOAD(hdr))
 
 /* The column sets of an entry, or NULL for an insert. */
 static inline AwColumnSets *
@@ -207,7 +234,6 @@ typedef struct AwWriteSpec
 	Oid			relid;
 	Oid			roleid;
 	uint32		fingerprint;
-	uint16		natts;
 	uint8		kind;
 	uint32		flags;
 	const void *payload;
@@ -221,19 +247,18 @@ extern void aw_queue_prepare_many(int n, const AwWriteSpec *writes,
 								  AwEntryHeader **entries, uint64 *first_id,
 								  AwPublish *publish);
 extern AwEntryHeader *aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint,
-									   uint16 natts, uint8 kind, uint32 flags,
+									   uint8 kind, uint32 flags,
 									   const void *payload, Size payload_len,
 									   const void *extra, Size extra_len,
 									   uint64 *write_id, AwPublish *publish);
 extern void aw_queue_publish(AwEntryHeader *entry, uint8 state);
 extern void aw_queue_wake(AwPublish *publish);
 extern bool aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint,
-							uint16 natts, uint8 kind, uint32 flags,
+							uint8 kind, uint32 flags,
 							const void *payload, Size payload_len,
 							const void *extra, Size extra_len,
 							uint64 *write_id);
 extern uint64 aw_queue_last_write_id(AwQueue *q);
-extern uint64 aw_queue_pending(AwQueue *q);
 extern uint64 aw_queue_discard(AwQueue *q);
 extern AwEntryHeader *aw_queue_entry_at(AwQueue *q, uint64 pos, uint64 *entry_pos);
 extern void aw_queue_consume(AwQueue *q, uint64 new_tail, uint64 last_id);
@@ -270,20 +295,16 @@ extern void aw_apply_sync_entry(AwEntryHeader *hdr);
 
 /* xact.c */
 extern bool aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint,
-						 uint16 natts, uint8 kind, uint32 flags,
+						 uint8 kind, uint32 flags,
 						 const void *payload, Size payload_len,
 						 const void *extra, Size extra_len);
-extern void aw_xact_submit(Oid relid, Oid roleid, uint32 fingerprint,
-						   uint16 natts, uint8 kind, uint32 flags,
-						   const void *payload, Size payload_len,
-						   const void *extra, Size extra_len);
 extern int	aw_xact_pending_count(void);
 extern void aw_xact_write_now(bool switch_mode);
 extern AwEntryHeader *aw_entry_from_spec(const AwWriteSpec *w);
 
 /* prepared.c */
 extern void aw_prepared_store(Oid relid, Oid roleid, uint32 fingerprint,
-							  uint16 natts, uint8 kind, uint32 flags,
+							  uint8 kind, uint32 flags,
 							  const char *payload, Size payload_len,
 							  const char *extra, Size extra_len);
 extern uint64 aw_prepared_sweep(void);

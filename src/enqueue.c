@@ -161,12 +161,11 @@ aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	Size		len = HeapTupleHeaderGetDatumLength(td);
 	Size		cs_len = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
 	uint32		fingerprint = aw_target_fingerprint(t);
-	uint16		natts = (uint16) RelationGetDescr(rel)->natts;
 	uint64		write_id;
 
 	if (aw_enabled && transactional && aw_entry_size(len, cs_len) <= aw_control->capacity / 4)
 	{
-		if (aw_xact_keep(RelationGetRelid(rel), GetUserId(), fingerprint, natts,
+		if (aw_xact_keep(RelationGetRelid(rel), GetUserId(), fingerprint,
 						 kind, 0, td, len, cs, cs_len))
 		{
 			table_close(rel, NoLock);
@@ -175,7 +174,7 @@ aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	}
 	else if (aw_enabled && !transactional &&
 			 aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
-							 natts, kind, 0, td, len, cs, cs_len, &write_id))
+							 kind, 0, td, len, cs, cs_len, &write_id))
 	{
 		aw_xact_note_write_id(write_id);
 		table_close(rel, NoLock);
@@ -183,7 +182,7 @@ aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	}
 	else if (aw_enabled && transactional && aw_on_full != AW_ON_FULL_SYNC)
 		(void) aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
-							   natts, kind, 0, td, len, cs, cs_len,
+							   kind, 0, td, len, cs, cs_len,
 							   &write_id);	/* raises "too large" */
 	aw_apply_sync(rel, row, kind, cs);
 	table_close(rel, NoLock);

@@ -25,7 +25,7 @@
 #define AW_PERSIST_TMP		"asyncwrite.queue.tmp"
 #define AW_PERSIST_ASIDE	"asyncwrite.queue.unloaded"
 #define AW_PERSIST_LOADING	"asyncwrite.queue.loading"
-#define AW_PERSIST_MAGIC	0x41575131	/* "AWQ1" */
+#define AW_PERSIST_MAGIC	0x41575132	/* "AWQ2": 24-byte entry headers */
 
 /* What the file says of one queue before its entries. */
 typedef struct AwPersistQueue

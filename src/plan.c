@@ -111,10 +111,12 @@ aw_kind_name(uint8 kind)
 bool
 aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr)
 {
-	if (hdr->natts == desc->natts)
+	int			natts = AW_ENTRY_NATTS(hdr);
+
+	if (natts == desc->natts)
 		return aw_tupdesc_fingerprint(desc) == hdr->fingerprint;
-	return hdr->natts < desc->natts &&
-		aw_tupdesc_fingerprint_prefix(desc, hdr->natts) == hdr->fingerprint;
+	return natts < desc->natts &&
+		aw_tupdesc_fingerprint_prefix(desc, natts) == hdr->fingerprint;
 }
 
 /* Quoted name of column attnum. */

@@ -51,14 +51,14 @@ aw_prepared_table_owner(void)
  * operation with fixed SQL.
  */
 void
-aw_prepared_store(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
+aw_prepared_store(Oid relid, Oid roleid, uint32 fingerprint,
 				  uint8 kind, uint32 flags, const char *payload,
 				  Size payload_len, const char *extra, Size extra_len)
 {
-	Oid			argtypes[8] = {OIDOID, OIDOID, INT8OID, INT2OID, INT2OID,
+	Oid			argtypes[7] = {OIDOID, OIDOID, INT8OID, INT2OID,
 	INT4OID, BYTEAOID, BYTEAOID};
-	Datum		values[8];
-	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bytea	   *p = palloc(VARHDRSZ + payload_len);
 	Oid			save_userid;
 	int			save_sec_context;
@@ -69,20 +69,19 @@ aw_prepared_store(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 	values[0] = ObjectIdGetDatum(relid);
 	values[1] = ObjectIdGetDatum(roleid);
 	values[2] = Int64GetDatum((int64) fingerprint);
-	values[3] = Int16GetDatum((int16) natts);
-	values[4] = Int16GetDatum((int16) kind);
-	values[5] = Int32GetDatum((int32) flags);
-	values[6] = PointerGetDatum(p);
+	values[3] = Int16GetDatum((int16) kind);
+	values[4] = Int32GetDatum((int32) flags);
+	values[5] = PointerGetDatum(p);
 	if (extra_len > 0)
 	{
 		bytea	   *e = palloc(VARHDRSZ + extra_len);
 
 		SET_VARSIZE(e, VARHDRSZ + extra_len);
 		memcpy(VARDATA(e), extra, extra_len);
-		values[7] = PointerGetDatum(e);
+		values[6] = PointerGetDatum(e);
 	}
 	else
-		nulls[7] = 'n';
+		nulls[6] = 'n';
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(aw_prepared_table_owner(),
@@ -94,9 +93,9 @@ aw_prepared_store(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 	if (aw_store_plan == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare("INSERT INTO asyncwrite.prepared_writes "
-									   "(relid, roleid, fingerprint, natts, kind, flags, payload, extra) "
-									   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-									   8, argtypes);
+									   "(relid, roleid, fingerprint, kind, flags, payload, extra) "
+									   "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+									   7, argtypes);
 
 		if (plan == NULL || SPI_keepplan(plan) != 0)
 			elog(ERROR, "could not prepare asyncwrite prepared-write insert");
@@ -131,7 +130,7 @@ aw_prepared_sweep(void)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_execute("WITH d AS (DELETE FROM asyncwrite.prepared_writes RETURNING *) "
-					"SELECT relid, roleid, fingerprint, natts, kind, flags, payload, extra "
+					"SELECT relid, roleid, fingerprint, kind, flags, payload, extra "
 					"FROM d ORDER BY id", false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read asyncwrite.prepared_writes");
 	n = SPI_processed;
@@ -147,22 +146,21 @@ aw_prepared_sweep(void)
 		Datum		d;
 		AwWriteSpec w;
 
-		payload = DatumGetByteaPP(SPI_getbinval(tup, desc, 7, &isnull));
-		d = SPI_getbinval(tup, desc, 8, &extra_null);
+		payload = DatumGetByteaPP(SPI_getbinval(tup, desc, 6, &isnull));
+		d = SPI_getbinval(tup, desc, 7, &extra_null);
 		if (!extra_null)
 			extra = DatumGetByteaPP(d);
 		w.relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
 		w.roleid = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 		w.fingerprint = (uint32) DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
-		w.natts = (uint16) DatumGetInt16(SPI_getbinval(tup, desc, 4, &isnull));
-		w.kind = (uint8) DatumGetInt16(SPI_getbinval(tup, desc, 5, &isnull));
-		w.flags = (uint32) DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+		w.kind = (uint8) DatumGetInt16(SPI_getbinval(tup, desc, 4, &isnull));
+		w.flags = (uint32) DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
 		w.payload = VARDATA_ANY(payload);
 		w.payload_len = VARSIZE_ANY_EXHDR(payload);
 		w.extra = extra ? VARDATA_ANY(extra) : NULL;
 		w.extra_len = extra ? VARSIZE_ANY_EXHDR(extra) : 0;
 		rows[i].hdr = aw_entry_from_spec(&w);
-		rows[i].hdr->enqueued_at = GetCurrentTimestamp();
+		rows[i].hdr->enqueued_ms = aw_clock_ms(GetCurrentTimestamp());
 	}
 	if (n > 0)
 		aw_apply_in_xact(rows, (int) n, &napplied, &nfailed);

@@ -250,13 +250,6 @@ aw_queue_last_write_id(AwQueue *q)
 	return id;
 }
 
-/* Writes queued and not yet applied or failed (reserved ones included). */
-uint64
-aw_queue_pending(AwQueue *q)
-{
-	return aw_queue_last_write_id(q) - pg_atomic_read_u64(&q->applied_write_id);
-}
-
 /* Raise the error of a write that found its queue full. */
 static void
 aw_queue_full_error(bool timed_out)
@@ -388,19 +381,18 @@ aw_queue_reserve(Size len, int nentries, uint64 *write_id, Latch **worker_latch,
 /* Fill a reserved entry's header and copy its payload and extra bytes. */
 static void
 aw_queue_fill(AwEntryHeader *entry, Size len, Oid relid, Oid roleid,
-			  uint32 fingerprint, uint16 natts, uint8 kind, uint32 flags,
+			  uint32 fingerprint, uint8 kind, uint32 flags,
 			  const void *payload, Size payload_len, const void *extra,
 			  Size extra_len, TimestampTz now)
 {
 	entry->state = AW_ENTRY_RESERVED;
 	entry->length = (uint32) len;
 	entry->kind = kind;
-	entry->natts = natts;
 	entry->relid = relid;
 	entry->roleid = roleid;
 	entry->fingerprint = fingerprint;
-	entry->flags = flags;
-	entry->enqueued_at = now;
+	entry->flags = (uint16) flags;
+	entry->enqueued_ms = aw_clock_ms(now);
 	memcpy(AW_ENTRY_PAYLOAD(entry), payload, payload_len);
 	if (extra_len > 0)
 		memcpy(AW_ENTRY_PAYLOAD(entry) + MAXALIGN(payload_len), extra, extra_len);
@@ -425,7 +417,7 @@ aw_queue_too_large(Size len)
  * nothing, when the queue is full and asyncwrite.on_full is "sync".
  */
 AwEntryHeader *
-aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
+aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint,
 				 uint8 kind, uint32 flags, const void *payload, Size payload_len,
 				 const void *extra, Size extra_len, uint64 *write_id,
 				 AwPublish *publish)
@@ -448,7 +440,7 @@ aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 		return NULL;
 
 	/* Nothing below may fail: the entry is reserved and must be published. */
-	aw_queue_fill(entry, len, relid, roleid, fingerprint, natts, kind, flags,
+	aw_queue_fill(entry, len, relid, roleid, fingerprint, kind, flags,
 				  payload, payload_len, extra, extra_len, GetCurrentTimestamp());
 	return entry;
 }
@@ -512,7 +504,7 @@ aw_queue_prepare_many(int n, const AwWriteSpec *writes, AwEntryHeader **entries,
 
 		entries[i] = (AwEntryHeader *) block;
 		aw_queue_fill(entries[i], len, w->relid, w->roleid, w->fingerprint,
-					  w->natts, w->kind, w->flags, w->payload, w->payload_len,
+					  w->kind, w->flags, w->payload, w->payload_len,
 					  w->extra, w->extra_len, now);
 		block += len;
 	}
@@ -553,14 +545,14 @@ aw_entry_size(Size payload_len, Size extra_len)
  * when the queue is full and asyncwrite.on_full is "sync".
  */
 bool
-aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
+aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint,
 				uint8 kind, uint32 flags, const void *payload, Size payload_len,
 				const void *extra, Size extra_len, uint64 *write_id)
 {
 	AwPublish	publish;
 	AwEntryHeader *entry;
 
-	entry = aw_queue_prepare(relid, roleid, fingerprint, natts, kind, flags,
+	entry = aw_queue_prepare(relid, roleid, fingerprint, kind, flags,
 							 payload, payload_len, extra, extra_len, write_id,
 							 &publish);
 	if (entry == NULL)
@@ -666,7 +658,7 @@ aw_queue_oldest_enqueued_at(AwQueue *q)
 				break;
 			if (hdr->kind != AW_KIND_PAD && hdr->state == AW_ENTRY_READY)
 			{
-				result = hdr->enqueued_at;
+				result = aw_clock_to_timestamp(hdr->enqueued_ms, GetCurrentTimestamp());
 				break;
 			}
 			pos += hdr->length;

@@ -112,7 +112,7 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 		memcpy(extra, cs, AW_COLSETS_SIZE(cs->nkeys, cs->nset));
 	memcpy(extra + cs_len, &id, sizeof(int64));
 	if (!aw_queue_submit(relid, roleid, aw_target_fingerprint(t),
-						 (uint16) RelationGetDescr(rel)->natts, kind,
+						 kind,
 						 AW_FLAG_RETRY, td, HeapTupleHeaderGetDatumLength(td),
 						 extra, cs_len + sizeof(int64), &write_id))
 		ereport(ERROR,

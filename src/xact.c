@@ -84,11 +84,10 @@ aw_entry_from_spec(const AwWriteSpec *w)
 	hdr->length = (uint32) len;
 	hdr->state = AW_ENTRY_READY;
 	hdr->kind = w->kind;
-	hdr->natts = w->natts;
 	hdr->relid = w->relid;
 	hdr->roleid = w->roleid;
 	hdr->fingerprint = w->fingerprint;
-	hdr->flags = w->flags;
+	hdr->flags = (uint16) w->flags;
 	memcpy(AW_ENTRY_PAYLOAD(hdr), w->payload, w->payload_len);
 	if (w->extra_len > 0)
 		memcpy(AW_ENTRY_PAYLOAD(hdr) + MAXALIGN(w->payload_len), w->extra,
@@ -177,8 +176,7 @@ aw_xact_callback(XactEvent event, void *arg)
 				if (w->written_in != InvalidSubTransactionId)
 					continue;
 				aw_prepared_store(w->spec.relid, w->spec.roleid,
-								  w->spec.fingerprint, w->spec.natts,
-								  w->spec.kind, w->spec.flags, w->spec.payload,
+								  w->spec.fingerprint, w->spec.kind, w->spec.flags, w->spec.payload,
 								  w->spec.payload_len, w->spec.extra,
 								  w->spec.extra_len);
 			}
@@ -280,7 +278,7 @@ aw_xact_write_now(bool switch_mode)
  * to synchronous writes.
  */
 bool
-aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
+aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint,
 			 uint8 kind, uint32 flags, const void *payload, Size payload_len,
 			 const void *extra, Size extra_len)
 {
@@ -314,7 +312,6 @@ aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 	w->spec.relid = relid;
 	w->spec.roleid = roleid;
 	w->spec.fingerprint = fingerprint;
-	w->spec.natts = natts;
 	w->spec.kind = kind;
 	w->spec.flags = flags;
 	w->spec.payload = w->data;
@@ -328,30 +325,6 @@ aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
 	aw_pending_kept++;
 	MemoryContextSwitchTo(old);
 	return true;
-}
-
-/* Keep a write until commit, or write it synchronously if it cannot be. */
-void
-aw_xact_submit(Oid relid, Oid roleid, uint32 fingerprint, uint16 natts,
-			   uint8 kind, uint32 flags, const void *payload, Size payload_len,
-			   const void *extra, Size extra_len)
-{
-	AwWriteSpec w;
-
-	if (aw_xact_keep(relid, roleid, fingerprint, natts, kind, flags, payload,
-					 payload_len, extra, extra_len))
-		return;
-	w.relid = relid;
-	w.roleid = roleid;
-	w.fingerprint = fingerprint;
-	w.natts = natts;
-	w.kind = kind;
-	w.flags = flags;
-	w.payload = payload;
-	w.payload_len = payload_len;
-	w.extra = extra;
-	w.extra_len = extra_len;
-	aw_apply_sync_entry(aw_entry_from_spec(&w));
 }
 
 /* Number of writes this transaction will queue when it commits. */
