@@ -80,17 +80,20 @@ ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activit
 	'DROP EXTENSION stops the worker');
 is($node->safe_psql('db1_copy', 'SELECT count(*) FROM t2'), '1', 'the write queued before DROP EXTENSION was applied');
 
-# Writes queued in the transaction that creates the extension are applied
-# once it commits, even if the worker starts before that.
+# Writes queued in the transaction that creates the extension are kept,
+# not discarded, by a worker that starts before that transaction commits.
 $node->safe_psql('postgres', 'CREATE DATABASE db3');
-$node->safe_psql('db3', q{
+my $creator = $node->background_psql('db3');
+my $offset = -s $node->logfile;
+$creator->query_safe(q{
 	BEGIN;
 	CREATE EXTENSION asyncwrite;
 	CREATE TABLE t (id int);
-	SELECT asyncwrite.insert('t', jsonb_build_object('id', g)) FROM generate_series(1, 5) g;
-	SELECT pg_sleep(0.2);  -- the thing tested: the worker starts before the commit
-	COMMIT;
-});
+	SELECT asyncwrite.insert('t', jsonb_build_object('id', g), transactional => false) FROM generate_series(1, 5) g;});
+# The worker starts, cannot see the extension yet, and exits to be retried.
+$node->wait_for_log(qr/background worker "asyncwrite worker" \(PID \d+\) exited with exit code 1/, $offset);
+$creator->query_safe('COMMIT');
+$creator->quit;
 is($node->safe_psql('db3', 'SELECT asyncwrite.flush()'), 't', 'flush after CREATE EXTENSION commits');
 is($node->safe_psql('db3', 'SELECT count(*) FROM t'), '5', 'writes queued while the extension was being created are applied');
 
