@@ -5,14 +5,7 @@ CREATE EXTENSION asyncwrite;
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
--- Runs a statement and returns its SQLSTATE and message, or 'ok'.
-CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i sql/include/try.sql
 
 CREATE TABLE events (
     id         bigserial PRIMARY KEY,

@@ -6,14 +6,7 @@
 -- rollback); transactional submission is tested in transactional.sql.
 SET asyncwrite.transactional = off;
 
--- Runs a statement and returns its SQLSTATE and message, or 'ok'.
-CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i sql/include/try.sql
 
 CREATE DOMAIN positive_int AS int CHECK (VALUE > 0);
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');

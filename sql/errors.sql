@@ -20,14 +20,7 @@ CREATE INDEX err_idx ON err_t (n);
 CREATE TEMP TABLE err_temp (a int);
 CREATE TYPE err_pair AS (nope int, n int);
 
--- Runs a statement and returns its SQLSTATE and message, or 'ok'.
-CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i sql/include/try.sql
 
 SELECT coalesce(sum(enqueued), 0) AS enqueued_before FROM asyncwrite.stats \gset
 

@@ -6,13 +6,7 @@
 -- rollback); transactional submission is tested in transactional.sql.
 SET asyncwrite.transactional = off;
 
-CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i sql/include/try.sql
 
 DELETE FROM asyncwrite.dead_letters;
 CREATE TABLE poison (id int PRIMARY KEY, v int CONSTRAINT v_not_poison CHECK (v % 100 <> 0));

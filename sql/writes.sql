@@ -2,13 +2,7 @@
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
-CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i sql/include/try.sql
 
 DELETE FROM asyncwrite.dead_letters;
 CREATE TABLE kv (k int PRIMARY KEY, v text, n int DEFAULT 0, note text DEFAULT 'new',

@@ -291,6 +291,71 @@ aw_upsert(PG_FUNCTION_ARGS)
 						   aw_call_transactional(fcinfo, 3));
 }
 
+/* A key-based write (update, delete, increment) being checked and built. */
+typedef struct AwKeyWrite
+{
+	Relation	rel;
+	AwTarget   *t;
+	AttrNumber *keys;			/* columns of the key argument */
+	int			nkeys;
+	AttrNumber *set;			/* columns of the data argument */
+	int			nset;
+} AwKeyWrite;
+
+/*
+ * Open the target of a key-based write, and read its key columns (argument
+ * 1, a unique key of the target) and, with data_arg >= 0, the columns that
+ * argument names (at least one, else the error empty_msg).
+ */
+static void
+aw_key_write_begin(FunctionCallInfo fcinfo, AwKeyWrite *w, const char *empty_msg,
+				   int data_arg, const char *data_name, bool for_conflict)
+{
+	int			natts;
+
+	aw_require(fcinfo, 0, "target");
+	aw_require(fcinfo, 1, "key");
+	if (data_arg >= 0)
+		aw_require(fcinfo, data_arg, data_name);
+	if (aw_enabled)
+		aw_check_available();
+	w->rel = aw_open_target(PG_GETARG_OID(0));
+	w->t = aw_target_get(w->rel);
+	natts = RelationGetDescr(w->rel)->natts;
+	w->keys = palloc(sizeof(AttrNumber) * (natts + 1));
+	w->set = palloc(sizeof(AttrNumber) * (natts + 1));
+	w->nkeys = aw_jsonb_attnums(w->rel, PG_GETARG_DATUM(1), "key", w->keys);
+	aw_require_unique_key(w->rel, w->t, w->keys, w->nkeys, for_conflict);
+	w->nset = 0;
+	if (data_arg < 0)
+		return;
+	w->nset = aw_jsonb_attnums(w->rel, PG_GETARG_DATUM(data_arg), data_name, w->set);
+	if (w->nset == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s", empty_msg)));
+}
+
+/*
+ * The row of a key-based write: the key and (with data_arg >= 0) the data
+ * argument converted together; no key column may be NULL.
+ */
+static Datum
+aw_key_write_row(FunctionCallInfo fcinfo, AwKeyWrite *w, int data_arg,
+				 const char *data_name, int options)
+{
+	Datum		source = PG_GETARG_DATUM(1);
+	Datum		row;
+
+	if (data_arg >= 0)
+		source = aw_merge_objects(w->rel, source, w->keys, w->nkeys,
+								  PG_GETARG_DATUM(data_arg), w->set, w->nset,
+								  data_name);
+	row = aw_row_from_jsonb_ext(w->rel, w->t, source, options, NULL);
+	aw_require_key_values(w->rel, row, w->keys, w->nkeys);
+	return row;
+}
+
 /*
  * asyncwrite.update(target regclass, key jsonb, data jsonb, transactional
  * boolean): UPDATE target SET (columns of data) WHERE (key columns) match.
@@ -298,39 +363,16 @@ aw_upsert(PG_FUNCTION_ARGS)
 Datum
 aw_update(PG_FUNCTION_ARGS)
 {
-	Relation	rel;
-	AwTarget   *t;
-	AttrNumber *keys;
-	AttrNumber *set;
-	int			nkeys;
-	int			nset;
+	AwKeyWrite	w;
 	Datum		row;
 
-	aw_require(fcinfo, 0, "target");
-	aw_require(fcinfo, 1, "key");
-	aw_require(fcinfo, 2, "data");
-	if (aw_enabled)
-		aw_check_available();
-	rel = aw_open_target(PG_GETARG_OID(0));
-	t = aw_target_get(rel);
-	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
-	set = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
-	nkeys = aw_jsonb_attnums(rel, PG_GETARG_DATUM(1), "key", keys);
-	aw_require_unique_key(rel, t, keys, nkeys, false);
-	nset = aw_jsonb_attnums(rel, PG_GETARG_DATUM(2), "data", set);
-	if (nset == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("asyncwrite.update() data names no column to set")));
-	row = aw_row_from_jsonb_ext(rel, t,
-								aw_merge_objects(rel, PG_GETARG_DATUM(1), keys, nkeys,
-												 PG_GETARG_DATUM(2), set, nset, "data"),
-								AW_CONVERT_NO_DEFAULTS, NULL);
-	aw_require_key_values(rel, row, keys, nkeys);
-	aw_check_columns(rel, ACL_UPDATE, set, nset);
-	aw_check_columns(rel, ACL_SELECT, keys, nkeys);
-	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_UPDATE,
-						   aw_make_colsets(keys, nkeys, set, nset),
+	aw_key_write_begin(fcinfo, &w, "asyncwrite.update() data names no column to set",
+					   2, "data", false);
+	row = aw_key_write_row(fcinfo, &w, 2, "data", AW_CONVERT_NO_DEFAULTS);
+	aw_check_columns(w.rel, ACL_UPDATE, w.set, w.nset);
+	aw_check_columns(w.rel, ACL_SELECT, w.keys, w.nkeys);
+	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_UPDATE,
+						   aw_make_colsets(w.keys, w.nkeys, w.set, w.nset),
 						   aw_call_transactional(fcinfo, 3));
 }
 
@@ -341,29 +383,17 @@ aw_update(PG_FUNCTION_ARGS)
 Datum
 aw_delete(PG_FUNCTION_ARGS)
 {
-	Relation	rel;
-	AwTarget   *t;
-	AttrNumber *keys;
-	int			nkeys;
+	AwKeyWrite	w;
 	Datum		row;
 
-	aw_require(fcinfo, 0, "target");
-	aw_require(fcinfo, 1, "key");
-	if (aw_enabled)
-		aw_check_available();
-	rel = aw_open_target(PG_GETARG_OID(0));
-	t = aw_target_get(rel);
-	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
-	nkeys = aw_jsonb_attnums(rel, PG_GETARG_DATUM(1), "key", keys);
-	aw_require_unique_key(rel, t, keys, nkeys, false);
-	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1), AW_CONVERT_NO_DEFAULTS, NULL);
-	aw_require_key_values(rel, row, keys, nkeys);
-	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK)
-		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
-	aw_check_columns(rel, ACL_SELECT, keys, nkeys);
-	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_DELETE,
-						   aw_make_colsets(keys, nkeys, NULL, 0),
+	aw_key_write_begin(fcinfo, &w, NULL, -1, NULL, false);
+	row = aw_key_write_row(fcinfo, &w, -1, NULL, AW_CONVERT_NO_DEFAULTS);
+	if (pg_class_aclcheck(RelationGetRelid(w.rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(w.rel->rd_rel->relkind),
+					   RelationGetRelationName(w.rel));
+	aw_check_columns(w.rel, ACL_SELECT, w.keys, w.nkeys);
+	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_DELETE,
+						   aw_make_colsets(w.keys, w.nkeys, NULL, 0),
 						   aw_call_transactional(fcinfo, 2));
 }
 
@@ -376,33 +406,14 @@ aw_delete(PG_FUNCTION_ARGS)
 Datum
 aw_increment(PG_FUNCTION_ARGS)
 {
-	Relation	rel;
-	AwTarget   *t;
-	AttrNumber *keys;
-	AttrNumber *set;
-	int			nkeys;
-	int			nset;
+	AwKeyWrite	w;
 	Datum		row;
 
-	aw_require(fcinfo, 0, "target");
-	aw_require(fcinfo, 1, "key");
-	aw_require(fcinfo, 2, "deltas");
-	if (aw_enabled)
-		aw_check_available();
-	rel = aw_open_target(PG_GETARG_OID(0));
-	t = aw_target_get(rel);
-	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
-	set = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
-	nkeys = aw_jsonb_attnums(rel, PG_GETARG_DATUM(1), "key", keys);
-	aw_require_unique_key(rel, t, keys, nkeys, true);
-	nset = aw_jsonb_attnums(rel, PG_GETARG_DATUM(2), "deltas", set);
-	if (nset == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("asyncwrite.increment() deltas name no column")));
-	for (int i = 0; i < nset; i++)
+	aw_key_write_begin(fcinfo, &w, "asyncwrite.increment() deltas name no column",
+					   2, "deltas", true);
+	for (int i = 0; i < w.nset; i++)
 	{
-		Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(rel), set[i] - 1)->atttypid);
+		Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(w.rel), w.set[i] - 1)->atttypid);
 		char		category;
 		bool		preferred;
 
@@ -411,19 +422,15 @@ aw_increment(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("column \"%s\" is of type %s, not a number",
-							get_attname(RelationGetRelid(rel), set[i], false),
+							get_attname(RelationGetRelid(w.rel), w.set[i], false),
 							format_type_be(typid)),
 					 errhint("asyncwrite.increment() adds to numeric columns only.")));
 	}
-	row = aw_row_from_jsonb_ext(rel, t,
-								aw_merge_objects(rel, PG_GETARG_DATUM(1), keys, nkeys,
-												 PG_GETARG_DATUM(2), set, nset, "deltas"),
-								0, NULL);
-	aw_require_key_values(rel, row, keys, nkeys);
-	aw_check_insert_privileges(rel);
-	aw_check_columns(rel, ACL_UPDATE, set, nset);
-	aw_check_columns(rel, ACL_SELECT, set, nset);
-	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INCREMENT,
-						   aw_make_colsets(keys, nkeys, set, nset),
+	row = aw_key_write_row(fcinfo, &w, 2, "deltas", 0);
+	aw_check_insert_privileges(w.rel);
+	aw_check_columns(w.rel, ACL_UPDATE, w.set, w.nset);
+	aw_check_columns(w.rel, ACL_SELECT, w.set, w.nset);
+	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_INCREMENT,
+						   aw_make_colsets(w.keys, w.nkeys, w.set, w.nset),
 						   aw_call_transactional(fcinfo, 3));
 }
