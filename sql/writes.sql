@@ -116,3 +116,46 @@ SELECT asyncwrite.insert('kv', '{"k": 50, "v": "a"}', transactional => false) > 
        asyncwrite.increment('counters', '{"name": "c1"}', '{"hits": 1}', transactional => false) > 0 AS q5;
 SELECT asyncwrite.flush();
 SELECT k, v FROM kv WHERE k = 50;
+
+-- Review fixes: schema USAGE for update/delete, key equality of the key's
+-- own index, only addable numeric types for increment, SELECT on conflict columns.
+CREATE SCHEMA ws;
+CREATE TABLE ws.t (id int PRIMARY KEY, v int);
+INSERT INTO ws.t VALUES (1, 1), (2, 2);
+CREATE ROLE aw_ws_user;
+GRANT UPDATE, DELETE, SELECT ON ws.t TO aw_ws_user;
+SELECT 'ws.t'::regclass::oid AS ws_oid \gset
+SET ROLE aw_ws_user;
+SELECT try(format($$SELECT asyncwrite.update(%s, '{"id": 2}', '{"v": 99}')$$, :ws_oid)) AS update_without_usage;
+SELECT try(format($$SELECT asyncwrite.delete(%s, '{"id": 1}')$$, :ws_oid)) AS delete_without_usage;
+RESET ROLE;
+CREATE TABLE oid_counter (k int PRIMARY KEY, o oid DEFAULT 0);
+SELECT try($$SELECT asyncwrite.increment('oid_counter', '{"k": 1}', '{"o": 5}')$$) AS oid_delta;
+CREATE TABLE sel_key (k int PRIMARY KEY, n int DEFAULT 0);
+CREATE ROLE aw_sel_user;
+GRANT INSERT ON sel_key TO aw_sel_user;
+GRANT UPDATE (n), SELECT (n) ON sel_key TO aw_sel_user;
+SET ROLE aw_sel_user;
+SELECT try($$SELECT asyncwrite.increment('sel_key', '{"k": 1}', '{"n": 1}')$$) AS increment_without_key_select;
+SELECT try($$SELECT asyncwrite.upsert('sel_key', '{"k": 1, "n": 1}')$$) AS upsert_without_key_select;
+RESET ROLE;
+
+-- A key type whose equal values can be stored differently (numeric): the
+-- updates of one key still end with the last one.
+CREATE TABLE num_key (id numeric PRIMARY KEY, v int);
+INSERT INTO num_key VALUES (1, 0);
+SELECT asyncwrite.pause();
+SELECT count(asyncwrite.update('num_key', jsonb_build_object('id', k), jsonb_build_object('v', g), transactional => false) IS NULL)
+  FROM (VALUES (1, '1'), (2, '1.0'), (3, '1'), (4, '1.00')) AS u(g, k);
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SELECT id, v FROM num_key;
+
+-- Keys are matched with the key index's own, schema-qualified equality
+-- operator (the worker's search_path holds only pg_catalog).
+CREATE TABLE txt_key (k text PRIMARY KEY, v int);
+INSERT INTO txt_key VALUES ('Abc', 1), ('abc', 1);
+SELECT asyncwrite.update('txt_key', '{"k": "Abc"}', '{"v": 2}');
+SELECT asyncwrite.delete('txt_key', '{"k": "abc"}');
+SELECT asyncwrite.flush();
+SELECT k, v FROM txt_key;

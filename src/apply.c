@@ -44,6 +44,8 @@ static SPIPlanPtr aw_dead_letter_plan = NULL;
 static SPIPlanPtr aw_dead_letter_update_plan = NULL;
 static SPIPlanPtr aw_dead_letter_delete_plan = NULL;
 
+static void aw_execute_plan(AwPlan *p, AwEntryHeader *first, Datum *elems, int n);
+
 /* Prepare and keep a fixed statement of the worker's own. */
 static SPIPlanPtr
 aw_keep_plan(const char *sql, int nargs, Oid *argtypes)
@@ -69,14 +71,9 @@ aw_insert_rows(AwApplyRow *rows, int n)
 	AwPlan	   *p;
 	Relation	rel;
 	bool	   *keep;
+	bool		one_by_one = false;
 	int			nelems = 0;
 	Datum	   *elems;
-	ArrayType  *arr;
-	Datum		arg;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-	int			rc;
 
 	if (first->flags & AW_FLAG_RETRY)
 	{
@@ -96,16 +93,43 @@ aw_insert_rows(AwApplyRow *rows, int n)
 
 	p = aw_plan_for(first, &rel);
 	keep = palloc(sizeof(bool) * n);
+	memset(keep, true, sizeof(bool) * n);
 	if (n > 1 && (first->kind == AW_KIND_UPSERT || first->kind == AW_KIND_UPDATE))
-		aw_plan_coalesce(rel, rows, n, keep);
-	else
-		memset(keep, true, sizeof(bool) * n);
+	{
+		/* Last write per key wins; keys not comparable by bytes go one by one. */
+		if (aw_plan_keys_bitwise(rel, aw_entry_colsets(first)))
+			aw_plan_coalesce(rel, rows, n, keep);
+		else
+			one_by_one = true;
+	}
 	table_close(rel, NoLock);
 	elems = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		if (keep[i])
 			elems[nelems++] = PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr));
-	arr = construct_array(elems, nelems, p->rowtype, p->typlen, p->typbyval,
+	if (one_by_one)
+	{
+		for (int i = 0; i < nelems; i++)
+			aw_execute_plan(p, first, &elems[i], 1);
+	}
+	else
+		aw_execute_plan(p, first, elems, nelems);
+	pfree(elems);
+	pfree(keep);
+}
+
+/* Run a plan over elems[0..n), as the role that queued the writes. */
+static void
+aw_execute_plan(AwPlan *p, AwEntryHeader *first, Datum *elems, int n)
+{
+	ArrayType  *arr;
+	Datum		arg;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+	int			rc;
+
+	arr = construct_array(elems, n, p->rowtype, p->typlen, p->typbyval,
 						  p->typalign);
 	arg = PointerGetDatum(arr);
 
@@ -138,8 +162,6 @@ aw_insert_rows(AwApplyRow *rows, int n)
 		elog(ERROR, "asyncwrite %s failed: %s", aw_kind_name(first->kind),
 			 SPI_result_code_string(rc));
 	pfree(arr);
-	pfree(elems);
-	pfree(keep);
 }
 
 /* The payload of a write as jsonb, or NULL when its layout is stale. */

@@ -195,6 +195,7 @@ typedef struct AwQueue
 	pg_atomic_uint32 flush_waiters;
 	pg_atomic_uint64 sweeps_requested;	/* COMMIT PREPAREDs seen */
 	pg_atomic_uint64 sweeps_done;	/* requests whose writes are queued */
+	pg_atomic_uint64 sweep_after_id;	/* last write id at the newest request */
 
 	ConditionVariable applied_cv;	/* applied_write_id advanced */
 	ConditionVariable space_cv; /* tail advanced */
@@ -323,6 +324,7 @@ extern AwPlan *aw_plan_for(AwEntryHeader *hdr, Relation *rel);
 extern bool aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr);
 extern const char *aw_kind_name(uint8 kind);
 extern void aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep);
+extern bool aw_plan_keys_bitwise(Relation rel, AwColumnSets *cs);
 
 /* convert.c */
 typedef struct AwTarget AwTarget;
@@ -347,6 +349,7 @@ extern uint32 aw_tupdesc_fingerprint_prefix(TupleDesc desc, int natts);
 /* enqueue.c */
 extern Relation aw_open_target(Oid relid);
 extern void aw_check_insert_privileges(Relation rel);
+extern void aw_check_schema_usage(Relation rel);
 extern bool aw_call_transactional(FunctionCallInfo fcinfo, int argno);
 extern Datum aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t,
 							 Datum row, uint8 kind, const AwColumnSets *cs,

@@ -155,6 +155,9 @@ aw_ddl_notify_prepared(AwQueue *q)
 {
 	Latch	   *latch;
 
+	/* Writes queued before the COMMIT PREPARED are applied before its own. */
+	pg_atomic_write_u64(&q->sweep_after_id,
+						Max(pg_atomic_read_u64(&q->sweep_after_id), aw_queue_last_write_id(q)));
 	pg_atomic_fetch_add_u64(&q->sweeps_requested, 1);
 	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	latch = q->worker_latch;

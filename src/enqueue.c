@@ -44,6 +44,18 @@ aw_require_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 				 errmsg("%s must not be null", what)));
 }
 
+/* Check that the caller may use the target's schema, as naming it needs. */
+void
+aw_check_schema_usage(Relation rel)
+{
+	AclResult	aclresult = pg_namespace_aclcheck(RelationGetNamespace(rel),
+												  GetUserId(), ACL_USAGE);
+
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_SCHEMA,
+					   get_namespace_name(RelationGetNamespace(rel)));
+}
+
 /* Check that the caller may insert every column a queued row fills. */
 void
 aw_check_insert_privileges(Relation rel)
@@ -51,14 +63,8 @@ aw_check_insert_privileges(Relation rel)
 	Oid			userid = GetUserId();
 	Oid			relid = RelationGetRelid(rel);
 	TupleDesc	desc = RelationGetDescr(rel);
-	AclResult	aclresult;
 
-	aclresult = pg_namespace_aclcheck(RelationGetNamespace(rel), userid,
-									  ACL_USAGE);
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_SCHEMA,
-					   get_namespace_name(RelationGetNamespace(rel)));
-
+	aw_check_schema_usage(rel);
 	if (pg_class_aclcheck(relid, userid, ACL_INSERT) == ACLCHECK_OK)
 		return;
 

@@ -37,14 +37,16 @@ typedef struct AwPersistQueue
 } AwPersistQueue;
 
 /*
- * Walk the queued entries of q from its tail; with f, write them out.
- * Returns the bytes the entries take.  Unpublished entries are saved as
- * skipped so that the ids of the entries after them stay the same.
+ * Walk the queued entries of q from its tail, up to the first one still
+ * being committed; with f, write them out.  Returns the bytes the entries
+ * take, and their number in *nentries.
  */
 static uint64
-aw_persist_entries(AwQueue *q, uint64 pos, FILE *f)
+aw_persist_entries(AwQueue *q, uint64 pos, FILE *f, uint64 *nentries)
 {
 	uint64		nbytes = 0;
+
+	*nentries = 0;
 
 	while (pos < q->head)
 	{
@@ -52,18 +54,32 @@ aw_persist_entries(AwQueue *q, uint64 pos, FILE *f)
 
 		if (pos >= q->head)
 			break;
+
+		/*
+		 * An entry still reserved (its transaction was committing when the
+		 * server stopped at once) may not even have its length yet: what
+		 * follows it cannot be walked, so the save stops here.
+		 */
+		if (hdr->state == AW_ENTRY_RESERVED ||
+			hdr->length < sizeof(AwEntryHeader) || pos + hdr->length > q->head)
+		{
+			if (f != NULL)
+				ereport(LOG,
+						(errmsg("asyncwrite did not save the writes of database %u queued after one still being committed",
+								q->dboid)));
+			break;
+		}
 		if (hdr->kind != AW_KIND_PAD)
 		{
 			if (f != NULL)
 			{
 				AwEntryHeader copy = *hdr;
 
-				if (copy.state != AW_ENTRY_READY)
-					copy.state = AW_ENTRY_SKIPPED;
 				fwrite(&copy, sizeof(copy), 1, f);
 				fwrite(AW_ENTRY_PAYLOAD(hdr), hdr->length - sizeof(AwEntryHeader), 1, f);
 			}
 			nbytes += hdr->length;
+			(*nentries)++;
 		}
 		pos += hdr->length;
 	}
@@ -106,6 +122,7 @@ aw_persist_save(int code, Datum arg)
 		AwQueue    *q = &aw_control->queues[i];
 		AwPersistQueue pq;
 		uint64		start;
+		uint64		nentries;
 
 		if (q->dboid == InvalidOid || q->head == pg_atomic_read_u64(&q->tail))
 			continue;
@@ -129,9 +146,11 @@ aw_persist_save(int code, Datum arg)
 			start = pg_atomic_read_u64(&q->batch_end);
 			pq.first_id = last + 1;
 		}
-		pq.nbytes = aw_persist_entries(q, start, NULL);
+		pq.nbytes = aw_persist_entries(q, start, NULL, &nentries);
+		/* Ids stay consecutive: a save cut short ends the ids there too. */
+		pq.next_write_id = pq.first_id + nentries;
 		fwrite(&pq, sizeof(pq), 1, f);
-		aw_persist_entries(q, start, f);
+		aw_persist_entries(q, start, f, &nentries);
 		ereport(LOG,
 				(errmsg("asyncwrite saved " UINT64_FORMAT " queued writes of database %u",
 						pq.next_write_id - pq.first_id, pq.dboid)));

@@ -24,7 +24,11 @@
 
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/genam.h"
+#include "access/stratnum.h"
 #include "access/table.h"
+#include "catalog/pg_index.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "lib/stringinfo.h"
@@ -35,6 +39,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "asyncwrite.h"
 
@@ -146,13 +152,132 @@ aw_append_keys(StringInfo buf, TupleDesc desc, AwColumnSets *cs,
 						 aw_col(desc, cs->attnums[i]));
 }
 
-/* Append "t.k1 = r.k1 AND ..." */
-static void
-aw_append_key_match(StringInfo buf, TupleDesc desc, AwColumnSets *cs)
+/*
+ * The equality operators of the unique index whose columns are the key,
+ * one per key column in the key's order, or an error if there is none now.
+ */
+static Oid *
+aw_key_equality_ops(Relation rel, AwColumnSets *cs)
 {
+	List	   *indexes = RelationGetIndexList(rel);
+	Oid		   *ops = palloc(sizeof(Oid) * cs->nkeys);
+	ListCell   *lc;
+
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = idx->rd_index;
+		bool		match = ind->indisunique && ind->indnkeyatts == cs->nkeys &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
+
+		for (int k = 0; match && k < cs->nkeys; k++)
+		{
+			int			pos = -1;
+
+			for (int j = 0; j < ind->indnkeyatts; j++)
+				if (ind->indkey.values[j] == cs->attnums[k])
+					pos = j;
+			match = (pos >= 0);
+			if (match)
+				ops[k] = get_opfamily_member(idx->rd_opfamily[pos], idx->rd_opcintype[pos],
+											 idx->rd_opcintype[pos], BTEqualStrategyNumber);
+			match = match && OidIsValid(ops[k]);
+		}
+		index_close(idx, AccessShareLock);
+		if (match)
+		{
+			list_free(indexes);
+			return ops;
+		}
+	}
+	list_free(indexes);
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+			 errmsg("the key columns are no longer a unique key of \"%s\"",
+					RelationGetRelationName(rel)),
+			 errdetail("The unique index the write was checked against was dropped after it was queued.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/* "OPERATOR(schema.name)" of an operator, so no search_path is involved. */
+static char *
+aw_operator_sql(Oid opno)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+	Form_pg_operator op;
+	char	   *result;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opno);
+	op = (Form_pg_operator) GETSTRUCT(tup);
+	result = psprintf("OPERATOR(%s.%s)",
+					  quote_identifier(get_namespace_name(op->oprnamespace)),
+					  NameStr(op->oprname));
+	ReleaseSysCache(tup);
+	return result;
+}
+
+/*
+ * Append "t.k1 OPERATOR(s.=) r.k1 AND ...", with the key index's own
+ * equality: a bare "=" would resolve through the worker's search_path.
+ */
+static void
+aw_append_key_match(StringInfo buf, Relation rel, AwColumnSets *cs)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid		   *ops = aw_key_equality_ops(rel, cs);
+
 	for (int i = 0; i < cs->nkeys; i++)
-		appendStringInfo(buf, "%st.%s = r.%s", i > 0 ? " AND " : "",
-						 aw_col(desc, cs->attnums[i]), aw_col(desc, cs->attnums[i]));
+		appendStringInfo(buf, "%st.%s %s r.%s", i > 0 ? " AND " : "",
+						 aw_col(desc, cs->attnums[i]), aw_operator_sql(ops[i]),
+						 aw_col(desc, cs->attnums[i]));
+}
+
+/*
+ * Whether the key's values are equal exactly when their stored bytes are,
+ * so that rows can be coalesced by comparing bytes: integers, oid, bool,
+ * uuid, dates and timestamps, bytea, and text types with a deterministic
+ * collation compared with the type's own equality.
+ */
+bool
+aw_plan_keys_bitwise(Relation rel, AwColumnSets *cs)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	Oid		   *ops = aw_key_equality_ops(rel, cs);
+
+	for (int i = 0; i < cs->nkeys; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, cs->attnums[i] - 1);
+		Oid			typid = getBaseType(att->atttypid);
+		TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
+
+		if (ops[i] != tc->eq_opr)
+			return false;
+		switch (typid)
+		{
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+			case OIDOID:
+			case BOOLOID:
+			case UUIDOID:
+			case DATEOID:
+			case TIMESTAMPOID:
+			case TIMESTAMPTZOID:
+			case BYTEAOID:
+				break;
+			case TEXTOID:
+			case VARCHAROID:
+				if (!OidIsValid(att->attcollation) ||
+					!get_collation_isdeterministic(att->attcollation))
+					return false;
+				break;
+			default:
+				return false;
+		}
+	}
+	return true;
 }
 
 /* Build the SQL of a plan. */
@@ -180,7 +305,7 @@ aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, const char *nsp,
 		if (kind == AW_KIND_INCREMENT &&
 			aw_attnum_in(cs->attnums + cs->nkeys, cs->nset, att->attnum))
 		{
-			appendStringInfo(&sel, "%ssum(r.%s) OVER (PARTITION BY ", sel.len > 0 ? ", " : "", name);
+			appendStringInfo(&sel, "%spg_catalog.sum(r.%s) OVER (PARTITION BY ", sel.len > 0 ? ", " : "", name);
 			aw_append_keys(&sel, desc, cs, "r.");
 			appendStringInfoChar(&sel, ')');
 		}
@@ -227,7 +352,7 @@ aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, const char *nsp,
 			{
 				const char *c = aw_col(desc, cs->attnums[cs->nkeys + i]);
 
-				appendStringInfo(&sql, "%s%s = t.%s + EXCLUDED.%s", i > 0 ? ", " : "", c, c, c);
+				appendStringInfo(&sql, "%s%s = t.%s OPERATOR(pg_catalog.+) EXCLUDED.%s", i > 0 ? ", " : "", c, c, c);
 			}
 			break;
 		case AW_KIND_UPDATE:
@@ -239,12 +364,12 @@ aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, const char *nsp,
 				appendStringInfo(&sql, "%s%s = r.%s", i > 0 ? ", " : "", c, c);
 			}
 			appendStringInfoString(&sql, " FROM pg_catalog.unnest($1) AS r WHERE ");
-			aw_append_key_match(&sql, desc, cs);
+			aw_append_key_match(&sql, rel, cs);
 			break;
 		case AW_KIND_DELETE:
 			appendStringInfo(&sql, "DELETE FROM %s.%s AS t USING pg_catalog.unnest($1) AS r WHERE ",
 							 nsp, relname);
-			aw_append_key_match(&sql, desc, cs);
+			aw_append_key_match(&sql, rel, cs);
 			break;
 		default:
 			elog(ERROR, "unknown asyncwrite write kind %d", kind);
@@ -350,9 +475,8 @@ aw_plan_for(AwEntryHeader *hdr, Relation *relp)
 /*
  * Coalesce a run of upserts or updates: of the rows with the same key, keep
  * only the last (keep[i] false for the others), as if applied one by one.
- * Keys are compared by their stored bytes; equal keys stored differently
- * are left to the statement, which then fails and the run is applied row
- * by row, still correctly.
+ * Keys are compared by their stored bytes, so only for keys where that is
+ * equality (aw_plan_keys_bitwise); other runs are applied row by row.
  */
 void
 aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep)

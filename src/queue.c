@@ -111,6 +111,7 @@ aw_shmem_init(void)
 			pg_atomic_init_u32(&q->flush_waiters, 0);
 			pg_atomic_init_u64(&q->sweeps_requested, 0);
 			pg_atomic_init_u64(&q->sweeps_done, 0);
+			pg_atomic_init_u64(&q->sweep_after_id, 0);
 			ConditionVariableInit(&q->applied_cv);
 			ConditionVariableInit(&q->space_cv);
 			ConditionVariableInit(&q->worker_cv);

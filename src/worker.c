@@ -327,8 +327,28 @@ static void
 aw_worker_sweep(AwQueue *q)
 {
 	uint64		requested = pg_atomic_read_u64(&q->sweeps_requested);
+	MemoryContext oldcontext = CurrentMemoryContext;
 
-	(void) aw_prepared_sweep();
+	/*
+	 * A sweep that fails leaves its rows in asyncwrite.prepared_writes for
+	 * the next one (next COMMIT PREPARED or worker start) and lets the
+	 * queue go on: it must not stop the worker in a loop.
+	 */
+	PG_TRY();
+	{
+		(void) aw_prepared_sweep();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ereport(WARNING,
+				(errmsg("could not apply the writes of committed prepared transactions"),
+				 errdetail("They stay in asyncwrite.prepared_writes and are tried again at the next COMMIT PREPARED or worker start.")));
+	}
+	PG_END_TRY();
 	pg_atomic_write_u64(&q->sweeps_done, requested);
 	ConditionVariableBroadcast(&q->applied_cv);
 }
@@ -416,7 +436,8 @@ aw_worker_main(Datum arg)
 		next_id = q->next_write_id;
 		LWLockRelease(&q->lock);
 		if (!exit_requested &&
-			pg_atomic_read_u64(&q->sweeps_requested) != pg_atomic_read_u64(&q->sweeps_done))
+			pg_atomic_read_u64(&q->sweeps_requested) != pg_atomic_read_u64(&q->sweeps_done) &&
+			pg_atomic_read_u64(&q->applied_write_id) >= pg_atomic_read_u64(&q->sweep_after_id))
 		{
 			aw_worker_sweep(q);
 			continue;

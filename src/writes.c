@@ -286,6 +286,8 @@ aw_upsert(PG_FUNCTION_ARGS)
 	aw_check_insert_privileges(rel);
 	if (nset > 0)
 		aw_check_columns(rel, ACL_UPDATE, set, nset);
+	/* ON CONFLICT reads the conflict columns. */
+	aw_check_columns(rel, ACL_SELECT, keys, nkeys);
 	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_UPSERT,
 						   aw_make_colsets(keys, nkeys, set, nset),
 						   aw_call_transactional(fcinfo, 3));
@@ -321,6 +323,7 @@ aw_key_write_begin(FunctionCallInfo fcinfo, AwKeyWrite *w, const char *empty_msg
 		aw_check_available();
 	w->rel = aw_open_target(PG_GETARG_OID(0));
 	w->t = aw_target_get(w->rel);
+	aw_check_schema_usage(w->rel);
 	natts = RelationGetDescr(w->rel)->natts;
 	w->keys = palloc(sizeof(AttrNumber) * (natts + 1));
 	w->set = palloc(sizeof(AttrNumber) * (natts + 1));
@@ -414,22 +417,22 @@ aw_increment(PG_FUNCTION_ARGS)
 	for (int i = 0; i < w.nset; i++)
 	{
 		Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(w.rel), w.set[i] - 1)->atttypid);
-		char		category;
-		bool		preferred;
-
-		get_type_category_preferred(typid, &category, &preferred);
-		if (category != TYPCATEGORY_NUMERIC)
+		/* Types with both sum() and + in pg_catalog (not oid, reg*). */
+		if (typid != INT2OID && typid != INT4OID && typid != INT8OID &&
+			typid != NUMERICOID && typid != FLOAT4OID && typid != FLOAT8OID &&
+			typid != CASHOID)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("column \"%s\" is of type %s, not a number",
+					 errmsg("column \"%s\" is of type %s, not a number that can be added to",
 							get_attname(RelationGetRelid(w.rel), w.set[i], false),
 							format_type_be(typid)),
-					 errhint("asyncwrite.increment() adds to numeric columns only.")));
+					 errhint("asyncwrite.increment() adds to smallint, integer, bigint, numeric, real, double precision and money columns.")));
 	}
 	row = aw_key_write_row(fcinfo, &w, 2, "deltas", 0);
 	aw_check_insert_privileges(w.rel);
 	aw_check_columns(w.rel, ACL_UPDATE, w.set, w.nset);
 	aw_check_columns(w.rel, ACL_SELECT, w.set, w.nset);
+	aw_check_columns(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_INCREMENT,
 						   aw_make_colsets(w.keys, w.nkeys, w.set, w.nset),
 						   aw_call_transactional(fcinfo, 3));
