@@ -83,11 +83,14 @@ aw_clock_ms(TimestampTz ts)
 	return (uint32) (ts / 1000);
 }
 
-/* The time of an aw_clock_ms() value, seen from now. */
+/*
+ * The time of an aw_clock_ms() value, seen from now: the enqueue time
+ * rounded down to the millisecond, never later than it was.
+ */
 static inline TimestampTz
 aw_clock_to_timestamp(uint32 ms, TimestampTz now)
 {
-	return now - (TimestampTz) ((uint32) (aw_clock_ms(now) - ms)) * 1000;
+	return (now / 1000 - (TimestampTz) ((uint32) (aw_clock_ms(now) - ms))) * 1000;
 }
 
 #define AW_ENTRY_RESERVED	0	/* space taken, payload being copied */
