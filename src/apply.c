@@ -97,7 +97,7 @@ aw_insert_rows(AwApplyRow *rows, int n)
 	if (n > 1 && (first->kind == AW_KIND_UPSERT || first->kind == AW_KIND_UPDATE))
 	{
 		/* Last write per key wins; keys not comparable by bytes go one by one. */
-		if (aw_plan_keys_bitwise(rel, aw_entry_colsets(first)))
+		if (p->keys_bitwise)
 			aw_plan_coalesce(rel, rows, n, keep);
 		else
 			one_by_one = true;

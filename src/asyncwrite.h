@@ -255,6 +255,8 @@ extern AwEntryHeader *aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint
 									   const void *payload, Size payload_len,
 									   const void *extra, Size extra_len,
 									   uint64 *write_id, AwPublish *publish);
+extern void aw_entry_fill(AwEntryHeader *entry, const AwWriteSpec *w,
+						  TimestampTz now);
 extern void aw_queue_publish(AwEntryHeader *entry, uint8 state);
 extern void aw_queue_wake(AwPublish *publish);
 extern bool aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint,
@@ -322,12 +324,15 @@ typedef struct AwPlan
 	int16		typlen;
 	bool		typbyval;
 	char		typalign;
+	bool		keys_bitwise;	/* upsert/update: coalesce by stored bytes */
 } AwPlan;
 extern AwPlan *aw_plan_for(AwEntryHeader *hdr, Relation *rel);
 extern bool aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr);
 extern const char *aw_kind_name(uint8 kind);
 extern void aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep);
-extern bool aw_plan_keys_bitwise(Relation rel, AwColumnSets *cs);
+extern bool aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum);
+extern bool aw_find_key_index(Relation rel, const AttrNumber *keys, int nkeys,
+							  bool for_conflict, Oid *ops);
 
 /* convert.c */
 typedef struct AwTarget AwTarget;
@@ -354,6 +359,7 @@ extern Relation aw_open_target(Oid relid);
 extern void aw_check_insert_privileges(Relation rel);
 extern void aw_check_schema_usage(Relation rel);
 extern bool aw_call_transactional(FunctionCallInfo fcinfo, int argno);
+extern void aw_require_arg(FunctionCallInfo fcinfo, int argno, const char *what);
 extern Datum aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t,
 							 Datum row, uint8 kind, const AwColumnSets *cs,
 							 bool transactional);

@@ -35,7 +35,7 @@ PG_FUNCTION_INFO_V1(aw_insert_text);
 PG_FUNCTION_INFO_V1(aw_capture);
 
 /* Refuse a NULL argument with a clear error. */
-static void
+void
 aw_require_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 {
 	if (PG_ARGISNULL(argno))

@@ -133,7 +133,7 @@ aw_col(TupleDesc desc, AttrNumber attnum)
 }
 
 /* Whether attnum is among the first n of attnums. */
-static bool
+bool
 aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum)
 {
 	for (int i = 0; i < n; i++)
@@ -153,51 +153,74 @@ aw_append_keys(StringInfo buf, TupleDesc desc, AwColumnSets *cs,
 }
 
 /*
+ * Whether a valid unique index of the target has exactly the key columns
+ * (for ON CONFLICT also immediate; never partial or on expressions).  With
+ * ops, also set the index's equality operator of each key column, in the
+ * key's order.  Used by the write functions at call time and by the plans.
+ */
+bool
+aw_find_key_index(Relation rel, const AttrNumber *keys, int nkeys,
+				  bool for_conflict, Oid *ops)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = idx->rd_index;
+		bool		match = ind->indisunique && ind->indisvalid &&
+			ind->indnkeyatts == nkeys &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) &&
+			(!for_conflict || ind->indimmediate);
+
+		/* Every key column is an index column, and every index column a key. */
+		for (int k = 0; match && k < nkeys; k++)
+		{
+			int			pos = -1;
+
+			for (int j = 0; j < ind->indnkeyatts; j++)
+				if (ind->indkey.values[j] == keys[k])
+					pos = j;
+			match = (pos >= 0);
+			if (match && ops != NULL)
+			{
+				ops[k] = get_opfamily_member(idx->rd_opfamily[pos], idx->rd_opcintype[pos],
+											 idx->rd_opcintype[pos], BTEqualStrategyNumber);
+				match = OidIsValid(ops[k]);
+			}
+		}
+		for (int j = 0; match && j < ind->indnkeyatts; j++)
+			match = aw_attnum_in(keys, nkeys, ind->indkey.values[j]);
+		index_close(idx, AccessShareLock);
+		if (match)
+		{
+			found = true;
+			break;
+		}
+	}
+	list_free(indexes);
+	return found;
+}
+
+/*
  * The equality operators of the unique index whose columns are the key,
  * one per key column in the key's order, or an error if there is none now.
  */
 static Oid *
 aw_key_equality_ops(Relation rel, AwColumnSets *cs)
 {
-	List	   *indexes = RelationGetIndexList(rel);
 	Oid		   *ops = palloc(sizeof(Oid) * cs->nkeys);
-	ListCell   *lc;
 
-	foreach(lc, indexes)
-	{
-		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
-		Form_pg_index ind = idx->rd_index;
-		bool		match = ind->indisunique && ind->indnkeyatts == cs->nkeys &&
-			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
-			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL);
-
-		for (int k = 0; match && k < cs->nkeys; k++)
-		{
-			int			pos = -1;
-
-			for (int j = 0; j < ind->indnkeyatts; j++)
-				if (ind->indkey.values[j] == cs->attnums[k])
-					pos = j;
-			match = (pos >= 0);
-			if (match)
-				ops[k] = get_opfamily_member(idx->rd_opfamily[pos], idx->rd_opcintype[pos],
-											 idx->rd_opcintype[pos], BTEqualStrategyNumber);
-			match = match && OidIsValid(ops[k]);
-		}
-		index_close(idx, AccessShareLock);
-		if (match)
-		{
-			list_free(indexes);
-			return ops;
-		}
-	}
-	list_free(indexes);
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
-			 errmsg("the key columns are no longer a unique key of \"%s\"",
-					RelationGetRelationName(rel)),
-			 errdetail("The unique index the write was checked against was dropped after it was queued.")));
-	return NULL;				/* keep compiler quiet */
+	if (!aw_find_key_index(rel, cs->attnums, cs->nkeys, false, ops))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
+				 errmsg("the key columns are no longer a unique key of \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail("The unique index the write was checked against was dropped after it was queued.")));
+	return ops;
 }
 
 /* "OPERATOR(schema.name)" of an operator, so no search_path is involved. */
@@ -240,7 +263,7 @@ aw_append_key_match(StringInfo buf, Relation rel, AwColumnSets *cs)
  * uuid, dates and timestamps, bytea, and text types with a deterministic
  * collation compared with the type's own equality.
  */
-bool
+static bool
 aw_plan_keys_bitwise(Relation rel, AwColumnSets *cs)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -461,6 +484,8 @@ aw_plan_for(AwEntryHeader *hdr, Relation *relp)
 	if (e->p.plan == NULL)
 		elog(ERROR, "could not prepare asyncwrite %s: %s", aw_kind_name(hdr->kind),
 			 SPI_result_code_string(SPI_result));
+	e->p.keys_bitwise = (hdr->kind == AW_KIND_UPSERT || hdr->kind == AW_KIND_UPDATE) &&
+		aw_plan_keys_bitwise(rel, cs);
 	if (SPI_keepplan(e->p.plan) != 0)
 		elog(ERROR, "could not keep asyncwrite plan");
 	if (cs != NULL)
@@ -476,7 +501,7 @@ aw_plan_for(AwEntryHeader *hdr, Relation *relp)
  * Coalesce a run of upserts or updates: of the rows with the same key, keep
  * only the last (keep[i] false for the others), as if applied one by one.
  * Keys are compared by their stored bytes, so only for keys where that is
- * equality (aw_plan_keys_bitwise); other runs are applied row by row.
+ * equality (AwPlan.keys_bitwise); other runs are applied row by row.
  */
 void
 aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep)

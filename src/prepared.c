@@ -160,7 +160,6 @@ aw_prepared_sweep(void)
 		w.extra = extra ? VARDATA_ANY(extra) : NULL;
 		w.extra_len = extra ? VARSIZE_ANY_EXHDR(extra) : 0;
 		rows[i].hdr = aw_entry_from_spec(&w);
-		rows[i].hdr->enqueued_ms = aw_clock_ms(GetCurrentTimestamp());
 	}
 	if (n > 0)
 		aw_apply_in_xact(rows, (int) n, &napplied, &nfailed);

@@ -379,24 +379,25 @@ aw_queue_reserve(Size len, int nentries, uint64 *write_id, Latch **worker_latch,
 	return entry;
 }
 
-/* Fill a reserved entry's header and copy its payload and extra bytes. */
-static void
-aw_queue_fill(AwEntryHeader *entry, Size len, Oid relid, Oid roleid,
-			  uint32 fingerprint, uint8 kind, uint32 flags,
-			  const void *payload, Size payload_len, const void *extra,
-			  Size extra_len, TimestampTz now)
+/*
+ * Fill an entry's header (state reserved) and copy its payload and extra
+ * bytes: the one layout of a write, in the ring or in backend memory.
+ */
+void
+aw_entry_fill(AwEntryHeader *entry, const AwWriteSpec *w, TimestampTz now)
 {
 	entry->state = AW_ENTRY_RESERVED;
-	entry->length = (uint32) len;
-	entry->kind = kind;
-	entry->relid = relid;
-	entry->roleid = roleid;
-	entry->fingerprint = fingerprint;
-	entry->flags = (uint16) flags;
+	entry->length = (uint32) aw_entry_size(w->payload_len, w->extra_len);
+	entry->kind = w->kind;
+	entry->relid = w->relid;
+	entry->roleid = w->roleid;
+	entry->fingerprint = w->fingerprint;
+	entry->flags = (uint16) w->flags;
 	entry->enqueued_ms = aw_clock_ms(now);
-	memcpy(AW_ENTRY_PAYLOAD(entry), payload, payload_len);
-	if (extra_len > 0)
-		memcpy(AW_ENTRY_PAYLOAD(entry) + MAXALIGN(payload_len), extra, extra_len);
+	memcpy(AW_ENTRY_PAYLOAD(entry), w->payload, w->payload_len);
+	if (w->extra_len > 0)
+		memcpy(AW_ENTRY_PAYLOAD(entry) + MAXALIGN(w->payload_len), w->extra,
+			   w->extra_len);
 }
 
 /* Refuse an entry larger than a quarter of the queue. */
@@ -425,6 +426,7 @@ aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint,
 {
 	Size		len = aw_entry_size(payload_len, extra_len);
 	AwEntryHeader *entry;
+	AwWriteSpec spec;
 
 	aw_check_available();
 	if (len > aw_control->capacity / 4)
@@ -441,8 +443,16 @@ aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint,
 		return NULL;
 
 	/* Nothing below may fail: the entry is reserved and must be published. */
-	aw_queue_fill(entry, len, relid, roleid, fingerprint, kind, flags,
-				  payload, payload_len, extra, extra_len, GetCurrentTimestamp());
+	spec.relid = relid;
+	spec.roleid = roleid;
+	spec.fingerprint = fingerprint;
+	spec.kind = kind;
+	spec.flags = flags;
+	spec.payload = payload;
+	spec.payload_len = payload_len;
+	spec.extra = extra;
+	spec.extra_len = extra_len;
+	aw_entry_fill(entry, &spec, GetCurrentTimestamp());
 	return entry;
 }
 
@@ -500,14 +510,9 @@ aw_queue_prepare_many(int n, const AwWriteSpec *writes, AwEntryHeader **entries,
 	/* Nothing below may fail: the entries are reserved. */
 	for (int i = 0; i < n; i++)
 	{
-		const AwWriteSpec *w = &writes[i];
-		Size		len = aw_entry_size(w->payload_len, w->extra_len);
-
 		entries[i] = (AwEntryHeader *) block;
-		aw_queue_fill(entries[i], len, w->relid, w->roleid, w->fingerprint,
-					  w->kind, w->flags, w->payload, w->payload_len,
-					  w->extra, w->extra_len, now);
-		block += len;
+		aw_entry_fill(entries[i], &writes[i], now);
+		block += entries[i]->length;
 	}
 }
 

@@ -35,16 +35,6 @@ PG_FUNCTION_INFO_V1(aw_update);
 PG_FUNCTION_INFO_V1(aw_delete);
 PG_FUNCTION_INFO_V1(aw_increment);
 
-/* Refuse a NULL argument with a clear error. */
-static void
-aw_require(FunctionCallInfo fcinfo, int argno, const char *what)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-}
-
 /* Attribute number of a column named in an argument, or an error. */
 static AttrNumber
 aw_attnum(Relation rel, const char *name)
@@ -83,16 +73,6 @@ aw_jsonb_attnums(Relation rel, Datum jsonb, const char *what, AttrNumber *out)
 	return n;
 }
 
-/* Whether attnum is among attnums[0..n). */
-static bool
-aw_has_attnum(const AttrNumber *attnums, int n, AttrNumber attnum)
-{
-	for (int i = 0; i < n; i++)
-		if (attnums[i] == attnum)
-			return true;
-	return false;
-}
-
 /*
  * Check that the key columns are exactly the columns of a unique index of
  * the target (for ON CONFLICT: immediate, without predicate or expression).
@@ -101,38 +81,18 @@ static void
 aw_require_unique_key(Relation rel, AwTarget *t, const AttrNumber *keys,
 					  int nkeys, bool for_conflict)
 {
-	List	   *indexes;
-	ListCell   *lc;
-
 	/* Found before for this target (the cache is reset by relcache inval). */
 	if (aw_target_key_known(t, keys, nkeys, for_conflict))
 		return;
-	indexes = RelationGetIndexList(rel);
 	if (nkeys == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the key names no column")));
-	foreach(lc, indexes)
+	if (aw_find_key_index(rel, keys, nkeys, for_conflict, NULL))
 	{
-		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
-		Form_pg_index ind = idx->rd_index;
-		bool		match = ind->indisunique && ind->indisvalid &&
-			ind->indnkeyatts == nkeys &&
-			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
-			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) &&
-			(!for_conflict || ind->indimmediate);
-
-		for (int i = 0; match && i < nkeys; i++)
-			match = aw_has_attnum(keys, nkeys, ind->indkey.values[i]);
-		index_close(idx, AccessShareLock);
-		if (match)
-		{
-			list_free(indexes);
-			aw_target_key_remember(t, keys, nkeys, for_conflict);
-			return;
-		}
+		aw_target_key_remember(t, keys, nkeys, for_conflict);
+		return;
 	}
-	list_free(indexes);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
 			 errmsg("the key columns are not a unique key of \"%s\"",
@@ -203,7 +163,7 @@ aw_merge_objects(Relation rel, Datum key, const AttrNumber *keys, int nkeys,
 				 Datum data, const AttrNumber *set, int nset, const char *what)
 {
 	for (int i = 0; i < nset; i++)
-		if (aw_has_attnum(keys, nkeys, set[i]))
+		if (aw_attnum_in(keys, nkeys, set[i]))
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_COLUMN),
 					 errmsg("column \"%s\" is both in the key and in the %s",
@@ -250,8 +210,8 @@ aw_upsert(PG_FUNCTION_ARGS)
 	bool	   *given;
 	Datum		row;
 
-	aw_require(fcinfo, 0, "target");
-	aw_require(fcinfo, 1, "data");
+	aw_require_arg(fcinfo, 0, "target");
+	aw_require_arg(fcinfo, 1, "data");
 	if (aw_enabled)
 		aw_check_available();
 	rel = aw_open_target(PG_GETARG_OID(0));
@@ -281,7 +241,7 @@ aw_upsert(PG_FUNCTION_ARGS)
 
 	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1), 0, &given);
 	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
-		if (given[i] && !aw_has_attnum(keys, nkeys, i + 1))
+		if (given[i] && !aw_attnum_in(keys, nkeys, i + 1))
 			set[nset++] = i + 1;
 	aw_check_insert_privileges(rel);
 	if (nset > 0)
@@ -315,10 +275,10 @@ aw_key_write_begin(FunctionCallInfo fcinfo, AwKeyWrite *w, const char *empty_msg
 {
 	int			natts;
 
-	aw_require(fcinfo, 0, "target");
-	aw_require(fcinfo, 1, "key");
+	aw_require_arg(fcinfo, 0, "target");
+	aw_require_arg(fcinfo, 1, "key");
 	if (data_arg >= 0)
-		aw_require(fcinfo, data_arg, data_name);
+		aw_require_arg(fcinfo, data_arg, data_name);
 	if (aw_enabled)
 		aw_check_available();
 	w->rel = aw_open_target(PG_GETARG_OID(0));

@@ -29,6 +29,7 @@
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "asyncwrite.h"
 
@@ -78,20 +79,10 @@ aw_xact_reset(void)
 AwEntryHeader *
 aw_entry_from_spec(const AwWriteSpec *w)
 {
-	Size		len = aw_entry_size(w->payload_len, w->extra_len);
-	AwEntryHeader *hdr = palloc0(len);
+	AwEntryHeader *hdr = palloc0(aw_entry_size(w->payload_len, w->extra_len));
 
-	hdr->length = (uint32) len;
+	aw_entry_fill(hdr, w, GetCurrentTimestamp());
 	hdr->state = AW_ENTRY_READY;
-	hdr->kind = w->kind;
-	hdr->relid = w->relid;
-	hdr->roleid = w->roleid;
-	hdr->fingerprint = w->fingerprint;
-	hdr->flags = (uint16) w->flags;
-	memcpy(AW_ENTRY_PAYLOAD(hdr), w->payload, w->payload_len);
-	if (w->extra_len > 0)
-		memcpy(AW_ENTRY_PAYLOAD(hdr) + MAXALIGN(w->payload_len), w->extra,
-			   w->extra_len);
 	return hdr;
 }
 
