@@ -6,6 +6,7 @@ OBJS = \
 	src/convert.o \
 	src/enqueue.o \
 	src/apply.o \
+	src/bulk_insert.o \
 	src/worker.o \
 	src/flush.o \
 	src/stats.o \
@@ -21,7 +22,7 @@ EXTENSION = asyncwrite
 DATA = sql/asyncwrite--1.0.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
-REGRESS = api convert errors stats security failures ddl transactional writes
+REGRESS = api convert errors stats security failures ddl transactional writes bulk_apply
 REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
 
 ISOLATION = concurrent_enqueue

@@ -58,11 +58,55 @@ aw_keep_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
+/* The caller's identity, saved while a run executes as the queuing role. */
+typedef struct AwWriterState
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} AwWriterState;
+
 /*
- * Apply rows[0..n) (same target, role, kind, columns and layout) with one
- * statement (plan.c).  A retry of a dead letter (always alone in its run)
- * first removes the dead letter, in the same subtransaction: if it is
- * already gone, an earlier retry of it was applied and this one is skipped.
+ * Become the role that queued a run of writes.  In the worker, also a
+ * security-restricted operation (no SET ROLE, no temporary objects), in a
+ * GUC nest level so that settings a trigger changes do not outlive the run:
+ * nothing one role's writes do carries over to another role's.  A
+ * synchronous write in the caller behaves like an INSERT.  An error inside
+ * is undone by the (sub)transaction abort.
+ */
+static void
+aw_become_writer(Oid roleid, AwWriterState *s)
+{
+	GetUserIdAndSecContext(&s->save_userid, &s->save_sec_context);
+	s->save_nestlevel = -1;
+	if (aw_is_worker)
+	{
+		SetUserIdAndSecContext(roleid,
+							   s->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+		s->save_nestlevel = NewGUCNestLevel();
+	}
+	else if (roleid != s->save_userid)
+		SetUserIdAndSecContext(roleid,
+							   s->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+/* Return to the identity aw_become_writer() saved. */
+static void
+aw_end_writer(AwWriterState *s)
+{
+	if (s->save_nestlevel >= 0)
+		AtEOXact_GUC(false, s->save_nestlevel);
+	SetUserIdAndSecContext(s->save_userid, s->save_sec_context);
+}
+
+/*
+ * Apply rows[0..n) (same target, role, kind, columns and layout).  Inserts
+ * in the worker take COPY's bulk path where it does what an INSERT would
+ * (bulk_insert.c); everything else runs one statement (plan.c).  A retry of
+ * a dead letter (always alone in its run) first removes the dead letter, in
+ * the same subtransaction: if it is already gone, an earlier retry of it
+ * was applied and this one is skipped.
  */
 static void
 aw_insert_rows(AwApplyRow *rows, int n)
@@ -89,6 +133,23 @@ aw_insert_rows(AwApplyRow *rows, int n)
 			elog(ERROR, "could not remove asyncwrite dead letter");
 		if (SPI_processed == 0)
 			return;
+	}
+
+	if (first->kind == AW_KIND_INSERT && aw_is_worker)
+	{
+		AwWriterState ws;
+
+		rel = aw_plan_open_target(first);
+		aw_become_writer(first->roleid, &ws);
+		if (aw_bulk_insert_usable(rel))
+		{
+			aw_bulk_insert(rel, rows, n);
+			aw_end_writer(&ws);
+			table_close(rel, NoLock);
+			return;
+		}
+		aw_end_writer(&ws);
+		table_close(rel, NoLock);
 	}
 
 	p = aw_plan_for(first, &rel);
@@ -124,40 +185,15 @@ aw_execute_plan(AwPlan *p, AwEntryHeader *first, Datum *elems, int n)
 {
 	ArrayType  *arr;
 	Datum		arg;
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
+	AwWriterState ws;
 	int			rc;
 
 	arr = construct_array(elems, n, p->rowtype, p->typlen, p->typbyval,
 						  p->typalign);
 	arg = PointerGetDatum(arr);
-
-	/*
-	 * Run as the role that queued the writes.  In the worker, also as a
-	 * security-restricted operation (no SET ROLE, no temporary objects), in
-	 * a GUC nest level so that settings a trigger changes do not outlive the
-	 * statement: nothing one role's writes do carries over to another
-	 * role's.  A synchronous write in the caller behaves like an INSERT.
-	 */
-	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	if (aw_is_worker)
-	{
-		SetUserIdAndSecContext(first->roleid,
-							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		save_nestlevel = NewGUCNestLevel();
-		rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
-		AtEOXact_GUC(false, save_nestlevel);
-	}
-	else
-	{
-		if (first->roleid != save_userid)
-			SetUserIdAndSecContext(first->roleid,
-								   save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-		rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
-	}
-	SetUserIdAndSecContext(save_userid, save_sec_context);
+	aw_become_writer(first->roleid, &ws);
+	rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
+	aw_end_writer(&ws);
 	if (rc < 0)
 		elog(ERROR, "asyncwrite %s failed: %s", aw_kind_name(first->kind),
 			 SPI_result_code_string(rc));
@@ -414,23 +450,32 @@ aw_apply_row(AwApplyRow *row, uint64 *napplied, uint64 *nfailed)
 	}
 }
 
-/* Apply one run; on failure, isolate the bad writes row by row. */
+/*
+ * Apply one run; on failure, split it in halves and apply each the same
+ * way, down to single writes: a few bad writes in a large batch cost a few
+ * subtransactions per bad write, not one per write.
+ */
 static void
 aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 {
-	if (n > 1)
-	{
-		ErrorData  *edata = aw_try_insert(rows, n);
+	ErrorData  *edata;
+	int			half;
 
-		if (edata == NULL)
-		{
-			*napplied += n;
-			return;
-		}
-		FreeErrorData(edata);
+	if (n == 1)
+	{
+		aw_apply_row(rows, napplied, nfailed);
+		return;
 	}
-	for (int i = 0; i < n; i++)
-		aw_apply_row(&rows[i], napplied, nfailed);
+	edata = aw_try_insert(rows, n);
+	if (edata == NULL)
+	{
+		*napplied += n;
+		return;
+	}
+	FreeErrorData(edata);
+	half = n / 2;
+	aw_apply_run(rows, half, napplied, nfailed);
+	aw_apply_run(rows + half, n - half, napplied, nfailed);
 }
 
 /* Whether two writes can share one INSERT statement. */

@@ -20,7 +20,7 @@ PG_MODULE_MAGIC;
 
 int			aw_queue_size_kb = 16 * 1024;
 int			aw_max_databases = 4;
-int			aw_batch_size = 1000;
+int			aw_batch_size = 10000;
 int			aw_flush_interval_ms = 20;
 int			aw_idle_timeout_s = 60;
 bool		aw_enabled = true;
@@ -88,7 +88,7 @@ aw_define_gucs(void)
 	}
 	DefineCustomIntVariable("asyncwrite.batch_size",
 							"Writes applied per transaction; this many queued writes wake the worker at once.",
-							NULL, &aw_batch_size, 1000, 1, 1000000,
+							NULL, &aw_batch_size, 10000, 1, 1000000,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("asyncwrite.flush_interval",
 							"Longest time a queued write waits before the worker starts applying it.",

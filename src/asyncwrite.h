@@ -299,6 +299,10 @@ extern void aw_apply_sync(Relation rel, Datum row, uint8 kind,
 						  const AwColumnSets *cs);
 extern void aw_apply_sync_entry(AwEntryHeader *hdr);
 
+/* bulk_insert.c */
+extern bool aw_bulk_insert_usable(Relation rel);
+extern void aw_bulk_insert(Relation rel, AwApplyRow *rows, int n);
+
 /* xact.c */
 extern bool aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint,
 						 uint8 kind, uint32 flags,
@@ -326,6 +330,7 @@ typedef struct AwPlan
 	char		typalign;
 	bool		keys_bitwise;	/* upsert/update: coalesce by stored bytes */
 } AwPlan;
+extern Relation aw_plan_open_target(AwEntryHeader *hdr);
 extern AwPlan *aw_plan_for(AwEntryHeader *hdr, Relation *rel);
 extern bool aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr);
 extern const char *aw_kind_name(uint8 kind);

@@ -401,10 +401,33 @@ aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, const char *nsp,
 }
 
 /*
+ * Open the target of a run of writes like hdr with RowExclusiveLock, or
+ * error if the table is gone or its columns changed so that the queued row
+ * no longer fits them.
+ */
+Relation
+aw_plan_open_target(AwEntryHeader *hdr)
+{
+	Relation	rel = try_relation_open(hdr->relid, RowExclusiveLock);
+
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table with OID %u does not exist", hdr->relid),
+				 errdetail("The table was dropped after the write was queued.")));
+	if (!aw_layout_compatible(RelationGetDescr(rel), hdr))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("columns of table \"%s\" changed after the write was queued",
+						RelationGetRelationName(rel)),
+				 errdetail("The row was converted for the table's earlier columns (ALTER TABLE ... DROP COLUMN or ALTER COLUMN ... TYPE since)."),
+				 errhint("Queue the write again for the table's current columns.")));
+	return rel;
+}
+
+/*
  * The plan for a run of writes like hdr, for the target's current columns;
- * *rel receives the target, opened with RowExclusiveLock.  Errors if the
- * table is gone or its columns changed so that the queued row no longer
- * fits them.
+ * *rel receives the target, opened by aw_plan_open_target().
  */
 AwPlan *
 aw_plan_for(AwEntryHeader *hdr, Relation *relp)
@@ -430,20 +453,8 @@ aw_plan_for(AwEntryHeader *hdr, Relation *relp)
 		CacheRegisterRelcacheCallback(aw_plan_invalidate, (Datum) 0);
 	}
 
-	rel = try_relation_open(hdr->relid, RowExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("target table with OID %u does not exist", hdr->relid),
-				 errdetail("The table was dropped after the write was queued.")));
+	rel = aw_plan_open_target(hdr);
 	desc = RelationGetDescr(rel);
-	if (!aw_layout_compatible(desc, hdr))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("columns of table \"%s\" changed after the write was queued",
-						RelationGetRelationName(rel)),
-				 errdetail("The row was converted for the table's earlier columns (ALTER TABLE ... DROP COLUMN or ALTER COLUMN ... TYPE since)."),
-				 errhint("Queue the write again for the table's current columns.")));
 	fingerprint = aw_tupdesc_fingerprint(desc);
 	nsp = get_namespace_name(RelationGetNamespace(rel));
 	*relp = rel;

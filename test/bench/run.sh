@@ -6,6 +6,8 @@
 #
 #   bash test/bench/run.sh                 # full run (about 15 minutes)
 #   DURATION=5 REPEAT=3 ROWS=200000 bash test/bench/run.sh   # quicker
+#   PARTS=bc bash test/bench/run.sh        # only some comparisons (a..f;
+#                                          # g comes with b); others print 0
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../setup.sh"
 
@@ -13,7 +15,13 @@ DURATION=${DURATION:-10}      # seconds per pgbench run
 REPEAT=${REPEAT:-3}           # runs per figure; the median is reported
 ROWS=${ROWS:-1000000}         # rows for the apply and end-to-end runs
 PORT=${PORT:-54330}
-OUT=${OUT:-$AW_ROOT/test/bench/results-latest.md}
+PARTS=${PARTS:-abcdef}
+if [ "$PARTS" = abcdef ]; then
+    OUT=${OUT:-$AW_ROOT/test/bench/results-latest.md}
+else
+    OUT=${OUT:-/tmp/asyncwrite-bench-partial.md}   # keep the full table
+fi
+want() { [[ $PARTS == *"$1"* ]]; }
 
 BENCH_DIR=$("${AW_RUN[@]}" mktemp -d /tmp/asyncwrite-bench.XXXXXX)
 stop_bench() {
@@ -79,6 +87,11 @@ tps_median() { for _ in $(seq "$REPEAT"); do tps "$@"; done | median; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "n/a"; else printf "%.2f", a / b}'; }
 
 declare -A R
+for k in floor_{1,2,4,8} async_{1,2,4,8} insert_{1,8} insert_off_{1,8} apply_s copy_s \
+         queued_bytes_per_row row_bytes e2e_async_s e2e_insert_s tpcb_none tpcb_plain \
+         tpcb_capture counter_update counter_async lat_p50 lat_p99; do R[$k]=0; done
+
+if want a; then
 echo "== a. caller cost and scaling (median of $REPEAT x ${DURATION}s)"
 for c in 1 2 4 8; do
     R[floor_$c]=$(tps_median floor "$c")
@@ -91,6 +104,9 @@ for c in 1 8; do
     echo "clients=$c insert=${R[insert_$c]} insert_sync_off=${R[insert_off_$c]}"
 done
 
+fi
+
+if want b; then
 echo "== b. apply throughput: $ROWS queued rows vs COPY"
 secs() { printf '%s\n' "$1" | "${PSQL[@]}" -f - | tail -n 1; }
 apply_run() {
@@ -117,6 +133,9 @@ R[queued_bytes_per_row]=$(sql "SELECT asyncwrite.pause();
 R[row_bytes]=$(sql "SELECT round(avg(pg_column_size(e.*)), 1) FROM (SELECT * FROM events LIMIT 10000) e" | tail -n 1)
 sql "SELECT asyncwrite.resume(); SELECT asyncwrite.flush()" >/dev/null
 
+fi
+
+if want c; then
 echo "== c. end to end: 8 clients, $ROWS rows, then flush(), vs INSERT with synchronous_commit=off"
 e2e() {
     local script=$1 opts=${2:-}
@@ -133,6 +152,9 @@ R[e2e_async_s]=$(for _ in $(seq "$REPEAT"); do e2e async; done | median)
 R[e2e_insert_s]=$(for _ in $(seq "$REPEAT"); do e2e insert "-c synchronous_commit=off"; done | median)
 echo "async=${R[e2e_async_s]}s insert_sync_off=${R[e2e_insert_s]}s"
 
+fi
+
+if want d; then
 echo "== d. trigger feed: tpcb-like with one audit row per account update"
 "${PGBENCH[@]}" -i -q -s 10 postgres >/dev/null 2>&1
 sql "CREATE TABLE audit (op text, aid int, bid int, abalance int, at timestamptz DEFAULT now());
@@ -151,6 +173,9 @@ sql "DROP TRIGGER audit_plain ON pgbench_accounts;
 R[tpcb_capture]=$(for _ in $(seq "$REPEAT"); do tpcb; done | median)
 echo "none=${R[tpcb_none]} plain=${R[tpcb_plain]} capture=${R[tpcb_capture]}"
 
+fi
+
+if want e; then
 echo "== e. hot counters: 32 clients, 10 counters"
 sql "CREATE TABLE counters (name text PRIMARY KEY, hits bigint NOT NULL DEFAULT 0);
      INSERT INTO counters SELECT 'c' || g, 0 FROM generate_series(0, 9) g"
@@ -169,6 +194,9 @@ R[counter_update]=$(for _ in $(seq "$REPEAT"); do counters counter_update "-c sy
 R[counter_async]=$(for _ in $(seq "$REPEAT"); do counters counter_async; done | median)
 echo "update_sync_off=${R[counter_update]} increment=${R[counter_async]}"
 
+fi
+
+if want f; then
 echo "== f. latency from enqueue to visible, 8 clients"
 sql "TRUNCATE events_lat" >/dev/null
 "${PGBENCH[@]}" -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$BENCH_DIR/async_lat.sql" postgres >/dev/null 2>&1
@@ -178,6 +206,7 @@ read -r R[lat_p50] R[lat_p99] < <(sql "SELECT round(percentile_cont(0.5) WITHIN 
                                         FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - enq_at) * 1000 AS ms
                                                 FROM events_lat) s" | tr '|' ' ')
 echo "p50=${R[lat_p50]}ms p99=${R[lat_p99]}ms"
+fi
 
 machine="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), PostgreSQL $(pg_config --version | awk '{print $2}')"
 rows_s() { awk -v n="$ROWS" -v s="$1" 'BEGIN {if (s == 0) print "n/a"; else printf "%.0f", n / s}'; }
