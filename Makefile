@@ -4,6 +4,7 @@ OBJS = \
 	src/asyncwrite.o \
 	src/queue.o \
 	src/convert.o \
+	src/defaults.o \
 	src/enqueue.o \
 	src/apply.o \
 	src/bulk_insert.o \

@@ -42,17 +42,33 @@ SELECT asyncwrite.wait(:w4);
 SELECT asyncwrite.wait(:w4, '1 second');
 SELECT count(*) FROM events WHERE user_id = 4;
 
--- Defaults are evaluated at call time, in the caller's session:
--- now() is the caller's transaction time and nextval() runs at once.
+-- Defaults are evaluated at call time, in the caller's session: now() is
+-- the caller's transaction time.  A NOT NULL column whose default draws
+-- from a sequence (serial, identity) is left to the worker, which draws
+-- the value when it applies the row: the caller's commit then needs no WAL
+-- flush.  The caller's right to use the sequence is still checked at once.
+SELECT last_value AS seq_before_call FROM events_id_seq \gset
 BEGIN;
 SELECT asyncwrite.insert('events', '{"user_id": 5}') IS NULL AS queued_at_commit;
 SELECT now() AS caller_now \gset
-SELECT last_value AS seq_after_call FROM events_id_seq \gset
+SELECT last_value = :seq_before_call AS sequence_untouched_by_call FROM events_id_seq;
 COMMIT;
 SELECT asyncwrite.flush();
 SELECT created_at = :'caller_now'::timestamptz AS default_is_call_time,
-       id = :seq_after_call AS id_from_call_time
+       id = :seq_before_call + 1 AS id_drawn_when_applied
   FROM events WHERE user_id = 5;
+-- An explicit value is kept; an explicit NULL could never be inserted.
+SELECT asyncwrite.insert('events', '{"id": 1000, "user_id": 50}') IS NULL AS queued_at_commit;
+SELECT try($$SELECT asyncwrite.insert('events', '{"id": null, "user_id": 51}')$$);
+SELECT asyncwrite.flush();
+SELECT id, user_id FROM events WHERE user_id IN (50, 51);
+-- Identity columns are drawn by the worker too.
+CREATE TABLE ident (id int GENERATED ALWAYS AS IDENTITY, v text);
+SELECT asyncwrite.insert('ident', jsonb_build_object('v', g::text)) IS NULL AS queued
+  FROM generate_series(1, 3) g;
+SELECT asyncwrite.flush();
+SELECT id, v FROM ident ORDER BY id;
+DROP TABLE ident;
 
 -- A composite of another type is matched to columns by name.
 CREATE TYPE partial_event AS (user_id bigint, kind text);

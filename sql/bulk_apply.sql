@@ -153,7 +153,19 @@ SELECT id, owner FROM bulk_rls ORDER BY id;
 SELECT sqlstate, payload->>'id' AS id FROM asyncwrite.dead_letters;
 DELETE FROM asyncwrite.dead_letters;
 
-DROP TABLE bulk_t, bulk_log, bulk_trig, bulk_child, bulk_parent, bulk_defer,
+-- A failed insert whose id the worker was to draw keeps no id in its dead
+-- letter; retried, it gets one then.
+CREATE TABLE bulk_serial (id bigserial PRIMARY KEY, v int CHECK (v > 0));
+SELECT asyncwrite.insert('bulk_serial', '{"v": 0}') > 0 AS queued;
+SELECT asyncwrite.flush();
+SELECT sqlstate, payload FROM asyncwrite.dead_letters;
+ALTER TABLE bulk_serial DROP CONSTRAINT bulk_serial_v_check;
+SELECT asyncwrite.retry_failed();
+SELECT asyncwrite.flush();
+SELECT id, v FROM bulk_serial;
+SELECT count(*) AS dead_letters_left FROM asyncwrite.dead_letters;
+
+DROP TABLE bulk_serial, bulk_t, bulk_log, bulk_trig, bulk_child, bulk_parent, bulk_defer,
   bulk_parted, bulk_before, bulk_ruled, bulk_ruled_sink, bulk_priv, bulk_rls;
 DROP FUNCTION bulk_row(), bulk_stmt(), bulk_before();
 DROP OWNED BY aw_bulk_user;

@@ -140,3 +140,21 @@ RESET ROLE;
 RESET search_path;
 SELECT asyncwrite.flush();
 SELECT id, path FROM sec_path;
+
+-- A sequence default the worker draws needs the caller's right to use the
+-- sequence, checked at the call (nothing queued); the worker draws it as
+-- that role.
+\i sql/include/try.sql
+CREATE TABLE sec_serial (id bigserial PRIMARY KEY, v int);
+GRANT INSERT ON sec_serial TO aw_sec_writer;
+SELECT enqueued AS q0 FROM asyncwrite.stats WHERE database = current_database() \gset
+SET ROLE aw_sec_writer;
+SELECT try($$SELECT asyncwrite.insert('sec_serial', '{"v": 1}')$$);
+RESET ROLE;
+SELECT enqueued - :q0 AS queued_after_denied FROM asyncwrite.stats WHERE database = current_database();
+GRANT USAGE ON SEQUENCE sec_serial_id_seq TO aw_sec_writer;
+SET ROLE aw_sec_writer;
+SELECT asyncwrite.insert('sec_serial', '{"v": 2}') > 0 AS queued;
+RESET ROLE;
+SELECT asyncwrite.flush();
+SELECT id, v FROM sec_serial;

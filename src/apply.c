@@ -44,7 +44,8 @@ static SPIPlanPtr aw_dead_letter_plan = NULL;
 static SPIPlanPtr aw_dead_letter_update_plan = NULL;
 static SPIPlanPtr aw_dead_letter_delete_plan = NULL;
 
-static void aw_execute_plan(AwPlan *p, AwEntryHeader *first, Datum *elems, int n);
+static void aw_execute_plan(AwPlan *p, Relation rel, AwEntryHeader *first,
+							Datum *elems, int n);
 
 /* Prepare and keep a fixed statement of the worker's own. */
 static SPIPlanPtr
@@ -163,7 +164,6 @@ aw_insert_rows(AwApplyRow *rows, int n)
 		else
 			one_by_one = true;
 	}
-	table_close(rel, NoLock);
 	elems = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		if (keep[i])
@@ -171,27 +171,39 @@ aw_insert_rows(AwApplyRow *rows, int n)
 	if (one_by_one)
 	{
 		for (int i = 0; i < nelems; i++)
-			aw_execute_plan(p, first, &elems[i], 1);
+			aw_execute_plan(p, rel, first, &elems[i], 1);
 	}
 	else
-		aw_execute_plan(p, first, elems, nelems);
+		aw_execute_plan(p, rel, first, elems, nelems);
+	table_close(rel, NoLock);
 	pfree(elems);
 	pfree(keep);
 }
 
-/* Run a plan over elems[0..n), as the role that queued the writes. */
+/*
+ * Run a plan over elems[0..n), as the role that queued the writes.  The
+ * sequence defaults of inserts are drawn first, as that role (defaults.c).
+ */
 static void
-aw_execute_plan(AwPlan *p, AwEntryHeader *first, Datum *elems, int n)
+aw_execute_plan(AwPlan *p, Relation rel, AwEntryHeader *first, Datum *elems,
+				int n)
 {
 	ArrayType  *arr;
 	Datum		arg;
 	AwWriterState ws;
 	int			rc;
 
+	aw_become_writer(first->roleid, &ws);
+	if (first->kind == AW_KIND_INSERT)
+	{
+		AwDeferredDefaults *d = aw_deferred_defaults(rel);
+
+		for (int i = 0; d != NULL && i < n; i++)
+			elems[i] = aw_deferred_fill_row(d, rel, elems[i]);
+	}
 	arr = construct_array(elems, n, p->rowtype, p->typlen, p->typbyval,
 						  p->typalign);
 	arg = PointerGetDatum(arr);
-	aw_become_writer(first->roleid, &ws);
 	rc = SPI_execute_plan(p->plan, &arg, NULL, false, 0);
 	aw_end_writer(&ws);
 	if (rc < 0)

@@ -303,6 +303,14 @@ extern void aw_apply_sync_entry(AwEntryHeader *hdr);
 extern bool aw_bulk_insert_usable(Relation rel);
 extern void aw_bulk_insert(Relation rel, AwApplyRow *rows, int n);
 
+/* defaults.c */
+typedef struct AwDeferredDefaults AwDeferredDefaults;
+extern Oid	aw_default_sequence(Relation rel, AttrNumber attnum);
+extern void aw_check_default_sequence(Oid seqid);
+extern AwDeferredDefaults *aw_deferred_defaults(Relation rel);
+extern bool aw_deferred_fill(AwDeferredDefaults *d, Datum *values, bool *isnull);
+extern Datum aw_deferred_fill_row(AwDeferredDefaults *d, Relation rel, Datum row);
+
 /* xact.c */
 extern bool aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint,
 						 uint8 kind, uint32 flags,
@@ -348,9 +356,10 @@ extern bool aw_target_key_known(AwTarget *t, const AttrNumber *attnums,
 extern void aw_target_key_remember(AwTarget *t, const AttrNumber *attnums,
 								   int nkeys, bool for_conflict);
 extern Datum aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb,
-							   bool restoring);
+							   int options);
 #define AW_CONVERT_RESTORING	0x01
 #define AW_CONVERT_NO_DEFAULTS	0x02
+#define AW_CONVERT_INSERT		0x04
 extern Datum aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb,
 								   int options, bool **given_out);
 extern Datum aw_row_from_record(Relation rel, AwTarget *t, Datum rec,

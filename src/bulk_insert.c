@@ -5,7 +5,8 @@
  *		table in groups through table_multi_insert, then each gets its index
  *		entries and its AFTER ROW triggers; statement triggers fire once per
  *		run, CHECK and NOT NULL constraints, stored generated columns and
- *		the partition constraint of a partition are enforced per row.
+ *		the partition constraint of a partition are enforced per row, and
+ *		sequence defaults left to the worker are drawn (defaults.c).
  *
  * Like COPY, this skips the rewriter and the planner, so it is used only
  * where it behaves exactly as the INSERT it replaces: a plain table with no
@@ -133,6 +134,7 @@ aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 	ResultRelInfo *rri;
 	TransitionCaptureState *tcs;
 	TupleDesc	slot_desc;
+	AwDeferredDefaults *deferred;
 	TupleTableSlot **slots;
 	CommandId	cid;
 	int			nslots = Min(n, AW_BULK_GROUP);
@@ -165,6 +167,7 @@ aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 	AfterTriggerBeginQuery();
 	tcs = MakeTransitionCaptureState(rel->trigdesc, RelationGetRelid(rel), CMD_INSERT);
 	ExecBSInsertTriggers(estate, rri);
+	deferred = aw_deferred_defaults(rel);
 
 	/*
 	 * The slots share an unpinned copy of the descriptor: a thousand pins
@@ -192,6 +195,7 @@ aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 		tuple.t_data = td;
 		ExecClearTuple(slot);
 		heap_deform_tuple(&tuple, desc, slot->tts_values, slot->tts_isnull);
+		(void) aw_deferred_fill(deferred, slot->tts_values, slot->tts_isnull);
 		ExecStoreVirtualTuple(slot);
 
 		if (generated)

@@ -52,6 +52,7 @@ typedef struct AwColumn
 	char		generated;		/* attgenerated */
 	char		identity;		/* attidentity */
 	bool		default_built;
+	Oid			default_seq;	/* sequence of a DEFAULT left to the worker */
 	Expr	   *default_expr;	/* planned DEFAULT, NULL when none */
 	ExprState  *default_state;	/* its executable state, kept with the target */
 } AwColumn;
@@ -384,6 +385,66 @@ aw_json_to_datum(AwColumn *c, JsonbValue *v, bool *isnull)
 	return InputFunctionCall(&c->input, str, c->typioparam, c->typmod);
 }
 
+/* Plan the DEFAULT of column i once per target. */
+static void
+aw_build_default(Relation rel, AwTarget *t, int i)
+{
+	AwColumn   *c = &t->cols[i];
+	Node	   *expr;
+	MemoryContext old;
+
+	if (c->default_built)
+		return;
+	expr = build_column_default(rel, i + 1);
+	old = MemoryContextSwitchTo(t->cxt);
+	c->default_expr = expr ? expression_planner(copyObject((Expr *) expr)) : NULL;
+	c->default_seq = aw_default_sequence(rel, i + 1);
+	c->default_built = true;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Whether column i of an insert is left NULL for the worker to draw from
+ * its sequence (defaults.c): when it got no value, or got NULL while
+ * null_means_default (a restored dead letter, a captured row); an explicit
+ * NULL otherwise is refused now, as the insert could never succeed.
+ */
+static bool
+aw_defer_default(Relation rel, AwTarget *t, int i, bool *given, bool *nulls,
+				 bool null_means_default)
+{
+	AwColumn   *c = &t->cols[i];
+
+	if (c->dropped || c->generated || (given[i] && !nulls[i]))
+		return false;
+	aw_build_default(rel, t, i);
+	if (!OidIsValid(c->default_seq))
+		return false;
+	if (given[i] && !null_means_default)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
+						c->name, RelationGetRelationName(rel)),
+				 errhint("Leave the column out to use its default.")));
+	aw_check_default_sequence(c->default_seq);
+	given[i] = true;
+	nulls[i] = true;
+	return true;
+}
+
+/*
+ * Leave to the worker the sequence defaults of an insert's row: see
+ * aw_defer_default().
+ */
+static void
+aw_defer_defaults(Relation rel, AwTarget *t, Datum *values, bool *nulls,
+				  bool *given, bool null_means_default)
+{
+	for (int i = 0; i < t->natts; i++)
+		if (aw_defer_default(rel, t, i, given, nulls, null_means_default))
+			values[i] = (Datum) 0;
+}
+
 /* Evaluate the DEFAULT of every column that got no value. */
 static void
 aw_fill_defaults(Relation rel, AwTarget *t, Datum *values, bool *nulls,
@@ -402,15 +463,7 @@ aw_fill_defaults(Relation rel, AwTarget *t, Datum *values, bool *nulls,
 		nulls[i] = true;
 		if (c->dropped || c->generated)
 			continue;
-		if (!c->default_built)
-		{
-			Node	   *expr = build_column_default(rel, i + 1);
-			MemoryContext old = MemoryContextSwitchTo(t->cxt);
-
-			c->default_expr = expr ? expression_planner(copyObject((Expr *) expr)) : NULL;
-			c->default_built = true;
-			MemoryContextSwitchTo(old);
-		}
+		aw_build_default(rel, t, i);
 		if (c->default_expr == NULL)
 		{
 			/* No default: NULL, which a domain may still refuse. */
@@ -502,17 +555,17 @@ aw_form_row(Relation rel, Datum *values, bool *nulls)
  * columns are skipped and identity values are taken as they were.
  */
 Datum
-aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb, bool restoring)
+aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb, int options)
 {
-	return aw_row_from_jsonb_ext(rel, t, jsonb,
-								 restoring ? AW_CONVERT_RESTORING : 0, NULL);
+	return aw_row_from_jsonb_ext(rel, t, jsonb, options, NULL);
 }
 
 /*
  * aw_row_from_jsonb() with options: AW_CONVERT_RESTORING as above,
  * AW_CONVERT_NO_DEFAULTS to leave columns without a value NULL (an update
- * or delete key).  *given_out, if asked for, receives which columns the
- * object named (by attribute index).
+ * or delete key), AW_CONVERT_INSERT to leave sequence defaults to the
+ * worker (defaults.c).  *given_out, if asked for, receives which columns
+ * the object named (by attribute index).
  */
 Datum
 aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb, int options,
@@ -572,6 +625,8 @@ aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb, int options,
 		*given_out = palloc(sizeof(bool) * Max(t->natts, 1));
 		memcpy(*given_out, given, sizeof(bool) * t->natts);
 	}
+	if (options & AW_CONVERT_INSERT)
+		aw_defer_defaults(rel, t, values, nulls, given, restoring);
 	if (options & AW_CONVERT_NO_DEFAULTS)
 	{
 		for (int i = 0; i < t->natts; i++)
@@ -589,7 +644,9 @@ aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb, int options,
  * row type is taken as is; any other composite is matched by field name,
  * converting through text where types differ, with defaults for the rest.
  * With ignore_unknown, fields that name no column are left out; with
- * op_column, that column gets op_value (capture()'s TG_OP).
+ * op_column, that column gets op_value (capture()'s TG_OP).  The row is
+ * an insert's: sequence defaults are left to the worker (defaults.c), also
+ * for a NULL captured from the source row.
  */
 Datum
 aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
@@ -630,6 +687,7 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
 			nulls[i] = recnulls[i] || c->dropped || c->generated;
 			given[i] = true;
 		}
+		aw_defer_defaults(rel, t, values, nulls, given, ignore_unknown);
 	}
 	else
 	{
@@ -689,6 +747,7 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
 			given[i] = true;
 			ctx.column = NULL;
 		}
+		aw_defer_defaults(rel, t, values, nulls, given, ignore_unknown);
 		aw_fill_defaults(rel, t, values, nulls, given, &ctx);
 	}
 	error_context_stack = errcb.previous;

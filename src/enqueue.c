@@ -217,7 +217,7 @@ aw_insert_jsonb(PG_FUNCTION_ARGS)
 		aw_check_available();
 	rel = aw_open_insert_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
-	row = aw_row_from_jsonb(rel, t, PG_GETARG_DATUM(1), false);
+	row = aw_row_from_jsonb(rel, t, PG_GETARG_DATUM(1), AW_CONVERT_INSERT);
 	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
 }
 
@@ -241,7 +241,7 @@ aw_insert_text(PG_FUNCTION_ARGS)
 								CStringGetDatum(TextDatumGetCString(PG_GETARG_DATUM(1))));
 	rel = aw_open_insert_target(PG_GETARG_OID(0));
 	t = aw_target_get(rel);
-	row = aw_row_from_jsonb(rel, t, jsonb, false);
+	row = aw_row_from_jsonb(rel, t, jsonb, AW_CONVERT_INSERT);
 	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
 }
 

@@ -95,7 +95,8 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 		return false;
 	}
 	t = aw_target_get(rel);
-	row = aw_row_from_jsonb(rel, t, payload, true);
+	row = aw_row_from_jsonb(rel, t, payload, AW_CONVERT_RESTORING |
+							(kind == AW_KIND_INSERT ? AW_CONVERT_INSERT : 0));
 	td = DatumGetHeapTupleHeader(row);
 	if (kind != AW_KIND_INSERT)
 	{

@@ -1,0 +1,173 @@
+/*-------------------------------------------------------------------------
+ *
+ * defaults.c
+ *		Column defaults an insert leaves to the worker: values drawn from a
+ *		sequence (serial and identity columns).
+ *
+ * Calling nextval() in the caller assigns the caller's transaction an xid
+ * (the sequence's WAL must be durable before its value is used), so every
+ * commit that drew a value, about one in 32, waits for a WAL flush: most of
+ * a queued insert's cost.  The worker draws the value instead, when it
+ * applies the row, as the role that queued it; its batch commit flushes
+ * WAL once for many rows.
+ *
+ * Only NOT NULL columns are deferred, so that NULL in the queued row is
+ * unambiguous: the caller refuses an explicit NULL there (it could never be
+ * inserted), and the worker fills every NULL it finds.  The caller still
+ * checks that it may use the sequence, so a write it could not make is
+ * refused at the call, not recorded as failed later.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "executor/executor.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "asyncwrite.h"
+
+/* The defaults of one target that a run of inserts must fill. */
+struct AwDeferredDefaults
+{
+	int			n;
+	AttrNumber *attnums;
+	ExprState **states;
+	ExprContext *econtext;
+};
+
+/*
+ * The sequence a column's default draws from, if an insert leaves that
+ * default to the worker; else InvalidOid.
+ */
+Oid
+aw_default_sequence(Relation rel, AttrNumber attnum)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	Node	   *expr;
+
+	if (att->attisdropped || att->attgenerated || !att->attnotnull)
+		return InvalidOid;
+	if (!att->atthasdef && att->attidentity == '\0')
+		return InvalidOid;
+	expr = build_column_default(rel, attnum);
+	if (expr == NULL)
+		return InvalidOid;
+	expr = strip_implicit_coercions(expr);
+	if (IsA(expr, NextValueExpr))
+		return ((NextValueExpr *) expr)->seqid;
+	if (IsA(expr, FuncExpr) && ((FuncExpr *) expr)->funcid == F_NEXTVAL)
+	{
+		Node	   *arg = linitial(((FuncExpr *) expr)->args);
+
+		if (IsA(arg, Const) && !((Const *) arg)->constisnull)
+			return DatumGetObjectId(((Const *) arg)->constvalue);
+	}
+	return InvalidOid;
+}
+
+/*
+ * Check, in the caller, that it may draw from a deferred default's sequence,
+ * as nextval() would when the worker draws the value for it.
+ */
+void
+aw_check_default_sequence(Oid seqid)
+{
+	if (pg_class_aclcheck(seqid, GetUserId(), ACL_USAGE | ACL_UPDATE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for sequence %s", get_rel_name(seqid))));
+}
+
+/*
+ * The deferred defaults of rel, ready to evaluate in the current memory
+ * context, or NULL when it has none.
+ */
+AwDeferredDefaults *
+aw_deferred_defaults(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	AwDeferredDefaults *d = NULL;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Expr	   *expr;
+
+		if (!OidIsValid(aw_default_sequence(rel, i + 1)))
+			continue;
+		if (d == NULL)
+		{
+			d = palloc0(sizeof(AwDeferredDefaults));
+			d->attnums = palloc(sizeof(AttrNumber) * desc->natts);
+			d->states = palloc(sizeof(ExprState *) * desc->natts);
+			d->econtext = CreateStandaloneExprContext();
+		}
+		expr = expression_planner((Expr *) build_column_default(rel, i + 1));
+		d->attnums[d->n] = i + 1;
+		d->states[d->n] = ExecInitExpr(expr, NULL);
+		d->n++;
+	}
+	return d;
+}
+
+/*
+ * Fill the NULL deferred columns of a row (values/isnull by attribute
+ * index).  Returns whether any was filled.  The values are by-value types
+ * (sequence values and their integer casts).
+ */
+bool
+aw_deferred_fill(AwDeferredDefaults *d, Datum *values, bool *isnull)
+{
+	bool		filled = false;
+
+	for (int i = 0; d != NULL && i < d->n; i++)
+	{
+		int			k = d->attnums[i] - 1;
+
+		if (!isnull[k])
+			continue;
+		values[k] = ExecEvalExpr(d->states[i], d->econtext, &isnull[k]);
+		filled = true;
+	}
+	if (filled)
+		ResetExprContext(d->econtext);
+	return filled;
+}
+
+/*
+ * A queued row with its deferred columns filled: the row itself when none
+ * was NULL, else a new composite datum of rel's row type.
+ */
+Datum
+aw_deferred_fill_row(AwDeferredDefaults *d, Relation rel, Datum row)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
+	HeapTupleData tuple;
+	Datum	   *values;
+	bool	   *isnull;
+	HeapTuple	filled;
+
+	if (d == NULL)
+		return row;
+	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tuple.t_self);
+	tuple.t_tableOid = InvalidOid;
+	tuple.t_data = td;
+	values = palloc(sizeof(Datum) * desc->natts);
+	isnull = palloc(sizeof(bool) * desc->natts);
+	heap_deform_tuple(&tuple, desc, values, isnull);
+	if (!aw_deferred_fill(d, values, isnull))
+		return row;
+	filled = heap_form_tuple(desc, values, isnull);
+	return HeapTupleHeaderGetDatum(filled->t_data);
+}
