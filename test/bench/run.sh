@@ -161,16 +161,31 @@ sql "CREATE TABLE audit (op text, aid int, bid int, abalance int, at timestamptz
      CREATE FUNCTION audit_plain() RETURNS trigger LANGUAGE plpgsql AS \$\$
      BEGIN INSERT INTO public.audit (op, aid, bid, abalance) VALUES (TG_OP, NEW.aid, NEW.bid, NEW.abalance); RETURN NULL; END \$\$;"
 tpcb() {
+    # Each run starts from vacuumed tables, so that later variants do not pay
+    # for the dead rows of earlier ones.
+    sql "VACUUM pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history" >/dev/null
     "${PGBENCH[@]}" -n -M prepared -c 8 -j 2 -T "$DURATION" -b tpcb-like postgres 2>/dev/null |
         awk '/^tps = / {printf "%.0f\n", $3}'
     sql "SELECT asyncwrite.flush()" >/dev/null
 }
-R[tpcb_none]=$(for _ in $(seq "$REPEAT"); do tpcb; done | median)
-sql "CREATE TRIGGER audit_plain AFTER UPDATE ON pgbench_accounts FOR EACH ROW EXECUTE FUNCTION audit_plain()"
-R[tpcb_plain]=$(for _ in $(seq "$REPEAT"); do tpcb; done | median)
-sql "DROP TRIGGER audit_plain ON pgbench_accounts;
+sql "CREATE TRIGGER audit_plain AFTER UPDATE ON pgbench_accounts FOR EACH ROW EXECUTE FUNCTION audit_plain();
      CREATE TRIGGER audit_capture AFTER UPDATE ON pgbench_accounts FOR EACH ROW EXECUTE FUNCTION asyncwrite.capture('audit', 'op')"
-R[tpcb_capture]=$(for _ in $(seq "$REPEAT"); do tpcb; done | median)
+only() {   # enable one audit trigger (or none)
+    sql "ALTER TABLE pgbench_accounts DISABLE TRIGGER audit_plain, DISABLE TRIGGER audit_capture" >/dev/null
+    if [ -n "$1" ]; then sql "ALTER TABLE pgbench_accounts ENABLE TRIGGER $1" >/dev/null; fi
+}
+# Interleaved (none, plain, capture) rounds: drift on this noisy machine
+# then hits every variant alike.
+d_none=(); d_plain=(); d_capture=()
+for _ in $(seq "$REPEAT"); do
+    only "";              d_none+=("$(tpcb)")
+    only audit_plain;     d_plain+=("$(tpcb)")
+    only audit_capture;   d_capture+=("$(tpcb)")
+done
+only ""
+R[tpcb_none]=$(printf '%s\n' "${d_none[@]}" | median)
+R[tpcb_plain]=$(printf '%s\n' "${d_plain[@]}" | median)
+R[tpcb_capture]=$(printf '%s\n' "${d_capture[@]}" | median)
 echo "none=${R[tpcb_none]} plain=${R[tpcb_plain]} capture=${R[tpcb_capture]}"
 
 fi
@@ -190,8 +205,13 @@ counters() {
         awk '/^tps = / {printf "%.0f\n", $3}'
     sql "SELECT asyncwrite.flush()" >/dev/null
 }
-R[counter_update]=$(for _ in $(seq "$REPEAT"); do counters counter_update "-c synchronous_commit=off"; done | median)
-R[counter_async]=$(for _ in $(seq "$REPEAT"); do counters counter_async; done | median)
+e_update=(); e_async=()
+for _ in $(seq "$REPEAT"); do   # interleaved, as in d
+    e_update+=("$(counters counter_update "-c synchronous_commit=off")")
+    e_async+=("$(counters counter_async)")
+done
+R[counter_update]=$(printf '%s\n' "${e_update[@]}" | median)
+R[counter_async]=$(printf '%s\n' "${e_async[@]}" | median)
 echo "update_sync_off=${R[counter_update]} increment=${R[counter_async]}"
 
 fi
