@@ -165,8 +165,26 @@ SELECT asyncwrite.flush();
 SELECT id, v FROM bulk_serial;
 SELECT count(*) AS dead_letters_left FROM asyncwrite.dead_letters;
 
-DROP TABLE bulk_serial, bulk_t, bulk_log, bulk_trig, bulk_child, bulk_parent, bulk_defer,
+-- Sequence defaults stay with the caller where a BEFORE ROW trigger could
+-- see or set the column, or another default reads the sequence.
+CREATE TABLE bulk_seq_trig (id bigserial PRIMARY KEY, v int);
+CREATE FUNCTION bulk_seq_trig() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN IF NEW.id IS NULL THEN NEW.id := -NEW.v; END IF; RETURN NEW; END $$;
+CREATE TRIGGER bulk_seq_trig BEFORE INSERT ON bulk_seq_trig FOR EACH ROW EXECUTE FUNCTION bulk_seq_trig();
+SELECT asyncwrite.insert('bulk_seq_trig', '{"id": null, "v": 7}') > 0 AS explicit_null_queued;
+SELECT asyncwrite.insert('bulk_seq_trig', '{"v": 8}') > 0 AS default_queued;
+SELECT asyncwrite.flush();
+SELECT id, v FROM bulk_seq_trig ORDER BY v;
+CREATE SEQUENCE bulk_inv_seq;
+CREATE TABLE bulk_inv (id bigint NOT NULL DEFAULT nextval('bulk_inv_seq'),
+                       label text DEFAULT 'INV-' || currval('bulk_inv_seq'));
+SELECT asyncwrite.insert('bulk_inv', '{}') > 0 AS queued;
+SELECT asyncwrite.flush();
+SELECT id, label FROM bulk_inv;
+
+DROP TABLE bulk_seq_trig, bulk_inv, bulk_serial, bulk_t, bulk_log, bulk_trig, bulk_child, bulk_parent, bulk_defer,
   bulk_parted, bulk_before, bulk_ruled, bulk_ruled_sink, bulk_priv, bulk_rls;
-DROP FUNCTION bulk_row(), bulk_stmt(), bulk_before();
+DROP FUNCTION bulk_row(), bulk_stmt(), bulk_before(), bulk_seq_trig();
+DROP SEQUENCE bulk_inv_seq;
 DROP OWNED BY aw_bulk_user;
 DROP ROLE aw_bulk_user;

@@ -158,3 +158,11 @@ SELECT asyncwrite.insert('sec_serial', '{"v": 2}') > 0 AS queued;
 RESET ROLE;
 SELECT asyncwrite.flush();
 SELECT id, v FROM sec_serial;
+-- An identity column needs no sequence privilege, as for INSERT.
+CREATE TABLE sec_ident (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int);
+GRANT INSERT ON sec_ident TO aw_sec_writer;
+SET ROLE aw_sec_writer;
+SELECT asyncwrite.insert('sec_ident', '{"v": 3}') > 0 AS queued;
+RESET ROLE;
+SELECT asyncwrite.flush();
+SELECT id, v FROM sec_ident;

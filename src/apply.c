@@ -397,18 +397,23 @@ aw_retry_sleep(int attempt)
 }
 
 /*
- * Run fn over rows[0..n) in a subtransaction.  Returns NULL on success, or
- * the error, with the subtransaction rolled back.
+ * Apply rows[0..n) in a subtransaction.  Returns NULL on success, or the
+ * error, with the subtransaction rolled back.  What the attempt allocates
+ * goes in a context of its own, freed when it ends either way: a batch may
+ * make thousands of attempts.
  */
 static ErrorData *
 aw_try_insert(AwApplyRow *rows, int n)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
+	MemoryContext attemptcxt = AllocSetContextCreate(oldcontext,
+													 "asyncwrite attempt",
+													 ALLOCSET_DEFAULT_SIZES);
 	ResourceOwner oldowner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
 
 	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
+	MemoryContextSwitchTo(attemptcxt);
 	PG_TRY();
 	{
 		aw_insert_rows(rows, n);
@@ -426,6 +431,7 @@ aw_try_insert(AwApplyRow *rows, int n)
 		CurrentResourceOwner = oldowner;
 	}
 	PG_END_TRY();
+	MemoryContextDelete(attemptcxt);
 	return edata;
 }
 
@@ -482,6 +488,21 @@ aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 	if (edata == NULL)
 	{
 		*napplied += n;
+		return;
+	}
+	if (aw_error_is_transient(edata->sqlerrcode) ||
+		edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
+		edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE ||
+		edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
+	{
+		/*
+		 * Likely to fail every write alike (a lock or statement timeout, a
+		 * revoked privilege, a dropped or changed table): halving would try
+		 * each write about twice; go one by one at once.
+		 */
+		FreeErrorData(edata);
+		for (int i = 0; i < n; i++)
+			aw_apply_row(&rows[i], napplied, nfailed);
 		return;
 	}
 	FreeErrorData(edata);

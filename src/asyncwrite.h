@@ -305,7 +305,7 @@ extern void aw_bulk_insert(Relation rel, AwApplyRow *rows, int n);
 
 /* defaults.c */
 typedef struct AwDeferredDefaults AwDeferredDefaults;
-extern Oid	aw_default_sequence(Relation rel, AttrNumber attnum);
+extern Oid	aw_default_sequence(Relation rel, AttrNumber attnum, bool *identity);
 extern void aw_check_default_sequence(Oid seqid);
 extern AwDeferredDefaults *aw_deferred_defaults(Relation rel);
 extern bool aw_deferred_fill(AwDeferredDefaults *d, Datum *values, bool *isnull);

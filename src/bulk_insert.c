@@ -30,6 +30,7 @@
 #include "executor/nodeModifyTable.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "tcop/utility.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
@@ -103,8 +104,8 @@ aw_bulk_flush(EState *estate, ResultRelInfo *rri, TupleTableSlot **slots,
 	 */
 	oldcontext = MemoryContextSwitchTo(GetPerTupleMemoryContext(estate));
 	table_multi_insert(rri->ri_RelationDesc, slots, n, cid, 0, NULL);
-	MemoryContextSwitchTo(oldcontext);
 
+	/* Still in the per-tuple memory, reset after each row. */
 	for (int i = 0; i < n; i++)
 	{
 		List	   *recheck = NIL;
@@ -118,6 +119,7 @@ aw_bulk_flush(EState *estate, ResultRelInfo *rri, TupleTableSlot **slots,
 		ExecClearTuple(slots[i]);
 		ResetPerTupleExprContext(estate);
 	}
+	MemoryContextSwitchTo(oldcontext);
 }
 
 /*
@@ -144,6 +146,7 @@ aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 	bool		partition = rel->rd_rel->relispartition;
 
 	/* What the executor checks for an INSERT naming every column. */
+	PreventCommandIfReadOnly("INSERT");
 	(void) ExecCheckRTPerms(rtable, true);
 
 	/* A new command, as each SPI statement is: earlier runs are visible. */

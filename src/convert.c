@@ -53,6 +53,7 @@ typedef struct AwColumn
 	char		identity;		/* attidentity */
 	bool		default_built;
 	Oid			default_seq;	/* sequence of a DEFAULT left to the worker */
+	bool		default_seq_free;	/* identity: drawn without a privilege check */
 	Expr	   *default_expr;	/* planned DEFAULT, NULL when none */
 	ExprState  *default_state;	/* its executable state, kept with the target */
 } AwColumn;
@@ -398,7 +399,7 @@ aw_build_default(Relation rel, AwTarget *t, int i)
 	expr = build_column_default(rel, i + 1);
 	old = MemoryContextSwitchTo(t->cxt);
 	c->default_expr = expr ? expression_planner(copyObject((Expr *) expr)) : NULL;
-	c->default_seq = aw_default_sequence(rel, i + 1);
+	c->default_seq = aw_default_sequence(rel, i + 1, &c->default_seq_free);
 	c->default_built = true;
 	MemoryContextSwitchTo(old);
 }
@@ -426,7 +427,8 @@ aw_defer_default(Relation rel, AwTarget *t, int i, bool *given, bool *nulls,
 				 errmsg("null value in column \"%s\" of relation \"%s\" violates not-null constraint",
 						c->name, RelationGetRelationName(rel)),
 				 errhint("Leave the column out to use its default.")));
-	aw_check_default_sequence(c->default_seq);
+	if (!c->default_seq_free)
+		aw_check_default_sequence(c->default_seq);
 	given[i] = true;
 	nulls[i] = true;
 	return true;

@@ -22,6 +22,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "catalog/pg_class.h"
 #include "executor/executor.h"
 #include "funcapi.h"
@@ -45,22 +46,70 @@ struct AwDeferredDefaults
 	ExprContext *econtext;
 };
 
+/* check_functions_in_node callback: a function that may read a sequence. */
+static bool
+aw_may_read_sequence(Oid funcid, void *context)
+{
+	return funcid == F_CURRVAL || funcid == F_LASTVAL ||
+		funcid >= FirstNormalObjectId;
+}
+
+/* Whether an expression calls a function that may read a sequence. */
+static bool
+aw_reads_sequence_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, aw_may_read_sequence, context))
+		return true;
+	return expression_tree_walker(node, aw_reads_sequence_walker, context);
+}
+
+/*
+ * Whether an insert into rel may leave its sequence defaults to the worker:
+ * not if a BEFORE ROW trigger may see or set those columns, nor if another
+ * column's default may read the sequence (currval(), lastval(), or a
+ * function of the database's own) and so expects the value drawn first.
+ */
+static bool
+aw_defaults_deferrable(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->trigdesc != NULL && rel->trigdesc->trig_insert_before_row)
+		return false;
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		Node	   *expr;
+
+		if (att->attisdropped || !att->atthasdef || att->attgenerated)
+			continue;
+		expr = build_column_default(rel, i + 1);
+		if (aw_reads_sequence_walker(expr, NULL))
+			return false;
+	}
+	return true;
+}
+
 /*
  * The sequence a column's default draws from, if an insert leaves that
- * default to the worker; else InvalidOid.
+ * default to the worker; else InvalidOid.  *identity tells an identity
+ * column, whose values an INSERT draws without a privilege check.
  */
 Oid
-aw_default_sequence(Relation rel, AttrNumber attnum)
+aw_default_sequence(Relation rel, AttrNumber attnum, bool *identity)
 {
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
 	Node	   *expr;
 
+	*identity = att->attidentity != '\0';
 	if (att->attisdropped || att->attgenerated || !att->attnotnull)
 		return InvalidOid;
 	if (!att->atthasdef && att->attidentity == '\0')
 		return InvalidOid;
 	expr = build_column_default(rel, attnum);
-	if (expr == NULL)
+	if (expr == NULL || !aw_defaults_deferrable(rel))
 		return InvalidOid;
 	expr = strip_implicit_coercions(expr);
 	if (IsA(expr, NextValueExpr))
@@ -101,8 +150,9 @@ aw_deferred_defaults(Relation rel)
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Expr	   *expr;
+		bool		identity;
 
-		if (!OidIsValid(aw_default_sequence(rel, i + 1)))
+		if (!OidIsValid(aw_default_sequence(rel, i + 1, &identity)))
 			continue;
 		if (d == NULL)
 		{
@@ -122,7 +172,8 @@ aw_deferred_defaults(Relation rel)
 /*
  * Fill the NULL deferred columns of a row (values/isnull by attribute
  * index).  Returns whether any was filled.  The values are by-value types
- * (sequence values and their integer casts).
+ * (sequence values and their integer casts) or live in the ExprContext,
+ * which lives as long as the run.
  */
 bool
 aw_deferred_fill(AwDeferredDefaults *d, Datum *values, bool *isnull)
@@ -138,8 +189,6 @@ aw_deferred_fill(AwDeferredDefaults *d, Datum *values, bool *isnull)
 		values[k] = ExecEvalExpr(d->states[i], d->econtext, &isnull[k]);
 		filled = true;
 	}
-	if (filled)
-		ResetExprContext(d->econtext);
 	return filled;
 }
 
