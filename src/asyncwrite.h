@@ -151,6 +151,16 @@ aw_entry_colsets_size(const AwEntryHeader *hdr)
 	return cs ? MAXALIGN(AW_COLSETS_SIZE(cs->nkeys, cs->nset)) : 0;
 }
 
+/* A heap tuple over a composite datum (a queued row), for deforming it. */
+static inline void
+aw_tuple_over(HeapTupleHeader td, HeapTupleData *tuple)
+{
+	tuple->t_len = HeapTupleHeaderGetDatumLength(td);
+	ItemPointerSetInvalid(&tuple->t_self);
+	tuple->t_tableOid = InvalidOid;
+	tuple->t_data = td;
+}
+
 /* Dead letter id of a retry entry. */
 #define AW_ENTRY_RETRY_ID(hdr) \
 	(*(int64 *) (AW_ENTRY_PAYLOAD(hdr) + MAXALIGN(AW_ENTRY_DATUM_LEN(hdr)) + \

@@ -192,10 +192,7 @@ aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 		 * The queued row has the table's columns, or a prefix of them when
 		 * columns were added since: those read as their missing value.
 		 */
-		tuple.t_len = HeapTupleHeaderGetDatumLength(td);
-		ItemPointerSetInvalid(&tuple.t_self);
-		tuple.t_tableOid = InvalidOid;
-		tuple.t_data = td;
+		aw_tuple_over(td, &tuple);
 		ExecClearTuple(slot);
 		heap_deform_tuple(&tuple, desc, slot->tts_values, slot->tts_isnull);
 		(void) aw_deferred_fill(deferred, slot->tts_values, slot->tts_isnull);

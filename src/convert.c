@@ -667,10 +667,7 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
 	AwConvertContext ctx = {rel, NULL};
 	ErrorContextCallback errcb;
 
-	tmptup.t_len = HeapTupleHeaderGetDatumLength(td);
-	ItemPointerSetInvalid(&tmptup.t_self);
-	tmptup.t_tableOid = InvalidOid;
-	tmptup.t_data = td;
+	aw_tuple_over(td, &tmptup);
 	heap_deform_tuple(&tmptup, recdesc, recvalues, recnulls);
 
 	errcb.callback = aw_convert_error_callback;

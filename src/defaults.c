@@ -208,10 +208,7 @@ aw_deferred_fill_row(AwDeferredDefaults *d, Relation rel, Datum row)
 
 	if (d == NULL)
 		return row;
-	tuple.t_len = HeapTupleHeaderGetDatumLength(td);
-	ItemPointerSetInvalid(&tuple.t_self);
-	tuple.t_tableOid = InvalidOid;
-	tuple.t_data = td;
+	aw_tuple_over(td, &tuple);
 	values = palloc(sizeof(Datum) * desc->natts);
 	isnull = palloc(sizeof(bool) * desc->natts);
 	heap_deform_tuple(&tuple, desc, values, isnull);

@@ -532,10 +532,7 @@ aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep)
 		HeapTupleData tup;
 		uint32		h = 0;
 
-		tup.t_len = HeapTupleHeaderGetDatumLength(td);
-		ItemPointerSetInvalid(&tup.t_self);
-		tup.t_tableOid = InvalidOid;
-		tup.t_data = td;
+		aw_tuple_over(td, &tup);
 		for (int k = 0; k < nkeys; k++)
 		{
 			AttrNumber	attnum = cs->attnums[k];

@@ -127,10 +127,7 @@ aw_require_key_values(Relation rel, Datum row, const AttrNumber *keys, int nkeys
 	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
 	HeapTupleData tup;
 
-	tup.t_len = HeapTupleHeaderGetDatumLength(td);
-	ItemPointerSetInvalid(&tup.t_self);
-	tup.t_tableOid = InvalidOid;
-	tup.t_data = td;
+	aw_tuple_over(td, &tup);
 	for (int i = 0; i < nkeys; i++)
 	{
 		bool		isnull;
