@@ -182,7 +182,27 @@ SELECT asyncwrite.insert('bulk_inv', '{}') > 0 AS queued;
 SELECT asyncwrite.flush();
 SELECT id, label FROM bulk_inv;
 
-DROP TABLE bulk_seq_trig, bulk_inv, bulk_serial, bulk_t, bulk_log, bulk_trig, bulk_child, bulk_parent, bulk_defer,
+-- A row whose sequence default waits for the worker gets it even if the
+-- column lost NOT NULL meanwhile; with the default dropped it fails as an
+-- INSERT would.
+CREATE TABLE bulk_seq_ddl (k int, n bigserial);
+SELECT asyncwrite.pause();
+SELECT asyncwrite.insert('bulk_seq_ddl', '{"k": 1}') > 0 AS queued;
+ALTER TABLE bulk_seq_ddl ALTER n DROP NOT NULL;
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SELECT k, n FROM bulk_seq_ddl;
+ALTER TABLE bulk_seq_ddl ALTER n SET NOT NULL;
+SELECT asyncwrite.pause();
+SELECT asyncwrite.insert('bulk_seq_ddl', '{"k": 2}') > 0 AS queued;
+ALTER TABLE bulk_seq_ddl ALTER n DROP DEFAULT;
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SELECT count(*) AS rows FROM bulk_seq_ddl;
+SELECT sqlstate, payload->>'k' AS k FROM asyncwrite.dead_letters;
+DELETE FROM asyncwrite.dead_letters;
+
+DROP TABLE bulk_seq_ddl, bulk_seq_trig, bulk_inv, bulk_serial, bulk_t, bulk_log, bulk_trig, bulk_child, bulk_parent, bulk_defer,
   bulk_parted, bulk_before, bulk_ruled, bulk_ruled_sink, bulk_priv, bulk_rls;
 DROP FUNCTION bulk_row(), bulk_stmt(), bulk_before(), bulk_seq_trig();
 DROP SEQUENCE bulk_inv_seq;

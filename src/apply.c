@@ -194,7 +194,7 @@ aw_execute_plan(AwPlan *p, Relation rel, AwEntryHeader *first, Datum *elems,
 	int			rc;
 
 	aw_become_writer(first->roleid, &ws);
-	if (first->kind == AW_KIND_INSERT)
+	if (first->flags & AW_FLAG_DEFERRED)
 	{
 		AwDeferredDefaults *d = aw_deferred_defaults(rel);
 
@@ -520,7 +520,8 @@ aw_same_run(AwEntryHeader *a, AwEntryHeader *b)
 
 	if (a->relid != b->relid || a->roleid != b->roleid ||
 		a->fingerprint != b->fingerprint || a->kind != b->kind ||
-		a->flags != 0 || b->flags != 0)
+		(a->flags & AW_FLAG_RETRY) || (b->flags & AW_FLAG_RETRY) ||
+		a->flags != b->flags)
 		return false;
 	return ca == NULL ||
 		(ca->nkeys == cb->nkeys && ca->nset == cb->nset &&
@@ -722,7 +723,8 @@ aw_apply_sync_entry(AwEntryHeader *hdr)
  * caller's privileges (asyncwrite.enabled = off, on_full = sync).
  */
 void
-aw_apply_sync(Relation rel, Datum row, uint8 kind, const AwColumnSets *cs)
+aw_apply_sync(Relation rel, Datum row, uint8 kind, uint16 flags,
+			  const AwColumnSets *cs)
 {
 	AwWriteSpec w;
 
@@ -730,7 +732,7 @@ aw_apply_sync(Relation rel, Datum row, uint8 kind, const AwColumnSets *cs)
 	w.roleid = GetUserId();
 	w.fingerprint = aw_tupdesc_fingerprint(RelationGetDescr(rel));
 	w.kind = kind;
-	w.flags = 0;
+	w.flags = flags;
 	w.payload = DatumGetPointer(row);
 	w.payload_len = HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(row));
 	w.extra = cs;

@@ -105,6 +105,8 @@ aw_clock_to_timestamp(uint32 ms, TimestampTz now)
 #define AW_KIND_INCREMENT	5	/* add set (deltas) to the row of keys, or insert */
 
 #define AW_FLAG_RETRY		0x0001	/* retry of a dead letter: its id follows */
+#define AW_FLAG_DEFERRED	0x0002	/* an insert whose sequence defaults the
+									 * worker draws (defaults.c) */
 
 /*
  * The columns a write other than an insert works on: its key columns (a
@@ -305,7 +307,7 @@ extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
 						   uint64 *napplied, uint64 *nfailed);
 extern void aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied,
 							 uint64 *nfailed);
-extern void aw_apply_sync(Relation rel, Datum row, uint8 kind,
+extern void aw_apply_sync(Relation rel, Datum row, uint8 kind, uint16 flags,
 						  const AwColumnSets *cs);
 extern void aw_apply_sync_entry(AwEntryHeader *hdr);
 
@@ -361,6 +363,7 @@ extern bool aw_find_key_index(Relation rel, const AttrNumber *keys, int nkeys,
 typedef struct AwTarget AwTarget;
 extern AwTarget *aw_target_get(Relation rel);
 extern uint32 aw_target_fingerprint(AwTarget *t);
+extern bool aw_target_row_deferred(AwTarget *t, Datum row);
 extern bool aw_target_key_known(AwTarget *t, const AttrNumber *attnums,
 								int nkeys, bool for_conflict);
 extern void aw_target_key_remember(AwTarget *t, const AttrNumber *attnums,

@@ -170,7 +170,8 @@ aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 	AfterTriggerBeginQuery();
 	tcs = MakeTransitionCaptureState(rel->trigdesc, RelationGetRelid(rel), CMD_INSERT);
 	ExecBSInsertTriggers(estate, rri);
-	deferred = aw_deferred_defaults(rel);
+	deferred = (rows[0].hdr->flags & AW_FLAG_DEFERRED) ?
+		aw_deferred_defaults(rel) : NULL;
 
 	/*
 	 * The slots share an unpinned copy of the descriptor: a thousand pins

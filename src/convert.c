@@ -206,6 +206,23 @@ aw_target_get(Relation rel)
 	return t;
 }
 
+/*
+ * Whether an insert's converted row left a sequence default to the worker:
+ * only those columns can hold NULL once converted (aw_defer_default).
+ */
+bool
+aw_target_row_deferred(AwTarget *t, Datum row)
+{
+	HeapTupleData tuple;
+
+	aw_tuple_over(DatumGetHeapTupleHeader(row), &tuple);
+	for (int i = 0; i < t->natts; i++)
+		if (t->cols[i].default_built && OidIsValid(t->cols[i].default_seq) &&
+			heap_attisnull(&tuple, i + 1, NULL))
+			return true;
+	return false;
+}
+
 /* The row-layout fingerprint of a target. */
 uint32
 aw_target_fingerprint(AwTarget *t)

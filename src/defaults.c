@@ -13,7 +13,8 @@
  *
  * Only NOT NULL columns are deferred, so that NULL in the queued row is
  * unambiguous: the caller refuses an explicit NULL there (it could never be
- * inserted), and the worker fills every NULL it finds.  The caller still
+ * inserted), marks the entry AW_FLAG_DEFERRED, and the worker fills the
+ * NULLs of such entries.  The caller still
  * checks that it may use the sequence, so a write it could not make is
  * refused at the call, not recorded as failed later.
  *
@@ -54,6 +55,37 @@ aw_may_read_sequence(Oid funcid, void *context)
 		funcid >= FirstNormalObjectId;
 }
 
+/*
+ * The sequence a column's default draws from (nextval() of a constant
+ * sequence, or an identity), else InvalidOid.  *identity tells an identity
+ * column, whose values an INSERT draws without a privilege check.
+ */
+static Oid
+aw_sequence_of_default(Relation rel, AttrNumber attnum, bool *identity)
+{
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
+	Node	   *expr;
+
+	*identity = att->attidentity != '\0';
+	if (att->attisdropped || att->attgenerated ||
+		(!att->atthasdef && att->attidentity == '\0'))
+		return InvalidOid;
+	expr = build_column_default(rel, attnum);
+	if (expr == NULL)
+		return InvalidOid;
+	expr = strip_implicit_coercions(expr);
+	if (IsA(expr, NextValueExpr))
+		return ((NextValueExpr *) expr)->seqid;
+	if (IsA(expr, FuncExpr) && ((FuncExpr *) expr)->funcid == F_NEXTVAL)
+	{
+		Node	   *arg = linitial(((FuncExpr *) expr)->args);
+
+		if (IsA(arg, Const) && !((Const *) arg)->constisnull)
+			return DatumGetObjectId(((Const *) arg)->constvalue);
+	}
+	return InvalidOid;
+}
+
 /* Whether an expression calls a function that may read a sequence. */
 static bool
 aw_reads_sequence_walker(Node *node, void *context)
@@ -69,7 +101,9 @@ aw_reads_sequence_walker(Node *node, void *context)
  * Whether an insert into rel may leave its sequence defaults to the worker:
  * not if a BEFORE ROW trigger may see or set those columns, nor if another
  * column's default may read the sequence (currval(), lastval(), or a
- * function of the database's own) and so expects the value drawn first.
+ * function of the database's own) and so expects the value drawn first,
+ * nor if a nullable column draws from a sequence (an explicit NULL there
+ * would look like a value left to the worker).
  */
 static bool
 aw_defaults_deferrable(Relation rel)
@@ -83,7 +117,14 @@ aw_defaults_deferrable(Relation rel)
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 		Node	   *expr;
 
-		if (att->attisdropped || !att->atthasdef || att->attgenerated)
+		bool		identity;
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		if (!att->attnotnull &&
+			OidIsValid(aw_sequence_of_default(rel, i + 1, &identity)))
+			return false;
+		if (!att->atthasdef)
 			continue;
 		expr = build_column_default(rel, i + 1);
 		if (aw_reads_sequence_walker(expr, NULL))
@@ -94,34 +135,19 @@ aw_defaults_deferrable(Relation rel)
 
 /*
  * The sequence a column's default draws from, if an insert leaves that
- * default to the worker; else InvalidOid.  *identity tells an identity
- * column, whose values an INSERT draws without a privilege check.
+ * default to the worker (a NOT NULL column of a table where that is safe:
+ * aw_defaults_deferrable); else InvalidOid.
  */
 Oid
 aw_default_sequence(Relation rel, AttrNumber attnum, bool *identity)
 {
-	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(rel), attnum - 1);
-	Node	   *expr;
+	Oid			seqid = aw_sequence_of_default(rel, attnum, identity);
 
-	*identity = att->attidentity != '\0';
-	if (att->attisdropped || att->attgenerated || !att->attnotnull)
+	if (!OidIsValid(seqid) ||
+		!TupleDescAttr(RelationGetDescr(rel), attnum - 1)->attnotnull ||
+		!aw_defaults_deferrable(rel))
 		return InvalidOid;
-	if (!att->atthasdef && att->attidentity == '\0')
-		return InvalidOid;
-	expr = build_column_default(rel, attnum);
-	if (expr == NULL || !aw_defaults_deferrable(rel))
-		return InvalidOid;
-	expr = strip_implicit_coercions(expr);
-	if (IsA(expr, NextValueExpr))
-		return ((NextValueExpr *) expr)->seqid;
-	if (IsA(expr, FuncExpr) && ((FuncExpr *) expr)->funcid == F_NEXTVAL)
-	{
-		Node	   *arg = linitial(((FuncExpr *) expr)->args);
-
-		if (IsA(arg, Const) && !((Const *) arg)->constisnull)
-			return DatumGetObjectId(((Const *) arg)->constvalue);
-	}
-	return InvalidOid;
+	return seqid;
 }
 
 /*
@@ -138,8 +164,12 @@ aw_check_default_sequence(Oid seqid)
 }
 
 /*
- * The deferred defaults of rel, ready to evaluate in the current memory
- * context, or NULL when it has none.
+ * The defaults to draw for a run of rows queued with AW_FLAG_DEFERRED, ready
+ * to evaluate in the current memory context, or NULL when rel has none.
+ * Those rows hold NULL only in the columns that were left to the worker,
+ * so every column whose default still draws from a sequence is taken,
+ * whatever DDL changed its NOT NULL or the table's triggers since; a column
+ * whose default was dropped stays NULL and fails as it would for INSERT.
  */
 AwDeferredDefaults *
 aw_deferred_defaults(Relation rel)
@@ -152,7 +182,7 @@ aw_deferred_defaults(Relation rel)
 		Expr	   *expr;
 		bool		identity;
 
-		if (!OidIsValid(aw_default_sequence(rel, i + 1, &identity)))
+		if (!OidIsValid(aw_sequence_of_default(rel, i + 1, &identity)))
 			continue;
 		if (d == NULL)
 		{

@@ -167,12 +167,16 @@ aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	Size		len = HeapTupleHeaderGetDatumLength(td);
 	Size		cs_len = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
 	uint32		fingerprint = aw_target_fingerprint(t);
+	uint16		flags = 0;
 	uint64		write_id;
+
+	if (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row))
+		flags = AW_FLAG_DEFERRED;
 
 	if (aw_enabled && transactional && aw_entry_size(len, cs_len) <= aw_control->capacity / 4)
 	{
 		if (aw_xact_keep(RelationGetRelid(rel), GetUserId(), fingerprint,
-						 kind, 0, td, len, cs, cs_len))
+						 kind, flags, td, len, cs, cs_len))
 		{
 			table_close(rel, NoLock);
 			PG_RETURN_NULL();
@@ -180,7 +184,7 @@ aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	}
 	else if (aw_enabled && !transactional &&
 			 aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
-							 kind, 0, td, len, cs, cs_len, &write_id))
+							 kind, flags, td, len, cs, cs_len, &write_id))
 	{
 		aw_xact_note_write_id(write_id);
 		table_close(rel, NoLock);
@@ -188,9 +192,9 @@ aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	}
 	else if (aw_enabled && transactional && aw_on_full != AW_ON_FULL_SYNC)
 		(void) aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
-							   kind, 0, td, len, cs, cs_len,
+							   kind, flags, td, len, cs, cs_len,
 							   &write_id);	/* raises "too large" */
-	aw_apply_sync(rel, row, kind, cs);
+	aw_apply_sync(rel, row, kind, flags, cs);
 	table_close(rel, NoLock);
 	PG_RETURN_NULL();
 }

@@ -114,7 +114,10 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 	memcpy(extra + cs_len, &id, sizeof(int64));
 	if (!aw_queue_submit(relid, roleid, aw_target_fingerprint(t),
 						 kind,
-						 AW_FLAG_RETRY, td, HeapTupleHeaderGetDatumLength(td),
+						 AW_FLAG_RETRY |
+						 (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row) ?
+						  AW_FLAG_DEFERRED : 0),
+						 td, HeapTupleHeaderGetDatumLength(td),
 						 extra, cs_len + sizeof(int64), &write_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
