@@ -136,24 +136,25 @@ aw_insert_rows(AwApplyRow *rows, int n)
 			return;
 	}
 
+	rel = aw_plan_open_target(first);
 	if (first->kind == AW_KIND_INSERT && aw_is_worker)
 	{
 		AwWriterState ws;
+		bool		bulk;
 
-		rel = aw_plan_open_target(first);
 		aw_become_writer(first->roleid, &ws);
-		if (aw_bulk_insert_usable(rel))
-		{
+		bulk = aw_bulk_insert_usable(rel);
+		if (bulk)
 			aw_bulk_insert(rel, rows, n);
-			aw_end_writer(&ws);
+		aw_end_writer(&ws);
+		if (bulk)
+		{
 			table_close(rel, NoLock);
 			return;
 		}
-		aw_end_writer(&ws);
-		table_close(rel, NoLock);
 	}
 
-	p = aw_plan_for(first, &rel);
+	p = aw_plan_for(first, rel);
 	keep = palloc(sizeof(bool) * n);
 	memset(keep, true, sizeof(bool) * n);
 	if (n > 1 && (first->kind == AW_KIND_UPSERT || first->kind == AW_KIND_UPDATE))

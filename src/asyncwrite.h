@@ -351,7 +351,7 @@ typedef struct AwPlan
 	bool		keys_bitwise;	/* upsert/update: coalesce by stored bytes */
 } AwPlan;
 extern Relation aw_plan_open_target(AwEntryHeader *hdr);
-extern AwPlan *aw_plan_for(AwEntryHeader *hdr, Relation *rel);
+extern AwPlan *aw_plan_for(AwEntryHeader *hdr, Relation rel);
 extern bool aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr);
 extern const char *aw_kind_name(uint8 kind);
 extern void aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep);

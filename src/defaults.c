@@ -14,9 +14,9 @@
  * Only NOT NULL columns are deferred, so that NULL in the queued row is
  * unambiguous: the caller refuses an explicit NULL there (it could never be
  * inserted), marks the entry AW_FLAG_DEFERRED, and the worker fills the
- * NULLs of such entries.  The caller still
- * checks that it may use the sequence, so a write it could not make is
- * refused at the call, not recorded as failed later.
+ * NULLs of such entries.  The caller still checks that it may use the
+ * sequence, so a write it could not make is refused at the call, not
+ * recorded as failed later.
  *
  *-------------------------------------------------------------------------
  */
@@ -116,7 +116,6 @@ aw_defaults_deferrable(Relation rel)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 		Node	   *expr;
-
 		bool		identity;
 
 		if (att->attisdropped || att->attgenerated)

@@ -426,18 +426,17 @@ aw_plan_open_target(AwEntryHeader *hdr)
 }
 
 /*
- * The plan for a run of writes like hdr, for the target's current columns;
- * *rel receives the target, opened by aw_plan_open_target().
+ * The plan for a run of writes like hdr, for the current columns of its
+ * target rel, opened by aw_plan_open_target().
  */
 AwPlan *
-aw_plan_for(AwEntryHeader *hdr, Relation *relp)
+aw_plan_for(AwEntryHeader *hdr, Relation rel)
 {
 	AwColumnSets *cs = aw_entry_colsets(hdr);
 	Size		cs_size = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
 	AwPlanKey	key;
 	AwPlanEntry *e;
 	bool		found;
-	Relation	rel;
 	TupleDesc	desc;
 	uint32		fingerprint;
 	const char *nsp;
@@ -453,11 +452,9 @@ aw_plan_for(AwEntryHeader *hdr, Relation *relp)
 		CacheRegisterRelcacheCallback(aw_plan_invalidate, (Datum) 0);
 	}
 
-	rel = aw_plan_open_target(hdr);
 	desc = RelationGetDescr(rel);
 	fingerprint = aw_tupdesc_fingerprint(desc);
 	nsp = get_namespace_name(RelationGetNamespace(rel));
-	*relp = rel;
 
 	memset(&key, 0, sizeof(key));
 	key.relid = hdr->relid;
