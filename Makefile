@@ -24,7 +24,7 @@ DATA = sql/asyncwrite--1.0.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
 REGRESS = api convert errors stats security failures ddl transactional writes bulk_apply
-REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
+REGRESS_OPTS = --inputdir=test --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
 
 ISOLATION = concurrent_enqueue
 ISOLATION_OPTS = --temp-instance=tmp_check_iso --temp-config=$(srcdir)/test/asyncwrite.conf --inputdir=test

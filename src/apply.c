@@ -159,7 +159,10 @@ aw_insert_rows(AwApplyRow *rows, int n)
 	memset(keep, true, sizeof(bool) * n);
 	if (n > 1 && (first->kind == AW_KIND_UPSERT || first->kind == AW_KIND_UPDATE))
 	{
-		/* Last write per key wins; keys not comparable by bytes go one by one. */
+		/*
+		 * Last write per key wins; keys not comparable by bytes go one by
+		 * one.
+		 */
 		if (p->keys_bitwise)
 			aw_plan_coalesce(rel, rows, n, keep);
 		else
@@ -535,7 +538,10 @@ aw_apply_runs(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 {
 	int			i = 0;
 
-	/* Deferred constraints fail inside the run's subtransaction, not at commit. */
+	/*
+	 * Deferred constraints fail inside the run's subtransaction, not at
+	 * commit.
+	 */
 	if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not make constraints immediate");
 	while (i < n)

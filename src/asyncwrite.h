@@ -102,7 +102,8 @@ aw_clock_to_timestamp(uint32 ms, TimestampTz now)
 #define AW_KIND_UPSERT		2	/* INSERT ... ON CONFLICT (keys) DO UPDATE set */
 #define AW_KIND_UPDATE		3	/* UPDATE set WHERE keys */
 #define AW_KIND_DELETE		4	/* DELETE WHERE keys */
-#define AW_KIND_INCREMENT	5	/* add set (deltas) to the row of keys, or insert */
+#define AW_KIND_INCREMENT	5	/* add set (deltas) to the row of keys, or
+								 * insert */
 
 #define AW_FLAG_RETRY		0x0001	/* retry of a dead letter: its id follows */
 #define AW_FLAG_DEFERRED	0x0002	/* an insert whose sequence defaults the
@@ -235,6 +236,7 @@ extern char *aw_queue_ring(AwQueue *q);
 extern AwQueue *aw_queue_lookup(Oid dboid);
 extern AwQueue *aw_queue_bind(Oid dboid);
 extern void aw_check_available(void);
+
 /* What a producer needs to wake the worker once its entry is published. */
 typedef struct AwPublish
 {

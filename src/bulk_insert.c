@@ -95,7 +95,7 @@ aw_bulk_flush(EState *estate, ResultRelInfo *rri, TupleTableSlot **slots,
 	MemoryContext oldcontext;
 	TriggerDesc *trigdesc = rri->ri_TrigDesc;
 	bool		after_row = trigdesc != NULL &&
-		(trigdesc->trig_insert_after_row || trigdesc->trig_insert_new_table);
+	(trigdesc->trig_insert_after_row || trigdesc->trig_insert_new_table);
 
 	/*
 	 * No bulk-insert buffer strategy (NULL): COPY's ring of a few buffers
@@ -174,8 +174,8 @@ aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 		aw_deferred_defaults(rel) : NULL;
 
 	/*
-	 * The slots share an unpinned copy of the descriptor: a thousand pins
-	 * of the relcache's would each be tracked by the resource owner.
+	 * The slots share an unpinned copy of the descriptor: a thousand pins of
+	 * the relcache's would each be tracked by the resource owner.
 	 */
 	slot_desc = CreateTupleDescCopy(desc);
 	slots = palloc(sizeof(TupleTableSlot *) * nslots);

@@ -53,7 +53,8 @@ typedef struct AwColumn
 	char		identity;		/* attidentity */
 	bool		default_built;
 	Oid			default_seq;	/* sequence of a DEFAULT left to the worker */
-	bool		default_seq_free;	/* identity: drawn without a privilege check */
+	bool		default_seq_free;	/* identity: drawn without a privilege
+									 * check */
 	Expr	   *default_expr;	/* planned DEFAULT, NULL when none */
 	ExprState  *default_state;	/* its executable state, kept with the target */
 } AwColumn;
@@ -286,7 +287,7 @@ aw_check_assignable(Relation rel, AwColumn *c)
 
 /* Append a JSON scalar or container as an element of an array literal. */
 static void
-aw_append_array_literal(StringInfo buf, JsonbValue *v);
+			aw_append_array_literal(StringInfo buf, JsonbValue *v);
 
 /* Append a string as a double-quoted array element. */
 static void
@@ -493,7 +494,10 @@ aw_fill_defaults(Relation rel, AwTarget *t, Datum *values, bool *nulls,
 		}
 		if (c->default_state == NULL)
 		{
-			/* Built once per target: ExecInitExpr per call showed in profiles. */
+			/*
+			 * Built once per target: ExecInitExpr per call showed in
+			 * profiles.
+			 */
 			MemoryContext old = MemoryContextSwitchTo(t->cxt);
 
 			c->default_state = ExecInitExpr(c->default_expr, NULL);

@@ -259,7 +259,7 @@ aw_set_paused(bool paused)
 		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 		if (q->dboid == MyDatabaseId)
 			break;
-		LWLockRelease(&q->lock); /* given to another database meanwhile */
+		LWLockRelease(&q->lock);	/* given to another database meanwhile */
 	}
 	q->paused = paused;
 	latch = q->worker_latch;

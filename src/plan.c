@@ -171,10 +171,10 @@ aw_find_key_index(Relation rel, const AttrNumber *keys, int nkeys,
 		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
 		Form_pg_index ind = idx->rd_index;
 		bool		match = ind->indisunique && ind->indisvalid &&
-			ind->indnkeyatts == nkeys &&
-			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
-			heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) &&
-			(!for_conflict || ind->indimmediate);
+		ind->indnkeyatts == nkeys &&
+		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) &&
+		(!for_conflict || ind->indimmediate);
 
 		/* Every key column is an index column, and every index column a key. */
 		for (int k = 0; match && k < nkeys; k++)

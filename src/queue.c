@@ -124,8 +124,8 @@ aw_shmem_init(void)
 
 		/*
 		 * Allocate every ring page now, in the postmaster, so that no
-		 * producer zero-fills a new page.  Each process still maps the
-		 * pages it writes: see aw_queue_map_ahead().
+		 * producer zero-fills a new page.  Each process still maps the pages
+		 * it writes: see aw_queue_map_ahead().
 		 */
 		memset(aw_rings, 0, aw_control->capacity * aw_max_databases);
 	}

@@ -331,8 +331,8 @@ aw_worker_sweep(AwQueue *q)
 
 	/*
 	 * A sweep that fails leaves its rows in asyncwrite.prepared_writes for
-	 * the next one (next COMMIT PREPARED or worker start) and lets the
-	 * queue go on: it must not stop the worker in a loop.
+	 * the next one (next COMMIT PREPARED or worker start) and lets the queue
+	 * go on: it must not stop the worker in a loop.
 	 */
 	PG_TRY();
 	{
@@ -464,8 +464,8 @@ aw_worker_main(Datum arg)
 		{
 			/* Cheap reasons to apply now first; the oldest entry's age last. */
 			bool		apply_now = aw_got_sigterm ||
-				next_id - 1 - pg_atomic_read_u64(&q->applied_write_id) >= (uint64) aw_batch_size ||
-				pg_atomic_read_u32(&q->flush_waiters) > 0;
+			next_id - 1 - pg_atomic_read_u64(&q->applied_write_id) >= (uint64) aw_batch_size ||
+			pg_atomic_read_u32(&q->flush_waiters) > 0;
 			TimestampTz oldest = apply_now ? 0 : aw_queue_oldest_enqueued_at(q);
 			TimestampTz due = TimestampTzPlusMilliseconds(oldest, aw_flush_interval_ms);
 

@@ -374,6 +374,7 @@ aw_increment(PG_FUNCTION_ARGS)
 	for (int i = 0; i < w.nset; i++)
 	{
 		Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(w.rel), w.set[i] - 1)->atttypid);
+
 		/* Types with both sum() and + in pg_catalog (not oid, reg*). */
 		if (typid != INT2OID && typid != INT4OID && typid != INT8OID &&
 			typid != NUMERICOID && typid != FLOAT4OID && typid != FLOAT8OID &&

@@ -43,6 +43,18 @@ run_part() {
     fi
 }
 
+# pgindent: the C sources are laid out as PostgreSQL lays out its own.
+echo "== pgindent"
+if bash "$AW_ROOT/test/pgindent.sh" >"$LOG_DIR/pgindent.log" 2>&1; then
+    echo "pgindent ... ok"
+    passed=$((passed + 1))
+else
+    echo "pgindent ... FAILED"
+    tail -n 80 "$LOG_DIR/pgindent.log"
+    failed=$((failed + 1))
+    failures+=(pgindent)
+fi
+
 run_part regress installcheck ISOLATION= TAP_TESTS=
 run_part isolation installcheck REGRESS= TAP_TESTS=
 run_part tap installcheck REGRESS= ISOLATION=

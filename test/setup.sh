@@ -12,7 +12,7 @@ export PATH="$PG_BIN:$PATH"
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 
 aw_packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib build-essential
-             libipc-run-perl perl make gcc)
+             libipc-run-perl perl make gcc pg-bsd-indent)
 aw_missing=()
 for p in "${aw_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || aw_missing+=("$p")

@@ -3,88 +3,34 @@
 -- transaction, order, flush() inside a transaction, capture().
 \set VERBOSITY default
 \set SHOW_CONTEXT never
-\i sql/include/try.sql
--- try(stmt): run a statement and return its SQLSTATE and message, or 'ok'.
-CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-SHOW asyncwrite.transactional;
- asyncwrite.transactional 
---------------------------
- on
-(1 row)
 
+\i test/sql/include/try.sql
+
+SHOW asyncwrite.transactional;
 CREATE TABLE tx (id int PRIMARY KEY, note text);
+
 -- Commit: applied.  Rollback: nothing.
 BEGIN;
 SELECT asyncwrite.insert('tx', '{"id": 1, "note": "committed"}') IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 COMMIT;
 BEGIN;
 SELECT asyncwrite.insert('tx', '{"id": 2, "note": "rolled back"}') IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 ROLLBACK;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id, note FROM tx ORDER BY id;
- id |   note    
-----+-----------
-  1 | committed
-(1 row)
 
 -- Savepoints: a rolled-back savepoint drops its writes, a released one
 -- keeps them, nested ones too.
 BEGIN;
 SELECT asyncwrite.insert('tx', '{"id": 10, "note": "before savepoint"}') IS NULL AS kept;
- kept 
-------
- t
-(1 row)
-
 SAVEPOINT a;
 SELECT asyncwrite.insert('tx', '{"id": 11, "note": "in a, rolled back"}') IS NULL AS kept;
- kept 
-------
- t
-(1 row)
-
 SAVEPOINT b;
 SELECT asyncwrite.insert('tx', '{"id": 12, "note": "in b, inside a"}') IS NULL AS kept;
- kept 
-------
- t
-(1 row)
-
 ROLLBACK TO SAVEPOINT a;
 SELECT asyncwrite.insert('tx', '{"id": 13, "note": "after rollback to a"}') IS NULL AS kept;
- kept 
-------
- t
-(1 row)
-
 SAVEPOINT c;
 SELECT asyncwrite.insert('tx', '{"id": 14, "note": "in c, released"}') IS NULL AS kept;
- kept 
-------
- t
-(1 row)
-
 RELEASE SAVEPOINT c;
 -- plpgsql exception blocks are subtransactions too.
 DO $$
@@ -96,55 +42,18 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 COMMIT;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id, note FROM tx WHERE id >= 10 ORDER BY id;
- id |        note         
-----+---------------------
- 10 | before savepoint
- 13 | after rollback to a
- 14 | in c, released
- 16 | in the handler
-(4 rows)
 
 -- transactional => false (or the setting off): queued at the call and
 -- applied even if the caller rolls back, like autonomous logging.
 BEGIN;
 SELECT asyncwrite.insert('tx', '{"id": 20, "note": "autonomous"}', transactional => false) > 0 AS has_id;
- has_id 
---------
- t
-(1 row)
-
 SET LOCAL asyncwrite.transactional = off;
 SELECT asyncwrite.insert('tx', '{"id": 21, "note": "autonomous by setting"}') > 0 AS has_id;
- has_id 
---------
- t
-(1 row)
-
 SELECT asyncwrite.insert('tx', '{"id": 22, "note": "transactional by argument"}', transactional => true) IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 ROLLBACK;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id, note FROM tx WHERE id >= 20 ORDER BY id;
- id |         note          
-----+-----------------------
- 20 | autonomous
- 21 | autonomous by setting
-(2 rows)
 
 -- A write may refer to a row its own transaction wrote: the foreign key
 -- holds because the write is published only once the commit is visible.
@@ -153,120 +62,40 @@ CREATE TABLE child (id int PRIMARY KEY, parent_id int NOT NULL REFERENCES parent
 BEGIN;
 INSERT INTO parent VALUES (1);
 SELECT asyncwrite.insert('child', '{"id": 1, "parent_id": 1}') IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 COMMIT;
 -- Order across tables: a parent queued before its child is applied first.
 BEGIN;
 SELECT asyncwrite.insert('parent', '{"id": 2}') IS NULL AS parent_queued,
        asyncwrite.insert('child', '{"id": 2, "parent_id": 2}') IS NULL AS child_queued;
- parent_queued | child_queued 
----------------+--------------
- t             | t
-(1 row)
-
 COMMIT;
 SELECT asyncwrite.insert('parent', '{"id": 3}') IS NULL AS parent_queued;
- parent_queued 
----------------
- t
-(1 row)
-
 SELECT asyncwrite.insert('child', '{"id": 3, "parent_id": 3}') IS NULL AS child_queued;
- child_queued 
---------------
- t
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT c.id, c.parent_id, p.id IS NOT NULL AS parent_exists
   FROM child c LEFT JOIN parent p ON p.id = c.parent_id ORDER BY c.id;
- id | parent_id | parent_exists 
-----+-----------+---------------
-  1 |         1 | t
-  2 |         2 | t
-  3 |         3 | t
-(3 rows)
-
 SELECT count(*) AS dead_letters FROM asyncwrite.dead_letters WHERE target = 'child'::regclass;
- dead_letters 
---------------
-            0
-(1 row)
 
 -- A transaction that only queues writes takes no transaction id.
 BEGIN;
 SELECT asyncwrite.insert('tx', '{"id": 30}') IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 SELECT pg_current_xact_id_if_assigned() IS NULL AS no_xid;
- no_xid 
---------
- t
-(1 row)
-
 COMMIT;
+
 -- flush() inside a transaction says it does not wait for that
 -- transaction's own writes.
 BEGIN;
 SELECT asyncwrite.insert('tx', '{"id": 31}') IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 SELECT asyncwrite.flush();
-NOTICE:  asyncwrite.flush() does not wait for the 1 writes this transaction queues when it commits
-HINT:  Call asyncwrite.flush() after COMMIT to wait for them.
- flush 
--------
- t
-(1 row)
-
 COMMIT;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) FROM tx WHERE id IN (30, 31);
- count 
--------
-     2
-(1 row)
 
 -- last_write_id() after commit, and wait() on it.
 BEGIN;
 SELECT asyncwrite.insert('tx', '{"id": 32}') IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 COMMIT;
 SELECT asyncwrite.wait(asyncwrite.last_write_id());
- wait 
-------
- t
-(1 row)
-
 SELECT count(*) FROM tx WHERE id = 32;
- count 
--------
-     1
-(1 row)
 
 -- A transaction holding more than a quarter of the queue (8MB here)
 -- writes synchronously instead, still only if it commits.
@@ -274,44 +103,15 @@ CREATE TABLE tx_big (id int PRIMARY KEY, blob text);
 BEGIN;
 SELECT count(asyncwrite.insert('tx_big', jsonb_build_object('id', g, 'blob', repeat('z', 500000))) IS NULL)
   FROM generate_series(1, 6) g;
- count 
--------
-     6
-(1 row)
-
 SELECT count(*) AS visible_inside FROM tx_big;
- visible_inside 
-----------------
-              6
-(1 row)
-
 ROLLBACK;
 SELECT count(*) AS after_rollback FROM tx_big;
- after_rollback 
-----------------
-              0
-(1 row)
-
 BEGIN;
 SELECT count(asyncwrite.insert('tx_big', jsonb_build_object('id', g, 'blob', repeat('z', 500000))) IS NULL)
   FROM generate_series(1, 6) g;
- count 
--------
-     6
-(1 row)
-
 COMMIT;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) AS after_commit FROM tx_big;
- after_commit 
---------------
-            6
-(1 row)
 
 -- capture(): a trigger feeding an audit table, with the operation.
 CREATE TABLE accounts (id int PRIMARY KEY, balance int, secret text);
@@ -327,38 +127,11 @@ DELETE FROM accounts WHERE id = 2;
 ROLLBACK;
 DELETE FROM accounts WHERE id = 2;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT op, id, balance, at IS NOT NULL AS has_default FROM accounts_audit ORDER BY audit_id;
-   op   | id | balance | has_default 
---------+----+---------+-------------
- INSERT |  1 |     100 | t
- INSERT |  2 |     200 | t
- UPDATE |  1 |     101 | t
- DELETE |  2 |     200 | t
-(4 rows)
-
 SELECT try($$CREATE TRIGGER bad AFTER INSERT ON accounts FOR EACH STATEMENT EXECUTE FUNCTION asyncwrite.capture('accounts_audit')$$);
- try 
------
- ok
-(1 row)
-
 SELECT try('INSERT INTO accounts VALUES (3, 1)');
-                          try                           
---------------------------------------------------------
- 39P01: asyncwrite.capture() must be fired FOR EACH ROW
-(1 row)
-
 DROP TRIGGER bad ON accounts;
 SELECT try('SELECT asyncwrite.capture()');
-                           try                           
----------------------------------------------------------
- 39P01: asyncwrite.capture() must be called as a trigger
-(1 row)
 
 -- capture() on a table the worker itself writes: the trigger fires in the
 -- worker, resolves the audit table in the source's schema, and its rows
@@ -370,154 +143,48 @@ CREATE TRIGGER src_audit AFTER INSERT ON app.src
     FOR EACH ROW EXECUTE FUNCTION asyncwrite.capture('src_audit', 'op');
 SELECT count(asyncwrite.insert('app.src', jsonb_build_object('id', g, 'v', 'v' || g)) IS NULL) AS queued
   FROM generate_series(1, 3) g;
- queued 
---------
-      3
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT op, id, v FROM app.src_audit ORDER BY id;
-   op   | id | v  
---------+----+----
- INSERT |  1 | v1
- INSERT |  2 | v2
- INSERT |  3 | v3
-(3 rows)
 
 -- Two-phase commit: kept writes are submitted at COMMIT PREPARED, and
 -- nothing at ROLLBACK PREPARED.
 CREATE TABLE tx2pc (id int PRIMARY KEY);
 BEGIN;
 SELECT asyncwrite.insert('tx2pc', '{"id": 1}') IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 PREPARE TRANSACTION 'aw_commit_me';
 BEGIN;
 SELECT asyncwrite.insert('tx2pc', '{"id": 2}') IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 PREPARE TRANSACTION 'aw_roll_me_back';
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) AS before_commit_prepared FROM tx2pc;
- before_commit_prepared 
-------------------------
-                      0
-(1 row)
-
 COMMIT PREPARED 'aw_commit_me';
 ROLLBACK PREPARED 'aw_roll_me_back';
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id FROM tx2pc;
- id 
-----
-  1
-(1 row)
-
 SELECT count(*) AS left_in_prepared_writes FROM asyncwrite.prepared_writes;
- left_in_prepared_writes 
--------------------------
-                       0
-(1 row)
 
 -- Going synchronous inside a savepoint that then rolls back keeps the
 -- outer writes: they are queued at commit as if nothing happened.
 CREATE TABLE tx_sp (id int PRIMARY KEY, blob text);
 BEGIN;
 SELECT asyncwrite.insert('tx_sp', '{"id": 1}') IS NULL AS kept;
- kept 
-------
- t
-(1 row)
-
 SAVEPOINT s;
 SELECT count(asyncwrite.insert('tx_sp', jsonb_build_object('id', g, 'blob', repeat('s', 500000))) IS NULL)
   FROM generate_series(100, 105) g;
- count 
--------
-     6
-(1 row)
-
 ROLLBACK TO SAVEPOINT s;
 SELECT asyncwrite.insert('tx_sp', '{"id": 2}') IS NULL AS kept;
- kept 
-------
- t
-(1 row)
-
 COMMIT;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id FROM tx_sp ORDER BY id;
- id 
-----
-  1
-  2
-(2 rows)
 
 -- Table DDL in the same transaction: kept writes go in before it.
 CREATE TABLE tx_ddl (id int, extra int);
 BEGIN;
 SELECT asyncwrite.insert('tx_ddl', '{"id": 1, "extra": 5}') IS NULL AS kept;
- kept 
-------
- t
-(1 row)
-
 ALTER TABLE tx_ddl DROP COLUMN extra;
 SELECT asyncwrite.insert('tx_ddl', '{"id": 2}') IS NULL AS kept;
- kept 
-------
- t
-(1 row)
-
 COMMIT;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id FROM tx_ddl ORDER BY id;
- id 
-----
-  1
-  2
-(2 rows)
-
 SELECT count(*) AS dead_letters FROM asyncwrite.dead_letters WHERE target = 'tx_ddl'::regclass;
- dead_letters 
---------------
-            0
-(1 row)
-

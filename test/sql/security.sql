@@ -5,14 +5,17 @@
 -- Writes are queued at the call here (ids at once, applied even on
 -- rollback); transactional submission is tested in transactional.sql.
 SET asyncwrite.transactional = off;
+
 CREATE ROLE aw_sec_writer;
 CREATE ROLE aw_sec_other;
 CREATE TABLE sec_t (id int PRIMARY KEY, owner name NOT NULL DEFAULT current_user, note text);
 GRANT INSERT, SELECT ON sec_t TO aw_sec_writer, aw_sec_other;
+
 -- Row-level security: the writer may only insert rows it owns.
 ALTER TABLE sec_t ENABLE ROW LEVEL SECURITY;
 CREATE POLICY sec_own ON sec_t FOR INSERT WITH CHECK (owner = current_user);
 CREATE POLICY sec_read ON sec_t FOR SELECT USING (true);
+
 -- A trigger that records which role the insert ran as.
 CREATE TABLE sec_log (id int, ran_as name, ran_as_superuser boolean);
 GRANT INSERT ON sec_log TO aw_sec_writer, aw_sec_other;
@@ -23,112 +26,43 @@ BEGIN
     RETURN NEW;
 END $$;
 CREATE TRIGGER sec_log AFTER INSERT ON sec_t FOR EACH ROW EXECUTE FUNCTION sec_log_insert();
+
 SELECT failed AS f0 FROM asyncwrite.stats WHERE database = current_database() \gset
 SELECT count(*) AS d0 FROM asyncwrite.dead_letters \gset
+
 SET ROLE aw_sec_writer;
 SELECT asyncwrite.insert('sec_t', '{"id": 1, "note": "own row"}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 SELECT asyncwrite.insert('sec_t', '{"id": 2, "owner": "aw_sec_other", "note": "not mine"}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 RESET ROLE;
+
 -- The own row is applied, as the writer; the other violates the policy.
 SELECT id, owner, note FROM sec_t ORDER BY id;
- id |     owner     |  note   
-----+---------------+---------
-  1 | aw_sec_writer | own row
-(1 row)
-
 SELECT id, ran_as, ran_as_superuser FROM sec_log ORDER BY id;
- id |    ran_as     | ran_as_superuser 
-----+---------------+------------------
-  1 | aw_sec_writer | f
-(1 row)
-
 SELECT payload->>'id' AS id, role::regrole AS role, sqlstate, message
   FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d0;
- id |     role      | sqlstate |                           message                            
-----+---------------+----------+--------------------------------------------------------------
- 2  | aw_sec_writer | 42501    | new row violates row-level security policy for table "sec_t"
-(1 row)
 
 -- A privilege revoked between queueing and applying: the write fails.
 SELECT asyncwrite.pause();
- pause 
--------
- 
-(1 row)
-
 SET ROLE aw_sec_writer;
 SELECT asyncwrite.insert('sec_t', '{"id": 3}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 RESET ROLE;
 REVOKE INSERT ON sec_t FROM aw_sec_writer;
 SELECT asyncwrite.resume();
- resume 
---------
- 
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) AS row_3 FROM sec_t WHERE id = 3;
- row_3 
--------
-     0
-(1 row)
-
 SELECT payload->>'id' AS id, role::regrole AS role, sqlstate, message
   FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d0 + 1;
- id |     role      | sqlstate |              message              
-----+---------------+----------+-----------------------------------
- 3  | aw_sec_writer | 42501    | permission denied for table sec_t
-(1 row)
-
 SELECT failed - :f0 AS failed FROM asyncwrite.stats WHERE database = current_database();
- failed 
---------
-      2
-(1 row)
 
 -- Dead letters are visible to the role that queued them only.
 SET ROLE aw_sec_other;
 SELECT count(*) AS others_see FROM asyncwrite.dead_letters;
- others_see 
-------------
-          0
-(1 row)
-
 RESET ROLE;
 SET ROLE aw_sec_writer;
 SELECT count(*) AS writer_sees FROM asyncwrite.dead_letters;
- writer_sees 
--------------
-           2
-(1 row)
-
 RESET ROLE;
+
 -- No privilege can be gained through a target's trigger: the worker's
 -- own superuser role cannot be taken back with SET ROLE or RESET ROLE.
 CREATE TABLE sec_escape (id int);
@@ -144,31 +78,10 @@ CREATE TRIGGER sec_escape BEFORE INSERT ON sec_escape FOR EACH ROW EXECUTE FUNCT
 SELECT count(*) AS d1 FROM asyncwrite.dead_letters \gset
 SET ROLE aw_sec_writer;
 SELECT count(asyncwrite.insert('sec_escape', jsonb_build_object('id', g))) FROM generate_series(1, 4) g;
- count 
--------
-     4
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 RESET ROLE;
 SELECT id FROM sec_escape ORDER BY id;
- id 
-----
-  4
-(1 row)
-
 SELECT payload->>'id' AS id, sqlstate, message FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d1;
- id | sqlstate |                                    message                                    
-----+----------+-------------------------------------------------------------------------------
- 1  | 42501    | cannot set parameter "role" within security-definer function
- 2  | 42501    | cannot set parameter "role" within security-definer function
- 3  | 42501    | cannot set parameter "session_authorization" within security-definer function
-(3 rows)
 
 -- Settings a trigger changes, and temporary objects, do not carry over to
 -- the writes of another role in the same worker.
@@ -194,54 +107,21 @@ CREATE TRIGGER sec_read BEFORE INSERT ON sec_reader FOR EACH ROW EXECUTE FUNCTIO
 SELECT count(*) AS d2 FROM asyncwrite.dead_letters \gset
 SET ROLE aw_sec_writer;
 SELECT asyncwrite.insert('sec_setter', '{"id": 1}') > 0 AND asyncwrite.insert('sec_setter', '{"id": 2}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 RESET ROLE;
 SET ROLE aw_sec_other;
 SELECT asyncwrite.insert('sec_reader', '{"id": 1}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 RESET ROLE;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id FROM sec_setter;
- id 
-----
-  1
-(1 row)
-
 SELECT id, lock_timeout, work_mem = current_setting('work_mem') AS default_work_mem FROM sec_reader;
- id | lock_timeout | default_work_mem 
-----+--------------+------------------
-  1 | 0            | t
-(1 row)
-
 SELECT payload->>'id' AS id, sqlstate, message FROM asyncwrite.dead_letters d ORDER BY d.id OFFSET :d2;
- id | sqlstate |                              message                               
-----+----------+--------------------------------------------------------------------
- 2  | 42501    | cannot create temporary table within security-restricted operation
-(1 row)
 
 -- pg_monitor members see every dead letter.
 CREATE ROLE aw_sec_monitor IN ROLE pg_monitor;
 SET ROLE aw_sec_monitor;
 SELECT count(*) > 0 AS monitor_sees_all FROM asyncwrite.dead_letters;
- monitor_sees_all 
-------------------
- t
-(1 row)
-
 RESET ROLE;
+
 -- The worker applies with search_path pg_catalog, pg_temp, whatever the
 -- caller's or the role's setting.
 CREATE TABLE sec_path (id int, path text);
@@ -256,95 +136,33 @@ ALTER ROLE aw_sec_writer SET search_path = public;
 SET search_path = public, asyncwrite;
 SET ROLE aw_sec_writer;
 SELECT asyncwrite.insert('sec_path', '{"id": 1}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 RESET ROLE;
 RESET search_path;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id, path FROM sec_path;
- id |        path         
-----+---------------------
-  1 | pg_catalog, pg_temp
-(1 row)
 
 -- A sequence default the worker draws needs the caller's right to use the
 -- sequence, checked at the call (nothing queued); the worker draws it as
 -- that role.
-\i sql/include/try.sql
--- try(stmt): run a statement and return its SQLSTATE and message, or 'ok'.
-CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+\i test/sql/include/try.sql
 CREATE TABLE sec_serial (id bigserial PRIMARY KEY, v int);
 GRANT INSERT ON sec_serial TO aw_sec_writer;
 SELECT enqueued AS q0 FROM asyncwrite.stats WHERE database = current_database() \gset
 SET ROLE aw_sec_writer;
 SELECT try($$SELECT asyncwrite.insert('sec_serial', '{"v": 1}')$$);
-                           try                           
----------------------------------------------------------
- 42501: permission denied for sequence sec_serial_id_seq
-(1 row)
-
 RESET ROLE;
 SELECT enqueued - :q0 AS queued_after_denied FROM asyncwrite.stats WHERE database = current_database();
- queued_after_denied 
----------------------
-                   0
-(1 row)
-
 GRANT USAGE ON SEQUENCE sec_serial_id_seq TO aw_sec_writer;
 SET ROLE aw_sec_writer;
 SELECT asyncwrite.insert('sec_serial', '{"v": 2}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 RESET ROLE;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id, v FROM sec_serial;
- id | v 
-----+---
-  1 | 2
-(1 row)
-
 -- An identity column needs no sequence privilege, as for INSERT.
 CREATE TABLE sec_ident (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, v int);
 GRANT INSERT ON sec_ident TO aw_sec_writer;
 SET ROLE aw_sec_writer;
 SELECT asyncwrite.insert('sec_ident', '{"v": 3}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 RESET ROLE;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id, v FROM sec_ident;
- id | v 
-----+---
-  1 | 3
-(1 row)
-

@@ -1,180 +1,52 @@
 -- upsert, update, delete, increment: keys, coalescing, errors, privileges.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
-\i sql/include/try.sql
--- try(stmt): run a statement and return its SQLSTATE and message, or 'ok'.
-CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+
+\i test/sql/include/try.sql
+
 DELETE FROM asyncwrite.dead_letters;
 CREATE TABLE kv (k int PRIMARY KEY, v text, n int DEFAULT 0, note text DEFAULT 'new',
                  CHECK (v IS DISTINCT FROM 'bad'));
 CREATE TABLE kv2 (a int, b text, v text, UNIQUE (a, b));
+
 -- upsert: insert, then update of the given columns only.
 SELECT asyncwrite.upsert('kv', '{"k": 1, "v": "one"}') IS NULL AS queued_at_commit;
- queued_at_commit 
-------------------
- t
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT asyncwrite.upsert('kv', '{"k": 1, "v": "uno"}');
- upsert 
---------
-       
-(1 row)
-
 SELECT asyncwrite.upsert('kv', '{"k": 2, "v": "two", "note": "given"}');
- upsert 
---------
-       
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT k, v, n, note FROM kv ORDER BY k;
- k |  v  | n | note  
----+-----+---+-------
- 1 | uno | 0 | new
- 2 | two | 0 | given
-(2 rows)
-
 -- With only the key given: DO NOTHING.
 SELECT asyncwrite.upsert('kv', '{"k": 1}');
- upsert 
---------
-       
-(1 row)
-
 -- Other unique key as conflict columns.
 SELECT asyncwrite.upsert('kv2', '{"a": 1, "b": "x", "v": "first"}', conflict_columns => '{a,b}');
- upsert 
---------
-       
-(1 row)
-
 SELECT asyncwrite.upsert('kv2', '{"a": 1, "b": "x", "v": "second"}', conflict_columns => '{b,a}');
- upsert 
---------
-       
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT k, v FROM kv WHERE k = 1;
- k |  v  
----+-----
- 1 | uno
-(1 row)
-
 SELECT a, b, v FROM kv2;
- a | b |   v    
----+---+--------
- 1 | x | second
-(1 row)
 
 -- 1,000 upserts of one key in one transaction collapse to the last.
 BEGIN;
 SELECT count(asyncwrite.upsert('kv', jsonb_build_object('k', 10, 'v', 'v' || g)) IS NULL)
   FROM generate_series(1, 1000) g;
- count 
--------
-  1000
-(1 row)
-
 COMMIT;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT k, v FROM kv WHERE k = 10;
- k  |   v   
-----+-------
- 10 | v1000
-(1 row)
 
 -- update and delete by key; a missing row is no error.
 SELECT asyncwrite.update('kv', '{"k": 2}', '{"v": "deux", "n": 5}');
- update 
---------
-       
-(1 row)
-
 SELECT asyncwrite.update('kv', '{"k": 99}', '{"v": "nobody"}');
- update 
---------
-       
-(1 row)
-
 SELECT asyncwrite.update('kv2', '{"b": "x", "a": 1}', '{"v": "third"}');
- update 
---------
-       
-(1 row)
-
 SELECT asyncwrite.delete('kv', '{"k": 1}');
- delete 
---------
-       
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT k, v, n, note FROM kv ORDER BY k;
- k  |   v   | n | note  
-----+-------+---+-------
-  2 | deux  | 5 | given
- 10 | v1000 | 0 | new
-(2 rows)
-
 SELECT a, b, v FROM kv2;
- a | b |   v   
----+---+-------
- 1 | x | third
-(1 row)
 
 -- Consecutive updates of one key: the last wins, as one by one.
 SELECT count(asyncwrite.update('kv', '{"k": 2}', jsonb_build_object('v', 'u' || g)) IS NULL)
   FROM generate_series(1, 50) g;
- count 
--------
-    50
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT k, v FROM kv WHERE k = 2;
- k |  v  
----+-----
- 2 | u50
-(1 row)
 
 -- increment: adds, inserting defaults plus deltas when missing; increments
 -- of a key applied together are summed.
@@ -184,33 +56,10 @@ BEGIN;
 SELECT count(asyncwrite.increment('counters', jsonb_build_object('name', 'c' || (g % 5)),
                                   jsonb_build_object('hits', 1, 'total', 0.5)) IS NULL)
   FROM generate_series(1, 1000) g;
- count 
--------
-  1000
-(1 row)
-
 COMMIT;
 SELECT asyncwrite.increment('counters', '{"name": "c0"}', '{"hits": 10}');
- increment 
------------
-          
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT name, hits, total, created IS NOT NULL AS has_default FROM counters ORDER BY name;
- name | hits | total | has_default 
-------+------+-------+-------------
- c0   |  210 | 100.0 | t
- c1   |  200 | 100.0 | t
- c2   |  200 | 100.0 | t
- c3   |  200 | 100.0 | t
- c4   |  200 | 100.0 | t
-(5 rows)
 
 -- Errors at call time, nothing queued.
 SELECT coalesce(sum(enqueued), 0) AS e0 FROM asyncwrite.stats \gset
@@ -230,129 +79,34 @@ SELECT stmt, try(stmt) FROM (VALUES
     ($$SELECT asyncwrite.increment('counters', '{"name": "x"}', '{"hits": "many"}')$$),
     ($$SELECT asyncwrite.increment('kv2', '{"a": 1}', '{"a": 1}')$$)
 ) AS cases(stmt);
-                                         stmt                                          |                                              try                                               
----------------------------------------------------------------------------------------+------------------------------------------------------------------------------------------------
- SELECT asyncwrite.upsert('kv2', '{"a": 1, "b": "x"}')                                 | 42P10: table "kv2" has no primary key
- SELECT asyncwrite.upsert('kv', '{"k": 1}', conflict_columns => '{v}')                 | 42P10: the key columns are not a unique key of "kv"
- SELECT asyncwrite.upsert('kv', '{"k": 1}', conflict_columns => '{nope}')              | 42703: column "nope" of relation "kv" does not exist
- SELECT asyncwrite.update('kv', '{"v": "x"}', '{"n": 1}')                              | 42P10: the key columns are not a unique key of "kv"
- SELECT asyncwrite.update('kv', '{"k": 1}', '{"k": 2}')                                | 42701: column "k" is both in the key and in the data
- SELECT asyncwrite.update('kv', '{"k": null}', '{"n": 1}')                             | 22004: key column "k" must not be null
- SELECT asyncwrite.update('kv', '{"k": 1}', '{}')                                      | 22023: asyncwrite.update() data names no column to set
- SELECT asyncwrite.update('kv', '{"k": 1}', '{"nope": 1}')                             | 42703: column "nope" of relation "kv" does not exist
- SELECT asyncwrite.update('kv', '[1]', '{"n": 1}')                                     | 22023: asyncwrite key must be a jsonb object
- SELECT asyncwrite.delete('kv', '{"n": 1}')                                            | 42P10: the key columns are not a unique key of "kv"
- SELECT asyncwrite.delete('kv', NULL)                                                  | 22004: key must not be null
- SELECT asyncwrite.increment('counters', '{"name": "x"}', '{"created": "2024-01-01"}') | 42804: column "created" is of type timestamp with time zone, not a number that can be added to
- SELECT asyncwrite.increment('counters', '{"name": "x"}', '{"hits": "many"}')          | 22P02: invalid input syntax for type bigint: "many"
- SELECT asyncwrite.increment('kv2', '{"a": 1}', '{"a": 1}')                            | 42P10: the key columns are not a unique key of "kv2"
-(14 rows)
-
 SELECT coalesce(sum(enqueued), 0) - :e0 AS enqueued_by_bad_calls FROM asyncwrite.stats;
- enqueued_by_bad_calls 
------------------------
-                     0
-(1 row)
 
 -- Privileges: each kind needs what its statement needs.
 CREATE ROLE aw_writes_user;
 GRANT INSERT, SELECT ON kv TO aw_writes_user;
 SET ROLE aw_writes_user;
 SELECT try($$SELECT asyncwrite.upsert('kv', '{"k": 3, "v": "x"}')$$) AS upsert_without_update;
-         upsert_without_update         
----------------------------------------
- 42501: permission denied for table kv
-(1 row)
-
 SELECT try($$SELECT asyncwrite.update('kv', '{"k": 3}', '{"v": "x"}')$$) AS update_without_update;
-         update_without_update         
----------------------------------------
- 42501: permission denied for table kv
-(1 row)
-
 SELECT try($$SELECT asyncwrite.delete('kv', '{"k": 3}')$$) AS delete_without_delete;
-         delete_without_delete         
----------------------------------------
- 42501: permission denied for table kv
-(1 row)
-
 SELECT try($$SELECT asyncwrite.upsert('kv', '{"k": 3}')$$) AS upsert_do_nothing;
- upsert_do_nothing 
--------------------
- ok
-(1 row)
-
 RESET ROLE;
 GRANT UPDATE (v) ON kv TO aw_writes_user;
 SET ROLE aw_writes_user;
 SELECT try($$SELECT asyncwrite.upsert('kv', '{"k": 3, "v": "x"}')$$) AS upsert_with_column_update;
- upsert_with_column_update 
----------------------------
- ok
-(1 row)
-
 SELECT try($$SELECT asyncwrite.upsert('kv', '{"k": 3, "v": "x", "n": 1}')$$) AS upsert_other_column;
-          upsert_other_column          
----------------------------------------
- 42501: permission denied for table kv
-(1 row)
-
 RESET ROLE;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT k, v FROM kv WHERE k = 3;
- k | v 
----+---
- 3 | x
-(1 row)
 
 -- A failing upsert is a dead letter with its columns, and can be retried.
 SELECT asyncwrite.upsert('kv', '{"k": 2, "v": "bad"}');
- upsert 
---------
-       
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT operation, payload->>'v' AS v, key_columns, set_columns, sqlstate FROM asyncwrite.dead_letters;
- operation |  v  | key_columns | set_columns | sqlstate 
------------+-----+-------------+-------------+----------
- upsert    | bad | {k}         | {v}         | 23514
-(1 row)
-
 ALTER TABLE kv DROP CONSTRAINT kv_v_check;
 SELECT asyncwrite.retry_failed();
- retry_failed 
---------------
-            1
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT k, v FROM kv WHERE k = 2;
- k |  v  
----+-----
- 2 | bad
-(1 row)
-
 SELECT count(*) AS dead_letters FROM asyncwrite.dead_letters;
- dead_letters 
---------------
-            0
-(1 row)
 
 -- Kinds interleave in order: insert, update, delete, upsert of one key.
 SELECT asyncwrite.insert('kv', '{"k": 50, "v": "a"}', transactional => false) > 0 AS q1,
@@ -360,22 +114,8 @@ SELECT asyncwrite.insert('kv', '{"k": 50, "v": "a"}', transactional => false) > 
        asyncwrite.delete('kv', '{"k": 50}', transactional => false) > 0 AS q3,
        asyncwrite.upsert('kv', '{"k": 50, "v": "c"}', transactional => false) > 0 AS q4,
        asyncwrite.increment('counters', '{"name": "c1"}', '{"hits": 1}', transactional => false) > 0 AS q5;
- q1 | q2 | q3 | q4 | q5 
-----+----+----+----+----
- t  | t  | t  | t  | t
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT k, v FROM kv WHERE k = 50;
- k  | v 
-----+---
- 50 | c
-(1 row)
 
 -- Review fixes: schema USAGE for update/delete, key equality of the key's
 -- own index, only addable numeric types for increment, SELECT on conflict columns.
@@ -387,103 +127,35 @@ GRANT UPDATE, DELETE, SELECT ON ws.t TO aw_ws_user;
 SELECT 'ws.t'::regclass::oid AS ws_oid \gset
 SET ROLE aw_ws_user;
 SELECT try(format($$SELECT asyncwrite.update(%s, '{"id": 2}', '{"v": 99}')$$, :ws_oid)) AS update_without_usage;
-          update_without_usage          
-----------------------------------------
- 42501: permission denied for schema ws
-(1 row)
-
 SELECT try(format($$SELECT asyncwrite.delete(%s, '{"id": 1}')$$, :ws_oid)) AS delete_without_usage;
-          delete_without_usage          
-----------------------------------------
- 42501: permission denied for schema ws
-(1 row)
-
 RESET ROLE;
 CREATE TABLE oid_counter (k int PRIMARY KEY, o oid DEFAULT 0);
 SELECT try($$SELECT asyncwrite.increment('oid_counter', '{"k": 1}', '{"o": 5}')$$) AS oid_delta;
-                              oid_delta                              
----------------------------------------------------------------------
- 42804: column "o" is of type oid, not a number that can be added to
-(1 row)
-
 CREATE TABLE sel_key (k int PRIMARY KEY, n int DEFAULT 0);
 CREATE ROLE aw_sel_user;
 GRANT INSERT ON sel_key TO aw_sel_user;
 GRANT UPDATE (n), SELECT (n) ON sel_key TO aw_sel_user;
 SET ROLE aw_sel_user;
 SELECT try($$SELECT asyncwrite.increment('sel_key', '{"k": 1}', '{"n": 1}')$$) AS increment_without_key_select;
-        increment_without_key_select        
---------------------------------------------
- 42501: permission denied for table sel_key
-(1 row)
-
 SELECT try($$SELECT asyncwrite.upsert('sel_key', '{"k": 1, "n": 1}')$$) AS upsert_without_key_select;
-         upsert_without_key_select          
---------------------------------------------
- 42501: permission denied for table sel_key
-(1 row)
-
 RESET ROLE;
+
 -- A key type whose equal values can be stored differently (numeric): the
 -- updates of one key still end with the last one.
 CREATE TABLE num_key (id numeric PRIMARY KEY, v int);
 INSERT INTO num_key VALUES (1, 0);
 SELECT asyncwrite.pause();
- pause 
--------
- 
-(1 row)
-
 SELECT count(asyncwrite.update('num_key', jsonb_build_object('id', k), jsonb_build_object('v', g), transactional => false) IS NULL)
   FROM (VALUES (1, '1'), (2, '1.0'), (3, '1'), (4, '1.00')) AS u(g, k);
- count 
--------
-     4
-(1 row)
-
 SELECT asyncwrite.resume();
- resume 
---------
- 
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id, v FROM num_key;
- id | v 
-----+---
-  1 | 4
-(1 row)
 
 -- Keys are matched with the key index's own, schema-qualified equality
 -- operator (the worker's search_path holds only pg_catalog).
 CREATE TABLE txt_key (k text PRIMARY KEY, v int);
 INSERT INTO txt_key VALUES ('Abc', 1), ('abc', 1);
 SELECT asyncwrite.update('txt_key', '{"k": "Abc"}', '{"v": 2}');
- update 
---------
-       
-(1 row)
-
 SELECT asyncwrite.delete('txt_key', '{"k": "abc"}');
- delete 
---------
-       
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT k, v FROM txt_key;
-  k  | v 
------+---
- Abc | 2
-(1 row)
-

@@ -8,7 +8,7 @@
 \set SHOW_CONTEXT never
 SET asyncwrite.transactional = off;
 
-\i sql/include/try.sql
+\i test/sql/include/try.sql
 
 DELETE FROM asyncwrite.dead_letters;
 

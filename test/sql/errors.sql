@@ -20,7 +20,7 @@ CREATE INDEX err_idx ON err_t (n);
 CREATE TEMP TABLE err_temp (a int);
 CREATE TYPE err_pair AS (nope int, n int);
 
-\i sql/include/try.sql
+\i test/sql/include/try.sql
 
 SELECT coalesce(sum(enqueued), 0) AS enqueued_before FROM asyncwrite.stats \gset
 

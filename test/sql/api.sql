@@ -5,7 +5,7 @@ CREATE EXTENSION asyncwrite;
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
-\i sql/include/try.sql
+\i test/sql/include/try.sql
 
 CREATE TABLE events (
     id         bigserial PRIMARY KEY,

@@ -5,315 +5,96 @@
 -- Writes are queued at the call here (ids at once, applied even on
 -- rollback); transactional submission is tested in transactional.sql.
 SET asyncwrite.transactional = off;
-\i sql/include/try.sql
--- try(stmt): run a statement and return its SQLSTATE and message, or 'ok'.
-CREATE OR REPLACE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE stmt;
-    RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
+
+\i test/sql/include/try.sql
+
 DELETE FROM asyncwrite.dead_letters;
 CREATE TABLE poison (id int PRIMARY KEY, v int CONSTRAINT v_not_poison CHECK (v % 100 <> 0));
 SELECT applied AS a0, failed AS f0 FROM asyncwrite.stats WHERE database = current_database() \gset
+
 -- 10,000 writes, 1% of them poison: exactly 9,900 applied and 100 dead letters.
 SELECT count(asyncwrite.insert('poison', jsonb_build_object('id', g, 'v', g)))
   FROM generate_series(1, 10000) g;
- count 
--------
- 10000
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) AS applied_rows FROM poison;
- applied_rows 
---------------
-         9900
-(1 row)
-
 SELECT count(*) AS dead_letters, min(sqlstate) AS sqlstate, max(sqlstate) AS same_sqlstate,
        count(DISTINCT write_id) AS distinct_writes, min(attempts) AS attempts,
        sum((payload->>'v')::int % 100) AS poison_only
   FROM asyncwrite.dead_letters;
- dead_letters | sqlstate | same_sqlstate | distinct_writes | attempts | poison_only 
---------------+----------+---------------+-----------------+----------+-------------
-          100 | 23514    | 23514         |             100 |        1 |           0
-(1 row)
-
 SELECT message FROM asyncwrite.dead_letters LIMIT 1;
-                                message                                 
-------------------------------------------------------------------------
- new row for relation "poison" violates check constraint "v_not_poison"
-(1 row)
-
 SELECT applied - :a0 AS applied, failed - :f0 AS failed
   FROM asyncwrite.stats WHERE database = current_database();
- applied | failed 
----------+--------
-    9900 |    100
-(1 row)
 
 -- retry_failed(): one, then all; each dead letter goes once applied.
 SELECT try('SELECT asyncwrite.retry_failed(-1)');
-                              try                              
----------------------------------------------------------------
- P0002: dead letter -1 does not exist or is not visible to you
-(1 row)
-
 ALTER TABLE poison DROP CONSTRAINT v_not_poison;
 SELECT min(id) AS first_dead FROM asyncwrite.dead_letters \gset
 SELECT asyncwrite.retry_failed(:first_dead);
- retry_failed 
---------------
-            1
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) AS dead_letters_left FROM asyncwrite.dead_letters;
- dead_letters_left 
--------------------
-                99
-(1 row)
-
 SELECT asyncwrite.retry_failed();
- retry_failed 
---------------
-           99
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) AS rows_now, count(*) FILTER (WHERE v % 100 = 0) AS poison_rows FROM poison;
- rows_now | poison_rows 
-----------+-------------
-    10000 |         100
-(1 row)
-
 SELECT count(*) AS dead_letters_left FROM asyncwrite.dead_letters;
- dead_letters_left 
--------------------
-                 0
-(1 row)
 
 -- A retry that fails again updates its dead letter instead of adding one.
 ALTER TABLE poison ADD CONSTRAINT v_small CHECK (v < 20000);
 SELECT asyncwrite.insert('poison', '{"id": 20001, "v": 20001}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT asyncwrite.retry_failed();
- retry_failed 
---------------
-            1
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) AS dead_letters, max(attempts) AS attempts, max(sqlstate) AS sqlstate
   FROM asyncwrite.dead_letters;
- dead_letters | attempts | sqlstate 
---------------+----------+----------
-            1 |        2 | 23514
-(1 row)
 
 -- Retrying twice before the worker gets to it still applies once.
 ALTER TABLE poison DROP CONSTRAINT v_small;
 SELECT asyncwrite.pause();
- pause 
--------
- 
-(1 row)
-
 SELECT asyncwrite.retry_failed() + asyncwrite.retry_failed() AS queued_twice;
- queued_twice 
---------------
-            2
-(1 row)
-
 SELECT asyncwrite.resume();
- resume 
---------
- 
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) AS copies FROM poison WHERE id = 20001;
- copies 
---------
-      1
-(1 row)
-
 SELECT count(*) AS dead_letters_left FROM asyncwrite.dead_letters;
- dead_letters_left 
--------------------
-                 0
-(1 row)
 
 -- Other roles cannot retry what they did not queue.
 CREATE ROLE aw_fail_user;
 GRANT INSERT ON poison TO aw_fail_user;
 ALTER TABLE poison ADD CONSTRAINT v_positive CHECK (v > 0);
 SELECT asyncwrite.insert('poison', '{"id": 30000, "v": -1}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT min(id) AS su_dead FROM asyncwrite.dead_letters \gset
 SET ROLE aw_fail_user;
 SELECT regexp_replace(try(format('SELECT asyncwrite.retry_failed(%s)', :su_dead)), '[0-9]+ does', 'N does');
-                        regexp_replace                        
---------------------------------------------------------------
- P0002: dead letter N does not exist or is not visible to you
-(1 row)
-
 SELECT asyncwrite.retry_failed() AS retried_by_other;
- retried_by_other 
-------------------
-                0
-(1 row)
-
 RESET ROLE;
 SELECT count(*) AS still_dead FROM asyncwrite.dead_letters;
- still_dead 
-------------
-          1
-(1 row)
-
 DELETE FROM asyncwrite.dead_letters;
+
 -- Back-pressure.  Fill the 8MB queue while paused with rows of ~1.9MB.
 CREATE TABLE big (id int PRIMARY KEY, blob text);
 SELECT asyncwrite.pause();
- pause 
--------
- 
-(1 row)
-
 SELECT count(asyncwrite.insert('big', jsonb_build_object('id', g, 'blob', repeat('x', 1900000))))
   FROM generate_series(1, 4) g;
- count 
--------
-     4
-(1 row)
-
 SELECT queued, queued_bytes > 7000000 AS nearly_full FROM asyncwrite.stats WHERE database = current_database();
- queued | nearly_full 
---------+-------------
-      4 | t
-(1 row)
-
 -- on_full = error: fails at once.
 SET asyncwrite.on_full = 'error';
 SELECT try($$SELECT asyncwrite.insert('big', jsonb_build_object('id', 5, 'blob', repeat('x', 1900000)))$$);
-                               try                                
-------------------------------------------------------------------
- 53400: asyncwrite queue of database "contrib_regression" is full
-(1 row)
-
 -- on_full = wait: fails after full_timeout.
 SET asyncwrite.on_full = 'wait';
 SET asyncwrite.full_timeout = '100ms';
 SELECT try($$SELECT asyncwrite.insert('big', jsonb_build_object('id', 5, 'blob', repeat('x', 1900000)))$$);
-                               try                                
-------------------------------------------------------------------
- 53400: asyncwrite queue of database "contrib_regression" is full
-(1 row)
-
 -- on_full = sync: written at once, in this transaction; no write id.
 SET asyncwrite.on_full = 'sync';
 SELECT asyncwrite.insert('big', jsonb_build_object('id', 5, 'blob', repeat('x', 1900000))) IS NULL AS written_now;
- written_now 
--------------
- t
-(1 row)
-
 SELECT id, length(blob) FROM big ORDER BY id;
- id | length  
-----+---------
-  5 | 1900000
-(1 row)
-
 -- A row over a quarter of the queue is refused, or written at once with sync.
 SELECT asyncwrite.insert('big', jsonb_build_object('id', 6, 'blob', repeat('y', 2200000))) IS NULL AS written_now;
- written_now 
--------------
- t
-(1 row)
-
 RESET asyncwrite.on_full;
 SELECT try($$SELECT asyncwrite.insert('big', jsonb_build_object('id', 7, 'blob', repeat('y', 2200000)))$$);
-                       try                        
---------------------------------------------------
- 54000: row is too large for the asyncwrite queue
-(1 row)
-
 RESET asyncwrite.full_timeout;
 SELECT asyncwrite.resume();
- resume 
---------
- 
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id, length(blob) FROM big ORDER BY id;
- id | length  
-----+---------
-  1 | 1900000
-  2 | 1900000
-  3 | 1900000
-  4 | 1900000
-  5 | 1900000
-  6 | 2200000
-(6 rows)
-
 SELECT queued, queued_bytes FROM asyncwrite.stats WHERE database = current_database();
- queued | queued_bytes 
---------+--------------
-      0 |            0
-(1 row)
 
 -- A session that holds a lock the worker needs and then waits in flush()
 -- gets a deadlock error instead of hanging.
@@ -321,29 +102,10 @@ CREATE TABLE dl (id int);
 BEGIN;
 LOCK TABLE dl IN SHARE MODE;
 SELECT asyncwrite.insert('dl', '{"id": 1}') > 0 AS queued;
- queued 
---------
- t
-(1 row)
-
 SELECT try('SELECT asyncwrite.flush()');
-           try            
---------------------------
- 40P01: deadlock detected
-(1 row)
-
 ROLLBACK;
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT count(*) AS applied_after_rollback FROM dl;
- applied_after_rollback 
-------------------------
-                      1
-(1 row)
 
 -- If a failed write cannot even be recorded, the queue pauses with the
 -- write at its head: nothing is dropped, nothing is applied twice.
@@ -357,58 +119,12 @@ CREATE TRIGGER broken BEFORE INSERT ON asyncwrite.dead_letters
 SELECT asyncwrite.insert('once', '{"id": 1}') > 0 AS good,
        asyncwrite.insert('once', '{"id": -1}') > 0 AS bad,
        asyncwrite.insert('once', '{"id": 2}') > 0 AS good_after;
- good | bad | good_after 
-------+-----+------------
- t    | t   | t
-(1 row)
-
 SELECT asyncwrite.flush('1 s') AS flushed;
- flushed 
----------
- f
-(1 row)
-
 SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();
- state  | queued 
---------+--------
- paused |      2
-(1 row)
-
 SELECT id FROM once ORDER BY id;
- id 
-----
-  1
-(1 row)
-
 DROP TRIGGER broken ON asyncwrite.dead_letters;
 SELECT asyncwrite.resume();
- resume 
---------
- 
-(1 row)
-
 SELECT asyncwrite.flush();
- flush 
--------
- t
-(1 row)
-
 SELECT id FROM once ORDER BY id;
- id 
-----
-  1
-  2
-(2 rows)
-
 SELECT payload->>'id' AS id, sqlstate FROM asyncwrite.dead_letters;
- id | sqlstate 
-----+----------
- -1 | 23514
-(1 row)
-
 SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();
- state | queued 
--------+--------
- idle  |      0
-(1 row)
-
