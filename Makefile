@@ -2,22 +2,28 @@
 MODULE_big = asyncwrite
 OBJS = \
 	src/asyncwrite.o \
-	src/queue.o \
-	src/convert.o \
-	src/defaults.o \
-	src/enqueue.o \
-	src/apply.o \
-	src/bulk_insert.o \
+	src/api_control.o \
+	src/api_ddl.o \
+	src/api_insert.o \
+	src/api_keyed.o \
+	src/api_retry.o \
+	src/submit.o \
+	src/submit_prepared.o \
+	src/submit_queue.o \
+	src/submit_wait.o \
+	src/submit_xact.o \
 	src/worker.o \
-	src/flush.o \
-	src/stats.o \
-	src/persist.o \
-	src/ddl.o \
-	src/retry.o \
-	src/xact.o \
-	src/prepared.o \
-	src/plan.o \
-	src/writes.o
+	src/apply.o \
+	src/apply_bulk.o \
+	src/apply_deadletter.o \
+	src/apply_plan.o \
+	src/apply_prepared.o \
+	src/launcher.o \
+	src/queue.o \
+	src/queue_file.o \
+	src/convert.o \
+	src/convert_defaults.o \
+	src/convert_target.o
 
 EXTENSION = asyncwrite
 DATA = sql/asyncwrite--1.0.sql
@@ -39,5 +45,5 @@ PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
 # PGXS does not track header dependencies: every object depends on the
-# shared header, whose structs describe shared memory.
-$(OBJS): src/asyncwrite.h
+# headers, whose structs describe shared memory and queue entries.
+$(OBJS): $(wildcard src/*.h)

@@ -1,63 +1,43 @@
 /*-------------------------------------------------------------------------
  *
  * apply.c
- *		Apply a batch of queued writes in one transaction.  Consecutive
- *		writes to the same table by the same role go in as one multi-row
- *		INSERT; a failing run is retried row by row in subtransactions so
- *		that only the bad writes fail, and those are recorded in
- *		asyncwrite.dead_letters.
+ *		Apply a batch of queued writes in one transaction.  The batch is cut
+ *		into runs of consecutive writes of the same kind, target, role and
+ *		columns; each run is applied in a subtransaction, inserts the way
+ *		COPY does (apply_bulk.c) where that does what an INSERT would, else
+ *		as one set-based statement (apply_plan.c).  A failing run is split
+ *		in halves down to single writes, so that only the bad writes fail;
+ *		a transient error is retried, and what still fails is recorded in
+ *		asyncwrite.dead_letters (apply_deadletter.c).
  *
  * Each run executes as the role that queued it (SetUserIdAndSecContext),
  * so privileges, row-level security, triggers and column defaults behave as
- * for an INSERT by that role.  The worker's own role is never used for a
- * target.
+ * for that role's own statement.  The worker's own role is never used for
+ * a target.  The same path writes a row synchronously in a caller's
+ * transaction (aw_apply_now).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
-#include "utils/builtins.h"
-#include "utils/hsearch.h"
-#include "utils/inval.h"
-#include "utils/json.h"
-#include "utils/jsonb.h"
-#include "utils/lsyscache.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "asyncwrite.h"
-
-static SPIPlanPtr aw_dead_letter_plan = NULL;
-static SPIPlanPtr aw_dead_letter_update_plan = NULL;
-static SPIPlanPtr aw_dead_letter_delete_plan = NULL;
+#include "apply.h"
+#include "launcher.h"
 
 static void aw_execute_plan(AwPlan *p, Relation rel, AwEntryHeader *first,
 							Datum *elems, int n);
-
-/* Prepare and keep a fixed statement of the worker's own. */
-static SPIPlanPtr
-aw_keep_plan(const char *sql, int nargs, Oid *argtypes)
-{
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-	if (plan == NULL || SPI_keepplan(plan) != 0)
-		elog(ERROR, "could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	return plan;
-}
 
 /* The caller's identity, saved while a run executes as the queuing role. */
 typedef struct AwWriterState
@@ -104,7 +84,7 @@ aw_end_writer(AwWriterState *s)
 /*
  * Apply rows[0..n) (same target, role, kind, columns and layout).  Inserts
  * in the worker take COPY's bulk path where it does what an INSERT would
- * (bulk_insert.c); everything else runs one statement (plan.c).  A retry of
+ * (apply_bulk.c); everything else runs one statement (apply_plan.c).  A retry of
  * a dead letter (always alone in its run) first removes the dead letter, in
  * the same subtransaction: if it is already gone, an earlier retry of it
  * was applied and this one is skipped.
@@ -122,17 +102,8 @@ aw_insert_rows(AwApplyRow *rows, int n)
 
 	if (first->flags & AW_FLAG_RETRY)
 	{
-		Datum		id = Int64GetDatum(AW_ENTRY_RETRY_ID(first));
-		Oid			argtype = INT8OID;
-
 		Assert(n == 1);
-		if (aw_dead_letter_delete_plan == NULL)
-			aw_dead_letter_delete_plan =
-				aw_keep_plan("DELETE FROM asyncwrite.dead_letters WHERE id = $1",
-							 1, &argtype);
-		if (SPI_execute_plan(aw_dead_letter_delete_plan, &id, NULL, false, 0) != SPI_OK_DELETE)
-			elog(ERROR, "could not remove asyncwrite dead letter");
-		if (SPI_processed == 0)
+		if (!aw_dead_letter_remove(AW_ENTRY_RETRY_ID(first)))
 			return;
 	}
 
@@ -186,7 +157,8 @@ aw_insert_rows(AwApplyRow *rows, int n)
 
 /*
  * Run a plan over elems[0..n), as the role that queued the writes.  The
- * sequence defaults of inserts are drawn first, as that role (defaults.c).
+ * sequence defaults of inserts are drawn first, as that role
+ * (convert_defaults.c).
  */
 static void
 aw_execute_plan(AwPlan *p, Relation rel, AwEntryHeader *first, Datum *elems,
@@ -214,147 +186,6 @@ aw_execute_plan(AwPlan *p, Relation rel, AwEntryHeader *first, Datum *elems,
 		elog(ERROR, "asyncwrite %s failed: %s", aw_kind_name(first->kind),
 			 SPI_result_code_string(rc));
 	pfree(arr);
-}
-
-/* The payload of a write as jsonb, or NULL when its layout is stale. */
-static Datum
-aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
-{
-	Relation	rel = try_relation_open(hdr->relid, AccessShareLock);
-	Datum		json;
-	bool		usable;
-
-	*isnull = true;
-	if (rel == NULL)
-		return (Datum) 0;
-	usable = aw_layout_compatible(RelationGetDescr(rel), hdr);
-	table_close(rel, AccessShareLock);
-	if (!usable)
-		return (Datum) 0;
-	json = DirectFunctionCall1(row_to_json,
-							   PointerGetDatum(AW_ENTRY_PAYLOAD(hdr)));
-	*isnull = false;
-	return DirectFunctionCall1(jsonb_in,
-							   CStringGetDatum(TextDatumGetCString(json)));
-}
-
-/* Names of columns, as a text[] datum. */
-static Datum
-aw_colset_names(Oid relid, const AttrNumber *attnums, int n)
-{
-	Datum	   *names = palloc(sizeof(Datum) * Max(n, 1));
-
-	for (int i = 0; i < n; i++)
-		names[i] = CStringGetTextDatum(get_attname(relid, attnums[i], false));
-	return PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
-}
-
-/* Send NOTIFY asyncwrite_failed with a dead letter's id. */
-static void
-aw_notify_failure(void)
-{
-	bool		isnull;
-	int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-												 SPI_tuptable->tupdesc, 1,
-												 &isnull));
-	char		payload[32];
-
-	snprintf(payload, sizeof(payload), INT64_FORMAT, id);
-	Async_Notify("asyncwrite_failed", payload);
-}
-
-/*
- * Record in asyncwrite.dead_letters a write that failed after the given
- * number of attempts, and notify listeners.  A failed retry of a dead letter
- * updates that dead letter instead of adding one.
- */
-static void
-aw_record_failure(AwApplyRow *row, ErrorData *edata, int attempts)
-{
-	AwEntryHeader *hdr = row->hdr;
-	Oid			argtypes[13] = {INT8OID, TEXTOID, OIDOID, TEXTOID, JSONBOID,
-		OIDOID, TIMESTAMPTZOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTARRAYOID, TEXTARRAYOID};
-	Datum		values[13];
-	char		nulls[13];
-	AwColumnSets *cs = aw_entry_colsets(hdr);
-	char	   *relname = get_rel_name(hdr->relid);
-	bool		payload_null;
-	int			rc;
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[7] = Int32GetDatum(attempts);
-	values[8] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
-	values[9] = CStringGetTextDatum(edata->message ? edata->message : "");
-	if (edata->detail)
-		values[10] = CStringGetTextDatum(edata->detail);
-	else
-		nulls[10] = 'n';
-
-	if (hdr->flags & AW_FLAG_RETRY)
-	{
-		if (aw_dead_letter_update_plan == NULL)
-		{
-			Oid			uargtypes[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
-
-			aw_dead_letter_update_plan = aw_keep_plan(
-													  "UPDATE asyncwrite.dead_letters SET attempts = attempts + $2, "
-													  "failed_at = pg_catalog.clock_timestamp(), sqlstate = $3, message = $4, detail = $5 "
-													  "WHERE id = $1 RETURNING id", 5, uargtypes);
-		}
-		{
-			Datum		uvalues[5] = {Int64GetDatum(AW_ENTRY_RETRY_ID(hdr)),
-			values[7], values[8], values[9], values[10]};
-			char		unulls[5] = {' ', ' ', ' ', ' ', nulls[10]};
-
-			rc = SPI_execute_plan(aw_dead_letter_update_plan, uvalues, unulls, false, 0);
-		}
-		if (rc == SPI_OK_UPDATE_RETURNING && SPI_processed == 1)
-		{
-			aw_notify_failure();
-			return;
-		}
-	}
-
-	if (aw_dead_letter_plan == NULL)
-		aw_dead_letter_plan = aw_keep_plan(
-										   "INSERT INTO asyncwrite.dead_letters "
-										   "(write_id, target_name, target, operation, payload, role, "
-										   " enqueued_at, attempts, sqlstate, message, detail, "
-										   " key_columns, set_columns) "
-										   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
-										   "RETURNING id", 13, argtypes);
-	values[0] = Int64GetDatum((int64) row->write_id);
-	if (relname != NULL)
-		values[1] = CStringGetTextDatum(quote_qualified_identifier(get_namespace_name(get_rel_namespace(hdr->relid)),
-																   relname));
-	else
-		nulls[1] = 'n';
-	values[2] = ObjectIdGetDatum(hdr->relid);
-	values[3] = CStringGetTextDatum(aw_kind_name(hdr->kind));
-	values[4] = aw_payload_jsonb(hdr, &payload_null);
-	if (payload_null)
-		nulls[4] = 'n';
-	values[5] = ObjectIdGetDatum(hdr->roleid);
-	values[6] = TimestampTzGetDatum(aw_clock_to_timestamp(hdr->enqueued_ms, GetCurrentTimestamp()));
-	if (cs != NULL && relname != NULL)
-	{
-		values[11] = aw_colset_names(hdr->relid, cs->attnums, cs->nkeys);
-		values[12] = aw_colset_names(hdr->relid, cs->attnums + cs->nkeys, cs->nset);
-	}
-	else
-		nulls[11] = nulls[12] = 'n';
-
-	rc = SPI_execute_plan(aw_dead_letter_plan, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
-		elog(ERROR, "could not record asyncwrite dead letter: %s",
-			 SPI_result_code_string(rc));
-	aw_notify_failure();
-	ereport(LOG,
-			(errmsg("asyncwrite write " UINT64_FORMAT " to \"%s\" failed: %s",
-					row->write_id, relname ? relname : "?",
-					edata->message ? edata->message : ""),
-			 errdetail("The write was recorded in asyncwrite.dead_letters.")));
 }
 
 /* Whether an error may go away if the write is simply tried again. */
@@ -465,7 +296,7 @@ aw_apply_row(AwApplyRow *row, uint64 *napplied, uint64 *nfailed)
 			aw_retry_sleep(attempt);
 			continue;
 		}
-		aw_record_failure(row, edata, attempt);
+		aw_dead_letter_record(row, edata, attempt);
 		FreeErrorData(edata);
 		(*nfailed)++;
 		return;
@@ -614,7 +445,7 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
 		PushActiveSnapshot(GetTransactionSnapshot());
-		aw_record_failure(row, edata, 1);
+		aw_dead_letter_record(row, edata, 1);
 		PopActiveSnapshot();
 		SPI_finish();
 		CommitTransactionCommand();
@@ -688,9 +519,11 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 *napplied,
 		{
 			if (!aw_apply_alone(&rows[i], batchcxt, napplied, nfailed))
 			{
-				LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-				q->paused = true;
-				LWLockRelease(&q->lock);
+				Latch	   *latch;
+				bool		pending;
+
+				(void) aw_queue_set_paused(q, MyDatabaseId, true, &latch,
+										   &pending);
 				ereport(WARNING,
 						(errmsg("asyncwrite paused the queue of database %u: write " UINT64_FORMAT " can be neither applied nor recorded as failed",
 								MyDatabaseId, rows[i].write_id),
@@ -708,11 +541,13 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 *napplied,
 }
 
 /*
- * Write one queue-entry-shaped row synchronously in the caller's
- * transaction, as the role it records (the caller's).
+ * Write one entry synchronously in the caller's transaction, as the role it
+ * records (the caller's): asyncwrite.enabled = off, on_full = sync, a
+ * transaction holding more than the queue should take, or its kept writes
+ * before table DDL.
  */
 void
-aw_apply_sync_entry(AwEntryHeader *hdr)
+aw_apply_now(AwEntryHeader *hdr)
 {
 	AwApplyRow	r;
 
@@ -723,26 +558,4 @@ aw_apply_sync_entry(AwEntryHeader *hdr)
 		elog(ERROR, "SPI_connect failed");
 	aw_insert_rows(&r, 1);
 	SPI_finish();
-}
-
-/*
- * Write one row synchronously in the caller's transaction, with the
- * caller's privileges (asyncwrite.enabled = off, on_full = sync).
- */
-void
-aw_apply_sync(Relation rel, Datum row, uint8 kind, uint16 flags,
-			  const AwColumnSets *cs)
-{
-	AwWriteSpec w;
-
-	w.relid = RelationGetRelid(rel);
-	w.roleid = GetUserId();
-	w.fingerprint = aw_tupdesc_fingerprint(RelationGetDescr(rel));
-	w.kind = kind;
-	w.flags = flags;
-	w.payload = DatumGetPointer(row);
-	w.payload_len = HeapTupleHeaderGetDatumLength(DatumGetHeapTupleHeader(row));
-	w.extra = cs;
-	w.extra_len = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
-	aw_apply_sync_entry(aw_entry_from_spec(&w));
 }

@@ -2,19 +2,24 @@
  *
  * asyncwrite.c
  *		Module entry point: configuration parameters, shared memory hooks,
- *		the launcher registration and the DDL hook.
+ *		the launcher registration and the utility hook.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <limits.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 
-#include "asyncwrite.h"
+#include "api.h"
+#include "launcher.h"
+#include "queue.h"
 
 PG_MODULE_MAGIC;
 
@@ -49,7 +54,7 @@ aw_shmem_request(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
-	RequestAddinShmemSpace(aw_shmem_size());
+	RequestAddinShmemSpace(aw_queue_shmem_size());
 	RequestNamedLWLockTranche("asyncwrite", 1);
 }
 
@@ -62,11 +67,11 @@ aw_shmem_startup(void)
 {
 	if (prev_shmem_startup_hook)
 		prev_shmem_startup_hook();
-	aw_shmem_init();
+	aw_queue_shmem_init();
 	if (!IsUnderPostmaster)
 	{
-		aw_persist_load();
-		on_shmem_exit(aw_persist_save, (Datum) 0);
+		aw_queue_file_load();
+		on_shmem_exit(aw_queue_file_save, (Datum) 0);
 	}
 }
 

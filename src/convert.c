@@ -37,7 +37,7 @@
 #include "utils/rel.h"
 #include "utils/typcache.h"
 
-#include "asyncwrite.h"
+#include "convert.h"
 
 /* What the cache knows about one column of a target. */
 typedef struct AwColumn
@@ -424,7 +424,7 @@ aw_build_default(Relation rel, AwTarget *t, int i)
 
 /*
  * Whether column i of an insert is left NULL for the worker to draw from
- * its sequence (defaults.c): when it got no value, or got NULL while
+ * its sequence (convert_defaults.c): when it got no value, or got NULL while
  * null_means_default (a restored dead letter, a captured row); an explicit
  * NULL otherwise is refused now, as the insert could never succeed.
  */
@@ -587,8 +587,8 @@ aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb, int options)
  * aw_row_from_jsonb() with options: AW_CONVERT_RESTORING as above,
  * AW_CONVERT_NO_DEFAULTS to leave columns without a value NULL (an update
  * or delete key), AW_CONVERT_INSERT to leave sequence defaults to the
- * worker (defaults.c).  *given_out, if asked for, receives which columns
- * the object named (by attribute index).
+ * worker (convert_defaults.c).  *given_out, if asked for, receives which
+ * columns the object named (by attribute index).
  */
 Datum
 aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb, int options,
@@ -668,8 +668,8 @@ aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb, int options,
  * converting through text where types differ, with defaults for the rest.
  * With ignore_unknown, fields that name no column are left out; with
  * op_column, that column gets op_value (capture()'s TG_OP).  The row is
- * an insert's: sequence defaults are left to the worker (defaults.c), also
- * for a NULL captured from the source row.
+ * an insert's: sequence defaults are left to the worker
+ * (convert_defaults.c), also for a NULL captured from the source row.
  */
 Datum
 aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,

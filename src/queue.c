@@ -3,12 +3,14 @@
  * queue.c
  *		The shared-memory queues: one ring of variable-length entries per
  *		database, filled by any backend and drained in order by the
- *		database's apply worker.
+ *		database's apply worker.  Everything that reads or changes a queue
+ *		goes through the functions here.
  *
- * Producers take the queue's spinlock only to reserve space and a write id;
+ * Producers take the queue's LWLock only to reserve space and write ids;
  * they copy the payload outside the lock and then publish the entry by
  * setting its state after a write barrier.  The worker consumes published
- * entries strictly in ring order, so write ids are applied in order.
+ * entries strictly in ring order (aw_queue_iter_next), so write ids are
+ * applied in order.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,21 +19,90 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "access/xlog.h"
-#include "commands/dbcommands.h"
 #include "miscadmin.h"
-#include "pgstat.h"
+#include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "asyncwrite.h"
+#include "queue.h"
 
-AwControl  *aw_control = NULL;
+/*
+ * One queue per database, bound to it on first use.
+ *
+ * Lock order: AwControl->lock before any queue's lock; never two queue
+ * locks at once.
+ *
+ * Who writes what:
+ *	- dboid: under the queue's lock and AwControl->lock, both exclusive
+ *	  (binding, unbinding), so a lookup under the shared control lock sees
+ *	  a stable binding.
+ *	- head, next_write_id, enqueued: producers, under the queue's lock.
+ *	- worker_pid, worker_latch, launching, launch_time, paused, hold,
+ *	  exit_requested, extension_dropped: under the queue's lock, by
+ *	  producers, workers, DDL and the control functions.
+ *	- tail, applied_write_id, the counters, applying, batch_end,
+ *	  batch_last_id: only the queue's worker (or, with no worker, a backend
+ *	  discarding the queue), without the lock; a barrier orders the reads
+ *	  of released entries before tail moves, so producers never reuse bytes
+ *	  the worker still reads.
+ *	- flush_waiters, sweeps_*: atomics, by any backend.
+ *
+ * The lock is an LWLock, not a spinlock: with many producers on few cores
+ * a preempted holder makes spinlock waiters back off for milliseconds,
+ * while LWLock waiters sleep and are woken at release.
+ */
+struct AwQueue
+{
+	LWLock		lock;			/* short sections only; see above */
+	Oid			dboid;			/* InvalidOid: slot free */
+	bool		paused;
+	bool		launching;		/* a worker was requested, not yet running */
+	bool		hold;			/* database DDL in progress: no worker */
+	bool		exit_requested; /* worker must exit after the current batch */
+	bool		extension_dropped;	/* a DROP EXTENSION committed: discard */
+	pid_t		worker_pid;
+	Latch	   *worker_latch;
+	TimestampTz launch_time;
+	uint64		head;			/* ring position of the next reservation */
+	uint64		next_write_id;	/* id of the next reservation */
+	uint64		enqueued;		/* writes queued since startup */
+
+	pg_atomic_uint64 tail;		/* ring position of the oldest entry */
+	pg_atomic_uint64 applied_write_id;	/* every id <= this is done */
+	pg_atomic_uint64 applied;
+	pg_atomic_uint64 failed;
+	pg_atomic_uint64 batches;
+	pg_atomic_uint64 last_applied_at;
+	pg_atomic_uint32 applying;	/* a batch is between start and release */
+	pg_atomic_uint64 batch_end; /* ring position after the batch in flight */
+	pg_atomic_uint64 batch_last_id; /* last write id of that batch */
+	pg_atomic_uint32 flush_waiters;
+	pg_atomic_uint64 sweeps_requested;	/* COMMIT PREPAREDs seen */
+	pg_atomic_uint64 sweeps_done;	/* requests whose writes are applied */
+	pg_atomic_uint64 sweep_after_id;	/* last write id at the newest request */
+
+	ConditionVariable applied_cv;	/* applied_write_id advanced */
+	ConditionVariable space_cv; /* tail advanced */
+	ConditionVariable worker_cv;	/* worker started or exited */
+};
+
+/* The shared state: the queues, then their rings. */
+typedef struct AwControl
+{
+	LWLock	   *lock;			/* guards binding (dboid), id_high_water */
+	int			queue_tranche;	/* tranche of the queues' locks */
+	int			max_databases;
+	uint64		capacity;		/* ring bytes per queue */
+	uint64		id_high_water;	/* highest id of any unbound queue */
+	AwQueue		queues[FLEXIBLE_ARRAY_MEMBER];
+} AwControl;
+
+static AwControl *aw_control = NULL;
 static char *aw_rings = NULL;
 
-/* This backend's queue, revalidated under the queue's mutex at each use. */
-static AwQueue *my_queue = NULL;
+/* Ring bytes a producer maps into its address space at a time. */
+#define AW_MAP_CHUNK (256 * 1024)
 
 /* Size of the control struct, rounded so that the rings start aligned. */
 static Size
@@ -50,13 +121,20 @@ aw_ring_capacity(void)
 
 /* Shared memory needed for the control struct and every ring. */
 Size
-aw_shmem_size(void)
+aw_queue_shmem_size(void)
 {
 	return add_size(aw_control_size(aw_max_databases),
 					mul_size(aw_ring_capacity(), aw_max_databases));
 }
 
-/* Reset a queue slot to an empty, unbound state whose ids follow first_id. */
+/* Start of a queue's ring. */
+static char *
+aw_queue_ring(AwQueue *q)
+{
+	return aw_rings + (q - aw_control->queues) * aw_control->capacity;
+}
+
+/* Reset a queue slot to an empty, unbound state whose ids follow last_id. */
 static void
 aw_queue_reset(AwQueue *q, uint64 last_id)
 {
@@ -83,13 +161,13 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 
 /* Create or attach to the shared state; called from shmem_startup_hook. */
 void
-aw_shmem_init(void)
+aw_queue_shmem_init(void)
 {
 	bool		found;
 	int			i;
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	aw_control = ShmemInitStruct("asyncwrite", aw_shmem_size(), &found);
+	aw_control = ShmemInitStruct("asyncwrite", aw_queue_shmem_size(), &found);
 	aw_rings = (char *) aw_control + aw_control_size(aw_max_databases);
 	if (!found)
 	{
@@ -133,6 +211,13 @@ aw_shmem_init(void)
 	LWLockRegisterTranche(aw_control->queue_tranche, "asyncwrite queue");
 }
 
+/* Whether the queues exist: the library was loaded at server start. */
+bool
+aw_queue_loaded(void)
+{
+	return aw_control != NULL;
+}
+
 /* Raise an error unless the library was loaded at server start. */
 void
 aw_check_available(void)
@@ -145,14 +230,34 @@ aw_check_available(void)
 				 errhint("Add asyncwrite to shared_preload_libraries and restart the server.")));
 }
 
-/* Ring bytes a producer maps into its address space at a time. */
-#define AW_MAP_CHUNK (256 * 1024)
-
-/* Start of a queue's ring. */
-char *
-aw_queue_ring(AwQueue *q)
+/* Ring bytes of each queue. */
+uint64
+aw_queue_capacity(void)
 {
-	return aw_rings + (q - aw_control->queues) * aw_control->capacity;
+	return aw_control->capacity;
+}
+
+/* Number of queue slots (asyncwrite.max_databases at server start). */
+int
+aw_queue_count(void)
+{
+	return aw_control ? aw_control->max_databases : 0;
+}
+
+/* The queue in a slot, or NULL for a slot that does not exist. */
+AwQueue *
+aw_queue_at(int slot)
+{
+	if (aw_control == NULL || slot < 0 || slot >= aw_control->max_databases)
+		return NULL;
+	return &aw_control->queues[slot];
+}
+
+/* The slot number of a queue. */
+int
+aw_queue_slot(AwQueue *q)
+{
+	return (int) (q - aw_control->queues);
 }
 
 /* The queue bound to a database, or NULL when it has none. */
@@ -176,7 +281,7 @@ aw_queue_lookup(Oid dboid)
 	return result;
 }
 
-/* Whether an unbound-able slot holds nothing worth keeping. */
+/* Whether a bound slot holds nothing worth keeping. */
 static bool
 aw_queue_evictable(AwQueue *q)
 {
@@ -246,32 +351,101 @@ aw_queue_bind(Oid dboid)
 	return victim;
 }
 
+/*
+ * Unbind a dropped database's queue, if it is still bound to it, and return
+ * how many writes it still held: they can no longer be applied.  Its ids
+ * are never given out again.
+ */
+uint64
+aw_queue_forget(AwQueue *q, Oid dboid)
+{
+	uint64		lost;
+
+	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	if (q->dboid != dboid)
+	{
+		LWLockRelease(&q->lock);
+		LWLockRelease(aw_control->lock);
+		return 0;
+	}
+	lost = q->next_write_id - 1 - pg_atomic_read_u64(&q->applied_write_id);
+	if (q->next_write_id - 1 > aw_control->id_high_water)
+		aw_control->id_high_water = q->next_write_id - 1;
+	q->dboid = InvalidOid;
+	q->hold = false;
+	q->paused = false;
+	q->head = 0;
+	pg_atomic_write_u64(&q->tail, 0);
+	pg_atomic_write_u64(&q->applied_write_id, q->next_write_id - 1);
+	LWLockRelease(&q->lock);
+	LWLockRelease(aw_control->lock);
+	ConditionVariableBroadcast(&q->applied_cv);
+	ConditionVariableBroadcast(&q->space_cv);
+	return lost;
+}
+
+/* Copy a queue's state under its lock. */
+void
+aw_queue_read_state(AwQueue *q, AwQueueState *s)
+{
+	LWLockAcquire(&q->lock, LW_SHARED);
+	s->dboid = q->dboid;
+	s->paused = q->paused;
+	s->hold = q->hold;
+	s->exit_requested = q->exit_requested;
+	s->extension_dropped = q->extension_dropped;
+	s->worker_pid = q->worker_pid;
+	s->worker_latch = q->worker_latch;
+	s->head = q->head;
+	s->last_write_id = q->next_write_id - 1;
+	s->enqueued = q->enqueued;
+	LWLockRelease(&q->lock);
+	s->applying = pg_atomic_read_u32(&q->applying) != 0;
+	s->tail = pg_atomic_read_u64(&q->tail);
+	s->applied_write_id = pg_atomic_read_u64(&q->applied_write_id);
+	s->applied = pg_atomic_read_u64(&q->applied);
+	s->failed = pg_atomic_read_u64(&q->failed);
+	s->batches = pg_atomic_read_u64(&q->batches);
+	s->last_applied_at = (TimestampTz) pg_atomic_read_u64(&q->last_applied_at);
+	s->sweeps_requested = pg_atomic_read_u64(&q->sweeps_requested);
+	s->sweeps_done = pg_atomic_read_u64(&q->sweeps_done);
+	s->flush_waiters = pg_atomic_read_u32(&q->flush_waiters);
+}
+
 /* Highest write id handed out by a queue so far. */
 uint64
 aw_queue_last_write_id(AwQueue *q)
 {
 	uint64		id;
 
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	LWLockAcquire(&q->lock, LW_SHARED);
 	id = q->next_write_id - 1;
 	LWLockRelease(&q->lock);
 	return id;
 }
 
-/* Raise the error of a write that found its queue full. */
-static void
-aw_queue_full_error(bool timed_out)
+/* The queue's applied mark: every write id up to it is done. */
+uint64
+aw_queue_applied_write_id(AwQueue *q)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-			 errmsg("asyncwrite queue of database \"%s\" is full",
-					get_database_name(MyDatabaseId)),
-			 timed_out ?
-			 errdetail("No space was freed within asyncwrite.full_timeout (%d ms).",
-					   aw_full_timeout_ms) :
-			 errdetail("asyncwrite.on_full is \"error\"."),
-			 errhint("Check that the queue is not paused and that its worker runs (asyncwrite.stats); "
-					 "increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
+	return pg_atomic_read_u64(&q->applied_write_id);
+}
+
+/* One of a queue's condition variables, to sleep on. */
+ConditionVariable *
+aw_queue_cv(AwQueue *q, AwQueueCV which)
+{
+	switch (which)
+	{
+		case AW_CV_APPLIED:
+			return &q->applied_cv;
+		case AW_CV_SPACE:
+			return &q->space_cv;
+		case AW_CV_WORKER:
+			break;
+	}
+	return &q->worker_cv;
 }
 
 /*
@@ -321,253 +495,68 @@ aw_queue_map_ahead(AwQueue *q, Size len)
 }
 
 /*
- * Reserve one contiguous block of len bytes for nentries entries (never
- * wrapping) and take their consecutive write ids; the first id is returned.
+ * Reserve one contiguous block of len bytes (never wrapping) for nentries
+ * entries of this backend's database and take their consecutive write ids.
  * Only the first entry is marked reserved here: the worker cannot pass it,
- * so the caller marks the others before publishing the first.  While the
- * ring is full, asyncwrite.on_full decides: wait on the "space" condition
- * variable (up to full_timeout), fail, or return NULL so that the caller
- * writes synchronously.  The entry comes back marked reserved, with what
- * the caller needs to wake or start the worker.
+ * so the caller marks the others before publishing the first.  Returns
+ * AW_RESERVE_FULL when the block does not fit now, AW_RESERVE_REBOUND when
+ * the slot was given to another database since the caller looked it up.
+ * *r receives the reservation and what the caller needs to wake or start
+ * the worker (also when full).
  */
-static AwEntryHeader *
-aw_queue_reserve(Size len, int nentries, uint64 *write_id, Latch **worker_latch,
-				 bool *need_worker, bool *wake, AwQueue **queue)
+AwReserveResult
+aw_queue_reserve(AwQueue *q, Size len, int nentries, AwReservation *r)
 {
 	uint64		capacity = aw_control->capacity;
-	AwQueue    *q = my_queue;
-	bool		sleeping = false;
-	AwEntryHeader *entry = NULL;
-	TimestampTz wait_start = 0;
+	uint64		tail;
+	uint64		room_to_end;
+	uint64		pad;
 
-	for (;;)
+	aw_queue_map_ahead(q, len);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	if (q->dboid != MyDatabaseId)
 	{
-		uint64		tail;
-		uint64		room_to_end;
-		uint64		pad;
-		char	   *ring;
-		uint64		pending;
-
-		if (q == NULL)
-			q = my_queue = aw_queue_bind(MyDatabaseId);
-
-		aw_queue_map_ahead(q, len);
-		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-		if (q->dboid != MyDatabaseId)
-		{
-			/* The slot was given to another database since we looked. */
-			LWLockRelease(&q->lock);
-			q = my_queue = NULL;
-			continue;
-		}
-
-		tail = pg_atomic_read_u64(&q->tail);
-		room_to_end = capacity - q->head % capacity;
-		pad = (room_to_end < len) ? room_to_end : 0;
-
-		if (q->head + pad + len - tail <= capacity)
-		{
-			ring = aw_queue_ring(q);
-			if (pad >= sizeof(AwEntryHeader))
-			{
-				/* Filler entry so the worker skips to the ring's start. */
-				AwEntryHeader *filler = (AwEntryHeader *) (ring + q->head % capacity);
-
-				memset(filler, 0, sizeof(AwEntryHeader));
-				filler->length = (uint32) pad;
-				filler->kind = AW_KIND_PAD;
-				filler->state = AW_ENTRY_READY;
-			}
-			entry = (AwEntryHeader *) (ring + (q->head + pad) % capacity);
-			entry->state = AW_ENTRY_RESERVED;
-			q->head += pad + len;
-			*write_id = q->next_write_id;
-			q->next_write_id += nentries;
-			q->enqueued += nentries;
-			pending = q->next_write_id - 1 - pg_atomic_read_u64(&q->applied_write_id);
-			*worker_latch = q->worker_latch;
-			*need_worker = (q->worker_pid == 0 && !q->hold);
-			*wake = (pending == (uint64) nentries || pending >= (uint64) aw_batch_size);
-			LWLockRelease(&q->lock);
-			break;
-		}
-
-		/* Full. */
-		*worker_latch = q->worker_latch;
-		*need_worker = (q->worker_pid == 0 && !q->hold);
 		LWLockRelease(&q->lock);
-
-		if (aw_on_full == AW_ON_FULL_ERROR)
-			aw_queue_full_error(false);
-		if (aw_on_full == AW_ON_FULL_SYNC)
-			break;
-
-		if (*worker_latch)
-			SetLatch(*worker_latch);
-		else if (*need_worker)
-			aw_worker_ensure(q);
-		if (!sleeping)
-		{
-			ConditionVariablePrepareToSleep(&q->space_cv);
-			sleeping = true;
-			wait_start = GetCurrentTimestamp();
-		}
-		else
-		{
-			if (TimestampDifferenceExceeds(wait_start, GetCurrentTimestamp(),
-										   aw_full_timeout_ms))
-			{
-				ConditionVariableCancelSleep();
-				aw_queue_full_error(true);
-			}
-			if (ConditionVariableTimedSleep(&q->space_cv,
-											Min(1000, Max(1, aw_full_timeout_ms)),
-											PG_WAIT_EXTENSION))
-				aw_check_worker_blocked(q, "room in the asyncwrite queue");
-		}
-		CHECK_FOR_INTERRUPTS();
+		return AW_RESERVE_REBOUND;
 	}
-	if (sleeping)
-		ConditionVariableCancelSleep();
-	*queue = q;
-	return entry;
-}
 
-/*
- * Fill an entry's header (state reserved) and copy its payload and extra
- * bytes: the one layout of a write, in the ring or in backend memory.
- */
-void
-aw_entry_fill(AwEntryHeader *entry, const AwWriteSpec *w, TimestampTz now)
-{
-	entry->state = AW_ENTRY_RESERVED;
-	entry->length = (uint32) aw_entry_size(w->payload_len, w->extra_len);
-	entry->kind = w->kind;
-	entry->relid = w->relid;
-	entry->roleid = w->roleid;
-	entry->fingerprint = w->fingerprint;
-	entry->flags = (uint16) w->flags;
-	entry->enqueued_ms = aw_clock_ms(now);
-	memcpy(AW_ENTRY_PAYLOAD(entry), w->payload, w->payload_len);
-	if (w->extra_len > 0)
-		memcpy(AW_ENTRY_PAYLOAD(entry) + MAXALIGN(w->payload_len), w->extra,
-			   w->extra_len);
-}
-
-/* Refuse an entry larger than a quarter of the queue. */
-static void
-aw_queue_too_large(Size len)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("row is too large for the asyncwrite queue"),
-			 errdetail("The row needs %zu bytes; a queued row may use at most a quarter of asyncwrite.queue_size (%zu bytes).",
-					   len, (Size) (aw_control->capacity / 4)),
-			 errhint("Increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
-}
-
-/*
- * Reserve an entry for one write, fill it and copy its payload (and the
- * optional extra bytes after it) outside any lock, but leave it unpublished:
- * the worker stops at it until aw_queue_publish().  Returns NULL, reserving
- * nothing, when the queue is full and asyncwrite.on_full is "sync".
- */
-AwEntryHeader *
-aw_queue_prepare(Oid relid, Oid roleid, uint32 fingerprint,
-				 uint8 kind, uint32 flags, const void *payload, Size payload_len,
-				 const void *extra, Size extra_len, uint64 *write_id,
-				 AwPublish *publish)
-{
-	Size		len = aw_entry_size(payload_len, extra_len);
-	AwEntryHeader *entry;
-	AwWriteSpec spec;
-
-	aw_check_available();
-	if (len > aw_control->capacity / 4)
+	r->queue = q;
+	r->latch = q->worker_latch;
+	r->need_worker = (q->worker_pid == 0 && !q->hold);
+	tail = pg_atomic_read_u64(&q->tail);
+	room_to_end = capacity - q->head % capacity;
+	pad = (room_to_end < len) ? room_to_end : 0;
+	if (q->head + pad + len - tail > capacity)
 	{
-		if (aw_on_full == AW_ON_FULL_SYNC)
-			return NULL;
-		aw_queue_too_large(len);
+		LWLockRelease(&q->lock);
+		return AW_RESERVE_FULL;
 	}
 
-	entry = aw_queue_reserve(len, 1, write_id, &publish->latch,
-							 &publish->need_worker, &publish->wake,
-							 &publish->queue);
-	if (entry == NULL)
-		return NULL;
-
-	/* Nothing below may fail: the entry is reserved and must be published. */
-	spec.relid = relid;
-	spec.roleid = roleid;
-	spec.fingerprint = fingerprint;
-	spec.kind = kind;
-	spec.flags = flags;
-	spec.payload = payload;
-	spec.payload_len = payload_len;
-	spec.extra = extra;
-	spec.extra_len = extra_len;
-	aw_entry_fill(entry, &spec, GetCurrentTimestamp());
-	return entry;
-}
-
-/*
- * aw_queue_reserve() with on_full "sync" taken as "wait": at commit it is
- * too late to write synchronously.
- */
-static char *
-aw_queue_reserve_waiting(Size len, int n, uint64 *first_id, AwPublish *publish)
-{
-	int			save_on_full = aw_on_full;
-	char	   *block;
-
-	if (aw_on_full == AW_ON_FULL_SYNC)
-		aw_on_full = AW_ON_FULL_WAIT;
-	PG_TRY();
+	if (pad >= sizeof(AwEntryHeader))
 	{
-		block = (char *) aw_queue_reserve(len, n, first_id, &publish->latch,
-										  &publish->need_worker, &publish->wake,
-										  &publish->queue);
+		/* Filler entry so the worker skips to the ring's start. */
+		AwEntryHeader *filler = (AwEntryHeader *) (aw_queue_ring(q) + q->head % capacity);
+
+		memset(filler, 0, sizeof(AwEntryHeader));
+		filler->length = (uint32) pad;
+		filler->kind = AW_KIND_PAD;
+		filler->state = AW_ENTRY_READY;
 	}
-	PG_FINALLY();
+	r->entry = (AwEntryHeader *) (aw_queue_ring(q) + (q->head + pad) % capacity);
+	r->entry->state = AW_ENTRY_RESERVED;
+	q->head += pad + len;
+	r->first_id = q->next_write_id;
+	q->next_write_id += nentries;
+	q->enqueued += nentries;
 	{
-		aw_on_full = save_on_full;
+		uint64		pending = q->next_write_id - 1 -
+		pg_atomic_read_u64(&q->applied_write_id);
+
+		r->wake = (pending == (uint64) nentries ||
+				   pending >= (uint64) aw_batch_size);
 	}
-	PG_END_TRY();
-	return block;
-}
-
-/*
- * Reserve the entries of several writes as one block, waiting for the
- * whole block to fit before reserving anything: a producer never waits for
- * space while it holds reserved entries (which the worker cannot pass).
- * Fills them like aw_queue_prepare(); entries[i] receives each.  The block
- * must be at most a quarter of the queue.
- */
-void
-aw_queue_prepare_many(int n, const AwWriteSpec *writes, AwEntryHeader **entries,
-					  uint64 *first_id, AwPublish *publish)
-{
-	Size		total = 0;
-	char	   *block;
-	TimestampTz now = GetCurrentTimestamp();
-
-	aw_check_available();
-	for (int i = 0; i < n; i++)
-		total += aw_entry_size(writes[i].payload_len, writes[i].extra_len);
-	if (total > aw_control->capacity / 4)
-		aw_queue_too_large(total);
-
-	block = aw_queue_reserve_waiting(total, n, first_id, publish);
-	if (block == NULL)
-		elog(ERROR, "could not reserve asyncwrite queue space");
-
-	/* Nothing below may fail: the entries are reserved. */
-	for (int i = 0; i < n; i++)
-	{
-		entries[i] = (AwEntryHeader *) block;
-		aw_entry_fill(entries[i], &writes[i], now);
-		block += entries[i]->length;
-	}
+	LWLockRelease(&q->lock);
+	return AW_RESERVE_OK;
 }
 
 /*
@@ -583,60 +572,121 @@ aw_queue_publish(AwEntryHeader *entry, uint8 state)
 	entry->state = state;
 }
 
-/* Wake or start the worker after publishing, as the reservation said. */
+/* Begin a walk over a queue's published entries from its tail. */
 void
-aw_queue_wake(AwPublish *publish)
+aw_queue_iter_begin(AwQueue *q, AwQueueIter *it)
 {
-	if (publish->latch != NULL && publish->wake)
-		SetLatch(publish->latch);
-	else if (publish->need_worker)
-		aw_worker_ensure(publish->queue);
-}
-
-/* Bytes a queue entry with this payload and extra takes in the ring. */
-Size
-aw_entry_size(Size payload_len, Size extra_len)
-{
-	return MAXALIGN(sizeof(AwEntryHeader) + MAXALIGN(payload_len) + extra_len);
+	it->queue = q;
+	LWLockAcquire(&q->lock, LW_SHARED);
+	it->head = q->head;
+	LWLockRelease(&q->lock);
+	it->pos = pg_atomic_read_u64(&q->tail);
+	it->write_id = pg_atomic_read_u64(&q->applied_write_id);
 }
 
 /*
- * Queue one write now and set *write_id.  Returns false, queueing nothing,
- * when the queue is full and asyncwrite.on_full is "sync".
+ * In the postmaster at exit, when no other process runs (locks a killed
+ * process held are never released): begin a walk over what a bound queue
+ * still holds, after the batch its worker was applying when it was stopped
+ * (that batch's transaction may have committed).  Returns false for an
+ * unbound or empty slot; *dboid receives the database, *in_flight the
+ * number of writes of the batch left out.
  */
 bool
-aw_queue_submit(Oid relid, Oid roleid, uint32 fingerprint,
-				uint8 kind, uint32 flags, const void *payload, Size payload_len,
-				const void *extra, Size extra_len, uint64 *write_id)
+aw_queue_iter_begin_stopped(AwQueue *q, AwQueueIter *it, Oid *dboid,
+							uint64 *in_flight)
 {
-	AwPublish	publish;
-	AwEntryHeader *entry;
-
-	entry = aw_queue_prepare(relid, roleid, fingerprint, kind, flags,
-							 payload, payload_len, extra, extra_len, write_id,
-							 &publish);
-	if (entry == NULL)
+	if (q->dboid == InvalidOid || q->head == pg_atomic_read_u64(&q->tail))
 		return false;
-	aw_queue_publish(entry, AW_ENTRY_READY);
-	aw_queue_wake(&publish);
+	*dboid = q->dboid;
+	it->queue = q;
+	it->head = q->head;
+	it->pos = pg_atomic_read_u64(&q->tail);
+	it->write_id = pg_atomic_read_u64(&q->applied_write_id);
+	*in_flight = 0;
+	if (pg_atomic_read_u32(&q->applying))
+	{
+		*in_flight = pg_atomic_read_u64(&q->batch_last_id) - it->write_id;
+		it->pos = pg_atomic_read_u64(&q->batch_end);
+		it->write_id = pg_atomic_read_u64(&q->batch_last_id);
+	}
 	return true;
 }
 
 /*
- * The entry at consumer position pos (which must be below head).  Skips the
- * implicit filler left where less than a header fits before the ring's end;
- * *entry_pos receives the entry's own position.
+ * The next published entry of a walk (ready or skipped), its id in
+ * it->write_id and it->pos just past it; padding is passed over.  NULL at
+ * the walk's end, or at an entry still reserved (a producer is copying it,
+ * or its transaction is committing): nothing after it can be read yet, and
+ * it->pos stays there.  An entry whose length or state makes no sense (a
+ * ring left by a stop in the middle of a write, or a damaged save file) also
+ * ends the walk.
  */
 AwEntryHeader *
-aw_queue_entry_at(AwQueue *q, uint64 pos, uint64 *entry_pos)
+aw_queue_iter_next(AwQueueIter *it)
 {
 	uint64		capacity = aw_control->capacity;
-	uint64		room_to_end = capacity - pos % capacity;
+	char	   *ring = aw_queue_ring(it->queue);
 
-	if (room_to_end < sizeof(AwEntryHeader))
-		pos += room_to_end;
-	*entry_pos = pos;
-	return (AwEntryHeader *) (aw_queue_ring(q) + pos % capacity);
+	while (it->pos < it->head)
+	{
+		uint64		room_to_end = capacity - it->pos % capacity;
+		uint64		pos = it->pos;
+		AwEntryHeader *hdr;
+
+		/* Less than a header before the ring's end: an implicit filler. */
+		if (room_to_end < sizeof(AwEntryHeader))
+			pos += room_to_end;
+		if (pos >= it->head)
+			break;
+		hdr = (AwEntryHeader *) (ring + pos % capacity);
+		if (hdr->state != AW_ENTRY_READY && hdr->state != AW_ENTRY_SKIPPED)
+			break;
+		/* Read the entry only after seeing it published. */
+		pg_read_barrier();
+		if (hdr->length < sizeof(AwEntryHeader) ||
+			hdr->length != MAXALIGN(hdr->length) ||
+			pos + hdr->length > it->head)
+			break;
+		it->pos = pos + hdr->length;
+		if (hdr->kind != AW_KIND_PAD)
+		{
+			it->write_id++;
+			return hdr;
+		}
+	}
+	return NULL;
+}
+
+/*
+ * Mark a batch in flight before applying it: if the worker dies between
+ * the batch's commit and its release, the save at shutdown skips it rather
+ * than applying it twice.
+ */
+void
+aw_queue_batch_begin(AwQueue *q, uint64 end_pos, uint64 last_id)
+{
+	pg_atomic_write_u64(&q->batch_end, end_pos);
+	pg_atomic_write_u64(&q->batch_last_id, last_id);
+	pg_write_barrier();
+	pg_atomic_write_u32(&q->applying, 1);
+}
+
+/* Count a batch's outcome in the queue's statistics. */
+void
+aw_queue_batch_count(AwQueue *q, uint64 napplied, uint64 nfailed)
+{
+	pg_atomic_add_fetch_u64(&q->applied, napplied);
+	pg_atomic_add_fetch_u64(&q->failed, nfailed);
+	pg_atomic_add_fetch_u64(&q->batches, 1);
+	pg_atomic_write_u64(&q->last_applied_at, (uint64) GetCurrentTimestamp());
+}
+
+/* No batch is in flight any more: it was released or rolled back. */
+void
+aw_queue_batch_end(AwQueue *q)
+{
+	pg_atomic_write_u32(&q->applying, 0);
 }
 
 /*
@@ -663,69 +713,382 @@ aw_queue_consume(AwQueue *q, uint64 new_tail, uint64 last_id)
 uint64
 aw_queue_discard(AwQueue *q)
 {
-	uint64		pos = pg_atomic_read_u64(&q->tail);
-	uint64		id = pg_atomic_read_u64(&q->applied_write_id);
-	uint64		first = id;
-	uint64		head;
+	AwQueueIter it;
+	uint64		start;
+	uint64		first;
 
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	head = q->head;
-	LWLockRelease(&q->lock);
-	while (pos < head)
-	{
-		AwEntryHeader *hdr = aw_queue_entry_at(q, pos, &pos);
-
-		if (pos >= head || hdr->state == AW_ENTRY_RESERVED)
-			break;
-		pg_read_barrier();
-		if (hdr->kind != AW_KIND_PAD)
-			id++;
-		pos += hdr->length;
-	}
-	if (pos != pg_atomic_read_u64(&q->tail))
-		aw_queue_consume(q, Min(pos, head), id);
-	return id - first;
+	aw_queue_iter_begin(q, &it);
+	start = it.pos;
+	first = it.write_id;
+	while (aw_queue_iter_next(&it) != NULL)
+		;
+	if (it.pos != start)
+		aw_queue_consume(q, it.pos, it.write_id);
+	return it.write_id - first;
 }
 
 /*
- * Enqueue time of the oldest queued write, or 0.  Read without a lock: the
- * value is used only if tail did not move meanwhile, as the entry's bytes
- * cannot be reused before tail passes them.
+ * Enqueue time of the oldest queued write, or 0.  Read without the lock:
+ * the value is used only if tail did not move meanwhile, as the entry's
+ * bytes cannot be reused before tail passes them.
  */
 TimestampTz
 aw_queue_oldest_enqueued_at(AwQueue *q)
 {
 	for (int attempt = 0; attempt < 3; attempt++)
 	{
-		uint64		tail = pg_atomic_read_u64(&q->tail);
-		uint64		head;
-		uint64		pos;
+		AwQueueIter it;
 		AwEntryHeader *hdr;
+		uint64		tail;
 		TimestampTz result = 0;
 
-		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-		head = q->head;
-		LWLockRelease(&q->lock);
-
-		pos = tail;
-		while (pos < head)
+		aw_queue_iter_begin(q, &it);
+		tail = it.pos;
+		while ((hdr = aw_queue_iter_next(&it)) != NULL)
 		{
-			hdr = aw_queue_entry_at(q, pos, &pos);
-			if (pos >= head)
-				break;
-			pg_read_barrier();
-			if (hdr->state == AW_ENTRY_RESERVED)
-				break;
-			if (hdr->kind != AW_KIND_PAD && hdr->state == AW_ENTRY_READY)
+			if (hdr->state == AW_ENTRY_READY)
 			{
 				result = aw_clock_to_timestamp(hdr->enqueued_ms, GetCurrentTimestamp());
 				break;
 			}
-			pos += hdr->length;
 		}
 		pg_read_barrier();
 		if (pg_atomic_read_u64(&q->tail) == tail)
 			return result;
 	}
 	return 0;
+}
+
+/*
+ * Note that a worker is being started for the queue, unless one runs, the
+ * queue is held by database DDL, or a start was requested less than
+ * retry_ms ago.  Returns whether the caller should register the worker,
+ * for database *dboid.
+ */
+bool
+aw_queue_start_launch(AwQueue *q, int retry_ms, Oid *dboid)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	bool		launch = false;
+
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	if (q->dboid != InvalidOid && q->worker_pid == 0 && !q->hold &&
+		(!q->launching ||
+		 TimestampDifferenceExceeds(q->launch_time, now, retry_ms)))
+	{
+		q->launching = true;
+		q->launch_time = now;
+		launch = true;
+	}
+	*dboid = q->dboid;
+	LWLockRelease(&q->lock);
+	return launch;
+}
+
+/*
+ * Claim the queue for this process as its worker, unless the slot moved on
+ * to another database, another worker owns it, or database DDL holds it.
+ */
+bool
+aw_queue_claim(AwQueue *q, Oid dboid)
+{
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	if (q->dboid != dboid || q->worker_pid != 0 || q->hold)
+	{
+		if (q->dboid == dboid && q->worker_pid == 0)
+			q->launching = false;
+		LWLockRelease(&q->lock);
+		return false;
+	}
+	q->worker_pid = MyProcPid;
+	q->worker_latch = MyLatch;
+	q->launching = false;
+	q->exit_requested = false;
+	LWLockRelease(&q->lock);
+	pg_atomic_write_u32(&q->applying, 0);
+	ConditionVariableBroadcast(&q->worker_cv);
+	return true;
+}
+
+/* Give up the queue if this process still owns it as its worker. */
+void
+aw_queue_release_worker(AwQueue *q)
+{
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	if (q->worker_pid == MyProcPid)
+	{
+		q->worker_pid = 0;
+		q->worker_latch = NULL;
+		/* An orderly exit has aborted any batch it did not release. */
+		pg_atomic_write_u32(&q->applying, 0);
+	}
+	LWLockRelease(&q->lock);
+	ConditionVariableBroadcast(&q->worker_cv);
+	ConditionVariableBroadcast(&q->applied_cv);
+}
+
+/* The worker gives up its queue if nothing is queued; returns whether. */
+bool
+aw_queue_release_if_empty(AwQueue *q)
+{
+	bool		empty;
+
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	empty = (q->head == pg_atomic_read_u64(&q->tail));
+	if (empty)
+	{
+		q->worker_pid = 0;
+		q->worker_latch = NULL;
+	}
+	LWLockRelease(&q->lock);
+	return empty;
+}
+
+/*
+ * Ask the queue's worker to exit.  Returns true when no worker runs; else
+ * *latch receives the worker's, to wake it.
+ */
+bool
+aw_queue_request_exit(AwQueue *q, Latch **latch)
+{
+	bool		gone;
+
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	gone = (q->worker_pid == 0);
+	if (!gone)
+		q->exit_requested = true;
+	*latch = q->worker_latch;
+	LWLockRelease(&q->lock);
+	return gone;
+}
+
+/*
+ * Hold the queue of database dboid (no worker may start; database DDL) or
+ * release it.  Returns false, changing nothing, if the slot is not bound to
+ * dboid any more.  *pending says whether writes are queued.
+ */
+bool
+aw_queue_set_hold(AwQueue *q, Oid dboid, bool hold, bool *pending)
+{
+	bool		bound;
+
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	bound = (q->dboid == dboid);
+	if (bound)
+		q->hold = hold;
+	*pending = q->head != pg_atomic_read_u64(&q->tail);
+	LWLockRelease(&q->lock);
+	return bound;
+}
+
+/*
+ * Pause or resume the queue of database dboid.  Returns false, changing
+ * nothing, if the slot is not bound to dboid any more.  *latch receives the
+ * worker's latch, *pending whether writes are queued.
+ */
+bool
+aw_queue_set_paused(AwQueue *q, Oid dboid, bool paused, Latch **latch,
+					bool *pending)
+{
+	bool		bound;
+
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	bound = (q->dboid == dboid);
+	if (bound)
+		q->paused = paused;
+	*latch = q->worker_latch;
+	*pending = q->head != pg_atomic_read_u64(&q->tail);
+	LWLockRelease(&q->lock);
+	return bound;
+}
+
+/*
+ * A DROP EXTENSION committed in database dboid, whose queue this may be
+ * (else nothing happens).  With a worker
+ * running (or starting), tell it to discard the queue, in order, and exit:
+ * *latch receives its latch and 0 is returned.  Without one, discard here
+ * and return how many writes that was; writes still being committed stay,
+ * marked for the next worker to discard.  Never raises an error.
+ */
+uint64
+aw_queue_drop_extension(AwQueue *q, Oid dboid, Latch **latch)
+{
+	bool		bound;
+	bool		worker;
+	uint64		discarded;
+
+	*latch = NULL;
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	bound = (q->dboid == dboid);
+	worker = (q->worker_pid != 0 || q->launching);
+	if (bound && worker)
+	{
+		q->extension_dropped = true;
+		q->exit_requested = true;
+		*latch = q->worker_latch;
+	}
+	LWLockRelease(&q->lock);
+	if (!bound || worker)
+		return 0;
+
+	/* Nobody reads the ring; keep what is still being committed. */
+	discarded = aw_queue_discard(q);
+	if (q->head != pg_atomic_read_u64(&q->tail))
+	{
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+		q->extension_dropped = true;
+		LWLockRelease(&q->lock);
+	}
+	return discarded;
+}
+
+/* The extension exists again (or its drop was handled): forget the drop. */
+void
+aw_queue_clear_dropped(AwQueue *q)
+{
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	q->extension_dropped = false;
+	LWLockRelease(&q->lock);
+}
+
+/*
+ * Count a backend in (delta 1) or out (-1) of those waiting for the queue:
+ * the worker applies at once while any wait, and the slot is not handed to
+ * another database.
+ */
+void
+aw_queue_count_waiter(AwQueue *q, int delta)
+{
+	if (delta > 0)
+		pg_atomic_fetch_add_u32(&q->flush_waiters, 1);
+	else
+		pg_atomic_fetch_sub_u32(&q->flush_waiters, 1);
+}
+
+/*
+ * Ask the worker to apply the writes of committed prepared transactions,
+ * after every write queued so far.  Returns the worker's latch, or NULL
+ * when none runs.
+ */
+Latch *
+aw_queue_request_sweep(AwQueue *q)
+{
+	Latch	   *latch;
+
+	pg_atomic_write_u64(&q->sweep_after_id,
+						Max(pg_atomic_read_u64(&q->sweep_after_id),
+							aw_queue_last_write_id(q)));
+	pg_atomic_fetch_add_u64(&q->sweeps_requested, 1);
+	LWLockAcquire(&q->lock, LW_SHARED);
+	latch = q->worker_latch;
+	LWLockRelease(&q->lock);
+	return latch;
+}
+
+/*
+ * Whether a sweep was requested and the writes queued before the request
+ * are applied; *requested receives the requests seen, for
+ * aw_queue_sweep_done().
+ */
+bool
+aw_queue_sweep_due(AwQueue *q, uint64 *requested)
+{
+	*requested = pg_atomic_read_u64(&q->sweeps_requested);
+	return *requested != pg_atomic_read_u64(&q->sweeps_done) &&
+		pg_atomic_read_u64(&q->applied_write_id) >=
+		pg_atomic_read_u64(&q->sweep_after_id);
+}
+
+/* The requests up to requested are swept: wake those waiting for them. */
+void
+aw_queue_sweep_done(AwQueue *q, uint64 requested)
+{
+	pg_atomic_write_u64(&q->sweeps_done, requested);
+	ConditionVariableBroadcast(&q->applied_cv);
+}
+
+/*
+ * The highest write id any queue gave out, unbound ones included.  In the
+ * postmaster at exit, when no other process runs.
+ */
+uint64
+aw_queue_id_high_water(void)
+{
+	uint64		high_water = aw_control->id_high_water;
+
+	for (int i = 0; i < aw_control->max_databases; i++)
+	{
+		AwQueue    *q = &aw_control->queues[i];
+
+		if (q->dboid != InvalidOid)
+			high_water = Max(high_water, q->next_write_id - 1);
+	}
+	return high_water;
+}
+
+/* At startup: no queue may give out ids up to id again. */
+void
+aw_queue_raise_id_high_water(uint64 id)
+{
+	aw_control->id_high_water = Max(aw_control->id_high_water, id);
+}
+
+/* At startup: copy saved entry bytes into an unbound queue's ring. */
+void
+aw_queue_restore_bytes(AwQueue *q, uint64 offset, const char *data, Size len)
+{
+	Assert(q->dboid == InvalidOid && offset + len <= aw_control->capacity);
+	memcpy(aw_queue_ring(q) + offset, data, len);
+}
+
+/*
+ * At startup: bind a queue to database dboid with the nbytes of entries
+ * aw_queue_restore_bytes() copied, whose ids run from first_id to
+ * next_write_id - 1.  Returns false, leaving the queue unbound, unless the
+ * entries are well formed, exactly that many, and without padding.
+ */
+bool
+aw_queue_restore(AwQueue *q, Oid dboid, uint64 nbytes, uint64 first_id,
+				 uint64 next_write_id)
+{
+	AwQueueIter it;
+	AwEntryHeader *hdr;
+	uint64		count = 0;
+	uint64		entry_bytes = 0;
+
+	if (first_id == 0 || next_write_id < first_id || nbytes > aw_control->capacity)
+		return false;
+	it.queue = q;
+	it.pos = 0;
+	it.head = nbytes;
+	it.write_id = first_id - 1;
+	while ((hdr = aw_queue_iter_next(&it)) != NULL)
+	{
+		count++;
+		entry_bytes += hdr->length;
+	}
+	if (it.pos != nbytes || entry_bytes != nbytes ||
+		count != next_write_id - first_id)
+		return false;
+	q->dboid = dboid;
+	q->head = nbytes;
+	q->next_write_id = next_write_id;
+	pg_atomic_write_u64(&q->tail, 0);
+	pg_atomic_write_u64(&q->applied_write_id, first_id - 1);
+	aw_queue_raise_id_high_water(next_write_id - 1);
+	return true;
+}
+
+/* At startup: leave every queue empty and unbound (a save file was bad). */
+void
+aw_queue_unbind_all(void)
+{
+	for (int i = 0; i < aw_control->max_databases; i++)
+	{
+		AwQueue    *q = &aw_control->queues[i];
+
+		q->dboid = InvalidOid;
+		q->head = 0;
+		pg_atomic_write_u64(&q->tail, 0);
+	}
 }

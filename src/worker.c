@@ -2,10 +2,11 @@
  *
  * worker.c
  *		The apply worker of one database: started lazily by the first
- *		backend that queues a write there, it waits on its latch, takes
- *		published entries from its queue in order, applies them in batches
- *		and advances the queue's tail and applied mark.  Also the launcher,
- *		which starts workers for queues restored at server start.
+ *		backend that queues a write there (launcher.c), it waits on its
+ *		latch, takes published entries from its queue in order, has them
+ *		applied in batches (apply.c) and advances the queue's tail and
+ *		applied mark.  It exits when idle for worker_idle_timeout, when
+ *		database DDL or DROP EXTENSION asks it to, and at shutdown.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,156 +20,13 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#include "asyncwrite.h"
-
-/* How long a requested worker may take to start before we ask again. */
-#define AW_LAUNCH_TIMEOUT_MS	10000
-
-bool		aw_is_worker = false;
-static volatile sig_atomic_t aw_got_sigterm = false;
-static AwQueue *aw_my_queue = NULL;
-
-/* SIGTERM: finish applying what is queued, then exit. */
-static void
-aw_worker_sigterm(SIGNAL_ARGS)
-{
-	int			save_errno = errno;
-
-	aw_got_sigterm = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
-}
-
-/* Register a dynamic worker for a queue's database. */
-void
-aw_worker_launch(AwQueue *q)
-{
-	BackgroundWorker worker;
-	Oid			dboid = q->dboid;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 1;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "asyncwrite");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "aw_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "asyncwrite worker for database %u", dboid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "asyncwrite worker");
-	worker.bgw_main_arg = Int32GetDatum((int32) (q - aw_control->queues));
-	memcpy(worker.bgw_extra, &dboid, sizeof(Oid));
-	worker.bgw_notify_pid = 0;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, NULL))
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start the asyncwrite worker for this database"),
-				 errdetail("The writes stay queued; starting the worker is tried again in %d seconds.",
-						   AW_LAUNCH_TIMEOUT_MS / 1000),
-				 errhint("Increase max_worker_processes.")));
-}
-
-/*
- * Start the queue's worker unless one runs or was requested recently.  No
- * lock is held while registering: the new worker claims the queue itself.
- */
-void
-aw_worker_ensure(AwQueue *q)
-{
-	TimestampTz now = GetCurrentTimestamp();
-	bool		launch = false;
-
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	if (q->dboid != InvalidOid && q->worker_pid == 0 && !q->hold &&
-		(!q->launching ||
-		 TimestampDifferenceExceeds(q->launch_time, now, AW_LAUNCH_TIMEOUT_MS)))
-	{
-		q->launching = true;
-		q->launch_time = now;
-		launch = true;
-	}
-	LWLockRelease(&q->lock);
-	if (launch)
-		aw_worker_launch(q);
-}
-
-/*
- * Ask the queue's worker to exit and wait until it has, up to timeout_ms.
- * The caller sets q->hold first if no new worker may start meanwhile.
- */
-bool
-aw_worker_stop(AwQueue *q, int timeout_ms)
-{
-	TimestampTz start = GetCurrentTimestamp();
-	bool		gone = false;
-
-	ConditionVariablePrepareToSleep(&q->worker_cv);
-	for (;;)
-	{
-		Latch	   *latch;
-
-		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-		gone = (q->worker_pid == 0);
-		if (!gone)
-			q->exit_requested = true;
-		latch = q->worker_latch;
-		LWLockRelease(&q->lock);
-		if (gone || TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
-											   timeout_ms))
-			break;
-		if (latch)
-			SetLatch(latch);
-		(void) ConditionVariableTimedSleep(&q->worker_cv, 100, PG_WAIT_EXTENSION);
-	}
-	ConditionVariableCancelSleep();
-	return gone;
-}
-
-/*
- * Leave at once, from inside a batch if need be, when database DDL or DROP
- * EXTENSION asks us to, or at shutdown: the batch's transaction aborts and
- * its writes stay queued for the next worker (or the save file).
- */
-void
-aw_worker_check_exit(void)
-{
-	bool		exit_requested;
-
-	if (aw_my_queue == NULL)
-		return;
-	LWLockAcquire(&aw_my_queue->lock, LW_EXCLUSIVE);
-	exit_requested = aw_my_queue->exit_requested;
-	LWLockRelease(&aw_my_queue->lock);
-	if (exit_requested || aw_got_sigterm)
-		proc_exit(1);
-}
-
-/* before_shmem_exit: give up the queue if this process still owns it. */
-static void
-aw_worker_release(int code, Datum arg)
-{
-	AwQueue    *q = aw_my_queue;
-
-	if (q == NULL)
-		return;
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	if (q->worker_pid == MyProcPid)
-	{
-		q->worker_pid = 0;
-		q->worker_latch = NULL;
-		/* An orderly exit has aborted any batch it did not release. */
-		pg_atomic_write_u32(&q->applying, 0);
-	}
-	LWLockRelease(&q->lock);
-	ConditionVariableBroadcast(&q->worker_cv);
-	ConditionVariableBroadcast(&q->applied_cv);
-}
+#include "apply.h"
+#include "launcher.h"
 
 /*
  * Take up to batch_size published entries from the tail, apply them in one
@@ -180,11 +38,10 @@ aw_worker_apply_batch(AwQueue *q)
 {
 	static AwApplyRow *rows = NULL;
 	static int	rows_size = 0;
-	uint64		tail = pg_atomic_read_u64(&q->tail);
-	uint64		first_id = pg_atomic_read_u64(&q->applied_write_id) + 1;
-	uint64		id = first_id;
-	uint64		head;
-	uint64		pos = tail;
+	AwQueueIter it;
+	AwEntryHeader *hdr;
+	uint64		tail;
+	uint64		first_id;
 	int			nrows = 0;
 	uint64		napplied = 0;
 	uint64		nfailed = 0;
@@ -199,69 +56,44 @@ aw_worker_apply_batch(AwQueue *q)
 		rows_size = aw_batch_size;
 	}
 
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	head = q->head;
-	LWLockRelease(&q->lock);
-
-	while (pos < head && nrows < aw_batch_size)
+	aw_queue_iter_begin(q, &it);
+	tail = it.pos;
+	first_id = it.write_id + 1;
+	while (nrows < aw_batch_size && (hdr = aw_queue_iter_next(&it)) != NULL)
 	{
-		AwEntryHeader *hdr = aw_queue_entry_at(q, pos, &pos);
-
-		if (pos >= head)
-			break;
-		if (hdr->state == AW_ENTRY_RESERVED)
-			break;
-		/* Read the entry only after seeing it published. */
-		pg_read_barrier();
-		if (hdr->kind != AW_KIND_PAD)
+		if (hdr->state == AW_ENTRY_READY)
 		{
-			if (hdr->state == AW_ENTRY_READY)
-			{
-				rows[nrows].hdr = hdr;
-				rows[nrows].write_id = id;
-				rows[nrows].end_pos = pos + hdr->length;
-				nrows++;
-			}
-			id++;
+			rows[nrows].hdr = hdr;
+			rows[nrows].write_id = it.write_id;
+			rows[nrows].end_pos = it.pos;
+			nrows++;
 		}
-		pos += hdr->length;
 	}
-	if (pos == tail)
+	if (it.pos == tail)
 		return -1;
 
 	if (nrows > 0)
 	{
 		char		activity[64];
 
-		/*
-		 * Publish the batch's extent before applying it: if we die between
-		 * its commit and the release below, the save at shutdown skips it
-		 * rather than applying it twice.
-		 */
-		pg_atomic_write_u64(&q->batch_end, pos);
-		pg_atomic_write_u64(&q->batch_last_id, id - 1);
-		pg_write_barrier();
-		pg_atomic_write_u32(&q->applying, 1);
+		aw_queue_batch_begin(q, it.pos, it.write_id);
 		snprintf(activity, sizeof(activity), "applying %d queued writes", nrows);
 		pgstat_report_activity(STATE_RUNNING, activity);
 		handled = aw_apply_batch(q, rows, nrows, &napplied, &nfailed);
 		pgstat_report_activity(STATE_IDLE, NULL);
-		pg_atomic_add_fetch_u64(&q->applied, napplied);
-		pg_atomic_add_fetch_u64(&q->failed, nfailed);
-		pg_atomic_add_fetch_u64(&q->batches, 1);
-		pg_atomic_write_u64(&q->last_applied_at, (uint64) GetCurrentTimestamp());
+		aw_queue_batch_count(q, napplied, nfailed);
 	}
 	if (handled < nrows)
 	{
 		/* Stuck at rows[handled]: what came before it is released already. */
-		pg_atomic_write_u32(&q->applying, 0);
+		aw_queue_batch_end(q);
 		return (int) (rows[handled].write_id - first_id);
 	}
-	aw_queue_consume(q, pos, id - 1);
-	pg_atomic_write_u32(&q->applying, 0);
+	aw_queue_consume(q, it.pos, it.write_id);
+	aw_queue_batch_end(q);
 	if (nrows > 0)
 		pgstat_report_stat(false);
-	return (int) (id - first_id);
+	return (int) (it.write_id + 1 - first_id);
 }
 
 /* Whether the asyncwrite extension exists in this database. */
@@ -300,33 +132,29 @@ aw_worker_discard(AwQueue *q)
 static void
 aw_worker_leave_without_extension(AwQueue *q)
 {
-	bool		dropped;
+	AwQueueState s;
 
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	dropped = q->extension_dropped;
-	LWLockRelease(&q->lock);
-	if (dropped)
+	aw_queue_read_state(q, &s);
+	if (s.extension_dropped)
 	{
 		aw_worker_discard(q);
-		if (q->head != pg_atomic_read_u64(&q->tail))
+		aw_queue_read_state(q, &s);
+		if (s.head != s.tail)
 			proc_exit(1);		/* writes still being committed: again later */
-		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-		q->extension_dropped = false;
-		LWLockRelease(&q->lock);
+		aw_queue_clear_dropped(q);
 		proc_exit(0);
 	}
-	proc_exit(q->head != pg_atomic_read_u64(&q->tail) ? 1 : 0);
+	proc_exit(s.head != s.tail ? 1 : 0);
 }
 
 /*
- * Queue the writes of committed prepared transactions, then mark the
+ * Apply the writes of committed prepared transactions, then mark the
  * requests seen so far as done: flush() waits for that before it notes
  * what to wait for.
  */
 static void
-aw_worker_sweep(AwQueue *q)
+aw_worker_sweep(AwQueue *q, uint64 requested)
 {
-	uint64		requested = pg_atomic_read_u64(&q->sweeps_requested);
 	MemoryContext oldcontext = CurrentMemoryContext;
 
 	/*
@@ -349,49 +177,31 @@ aw_worker_sweep(AwQueue *q)
 				 errdetail("They stay in asyncwrite.prepared_writes and are tried again at the next COMMIT PREPARED or worker start.")));
 	}
 	PG_END_TRY();
-	pg_atomic_write_u64(&q->sweeps_done, requested);
-	ConditionVariableBroadcast(&q->applied_cv);
+	aw_queue_sweep_done(q, requested);
 }
 
 /* Main loop of a database's apply worker. */
 void
 aw_worker_main(Datum arg)
 {
-	int			slot = DatumGetInt32(arg);
 	Oid			dboid;
 	AwQueue    *q;
+	AwQueueState s;
 	TimestampTz idle_since = GetCurrentTimestamp();
 	int			exit_code = 0;
 	long		blocked_ms = 1;
+	uint64		requested;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
-	aw_is_worker = true;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, aw_worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 
-	if (aw_control == NULL || slot < 0 || slot >= aw_control->max_databases)
-		proc_exit(0);
-	q = &aw_control->queues[slot];
-
 	/* Claim the queue, unless it moved on or another worker owns it. */
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	if (q->dboid != dboid || q->worker_pid != 0 || q->hold)
-	{
-		if (q->dboid == dboid && q->worker_pid == 0)
-			q->launching = false;
-		LWLockRelease(&q->lock);
+	q = aw_queue_at(DatumGetInt32(arg));
+	if (q == NULL || !aw_queue_claim(q, dboid))
 		proc_exit(0);
-	}
-	q->worker_pid = MyProcPid;
-	q->worker_latch = MyLatch;
-	q->launching = false;
-	q->exit_requested = false;
-	LWLockRelease(&q->lock);
-	pg_atomic_write_u32(&q->applying, 0);
-	aw_my_queue = q;
-	before_shmem_exit(aw_worker_release, (Datum) 0);
-	ConditionVariableBroadcast(&q->worker_cv);
+	aw_worker_attach(q);
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
 	pgstat_report_appname("asyncwrite worker");
@@ -406,19 +216,12 @@ aw_worker_main(Datum arg)
 
 	if (!aw_extension_exists())
 		aw_worker_leave_without_extension(q);
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	q->extension_dropped = false;
-	LWLockRelease(&q->lock);
-	aw_worker_sweep(q);
+	aw_queue_clear_dropped(q);
+	(void) aw_queue_sweep_due(q, &requested);
+	aw_worker_sweep(q, requested);
 
 	for (;;)
 	{
-
-		bool		exit_requested;
-		bool		paused;
-		uint64		head;
-		uint64		next_id;
-		uint64		tail;
 		long		timeout = (long) aw_idle_timeout_s * 1000L;
 		TimestampTz now;
 
@@ -429,23 +232,15 @@ aw_worker_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-		exit_requested = q->exit_requested;
-		paused = q->paused;
-		head = q->head;
-		next_id = q->next_write_id;
-		LWLockRelease(&q->lock);
-		if (!exit_requested &&
-			pg_atomic_read_u64(&q->sweeps_requested) != pg_atomic_read_u64(&q->sweeps_done) &&
-			pg_atomic_read_u64(&q->applied_write_id) >= pg_atomic_read_u64(&q->sweep_after_id))
+		aw_queue_read_state(q, &s);
+		if (!s.exit_requested && aw_queue_sweep_due(q, &requested))
 		{
-			aw_worker_sweep(q);
+			aw_worker_sweep(q, requested);
 			continue;
 		}
-		tail = pg_atomic_read_u64(&q->tail);
 		now = GetCurrentTimestamp();
 
-		if (exit_requested)
+		if (s.exit_requested)
 		{
 			/*
 			 * DROP EXTENSION or database DDL: leave now.  Writes left behind
@@ -456,16 +251,17 @@ aw_worker_main(Datum arg)
 			 */
 			if (!aw_extension_exists())
 				aw_worker_leave_without_extension(q);
-			exit_code = (q->head != pg_atomic_read_u64(&q->tail)) ? 1 : 0;
+			aw_queue_read_state(q, &s);
+			exit_code = (s.head != s.tail) ? 1 : 0;
 			break;
 		}
 
-		if (head != tail && !paused)
+		if (s.head != s.tail && !s.paused)
 		{
 			/* Cheap reasons to apply now first; the oldest entry's age last. */
 			bool		apply_now = aw_got_sigterm ||
-			next_id - 1 - pg_atomic_read_u64(&q->applied_write_id) >= (uint64) aw_batch_size ||
-			pg_atomic_read_u32(&q->flush_waiters) > 0;
+			s.last_write_id - s.applied_write_id >= (uint64) aw_batch_size ||
+			s.flush_waiters > 0;
 			TimestampTz oldest = apply_now ? 0 : aw_queue_oldest_enqueued_at(q);
 			TimestampTz due = TimestampTzPlusMilliseconds(oldest, aw_flush_interval_ms);
 
@@ -492,27 +288,17 @@ aw_worker_main(Datum arg)
 		else if (aw_got_sigterm)
 		{
 			/* Stopping: exit 1 leaves the postmaster to restart us. */
-			exit_code = (head != tail) ? 1 : 0;
+			exit_code = (s.head != s.tail) ? 1 : 0;
 			break;
 		}
-		else if (head == tail)
+		else if (s.head == s.tail)
 		{
 			long		idle_ms = (long) ((now - idle_since) / 1000);
 
 			if (idle_ms >= timeout)
 			{
-				bool		empty;
-
 				/* Give up the queue only if it is still empty. */
-				LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-				empty = (q->head == pg_atomic_read_u64(&q->tail));
-				if (empty)
-				{
-					q->worker_pid = 0;
-					q->worker_latch = NULL;
-				}
-				LWLockRelease(&q->lock);
-				if (empty)
+				if (aw_queue_release_if_empty(q))
 					break;
 				continue;
 			}
@@ -524,40 +310,4 @@ aw_worker_main(Datum arg)
 		ResetLatch(MyLatch);
 	}
 	proc_exit(exit_code);
-}
-
-/* Register the launcher, which starts workers for restored queues. */
-void
-aw_register_launcher(void)
-{
-	BackgroundWorker worker;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "asyncwrite");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "aw_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "asyncwrite launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "asyncwrite launcher");
-	RegisterBackgroundWorker(&worker);
-}
-
-/* Launcher: start a worker for every queue that holds writes, then exit. */
-void
-aw_launcher_main(Datum arg)
-{
-	BackgroundWorkerUnblockSignals();
-	for (int i = 0; aw_control != NULL && i < aw_control->max_databases; i++)
-	{
-		AwQueue    *q = &aw_control->queues[i];
-		bool		pending;
-
-		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-		pending = q->dboid != InvalidOid && q->head != pg_atomic_read_u64(&q->tail);
-		LWLockRelease(&q->lock);
-		if (pending)
-			aw_worker_ensure(q);
-	}
-	proc_exit(0);
 }

@@ -1,19 +1,20 @@
 /*-------------------------------------------------------------------------
  *
- * bulk_insert.c
+ * apply_bulk.c
  *		Apply a run of queued inserts the way COPY FROM does: rows go to the
  *		table in groups through table_multi_insert, then each gets its index
  *		entries and its AFTER ROW triggers; statement triggers fire once per
  *		run, CHECK and NOT NULL constraints, stored generated columns and
  *		the partition constraint of a partition are enforced per row, and
- *		sequence defaults left to the worker are drawn (defaults.c).
+ *		sequence defaults left to the worker are drawn
+ *		(convert_defaults.c).
  *
  * Like COPY, this skips the rewriter and the planner, so it is used only
  * where it behaves exactly as the INSERT it replaces: a plain table with no
  * rules, no BEFORE or INSTEAD OF row triggers and no row-level security
  * applying to the writing role.  Everything else (partitioned and foreign
  * tables, policies, BEFORE ROW triggers) goes through the INSERT statement
- * of plan.c.  The caller has already switched to the role that queued the
+ * of apply_plan.c.  The caller has already switched to the role that queued the
  * writes; its INSERT privileges are checked here as the executor would.
  *
  *-------------------------------------------------------------------------
@@ -35,7 +36,7 @@
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
 
-#include "asyncwrite.h"
+#include "apply.h"
 
 /* Rows handed to table_multi_insert at once, as COPY's buffer holds. */
 #define AW_BULK_GROUP	1000

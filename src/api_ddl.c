@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * ddl.c
+ * api_ddl.c
  *		A ProcessUtility hook that keeps the apply workers out of the way of
  *		DDL: DROP DATABASE, ALTER DATABASE ... RENAME / SET TABLESPACE and
  *		CREATE DATABASE ... TEMPLATE need the database to themselves, so its
@@ -18,7 +18,9 @@
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
 
-#include "asyncwrite.h"
+#include "api.h"
+#include "launcher.h"
+#include "submit.h"
 
 /* How long DDL waits for a worker to leave its database. */
 #define AW_STOP_TIMEOUT_MS	10000
@@ -126,8 +128,7 @@ static void
 aw_ddl_flush_first(void)
 {
 	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
-	uint64		target;
-	bool		skip;
+	AwQueueState s;
 
 	/* This transaction's own kept writes go in before its DDL. */
 	if (aw_xact_pending_count() > 0)
@@ -135,13 +136,11 @@ aw_ddl_flush_first(void)
 
 	if (q == NULL || aw_is_worker || aw_ddl_flush_timeout_ms <= 0)
 		return;
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	skip = q->paused || q->hold || q->dboid != MyDatabaseId;
-	target = q->next_write_id - 1;
-	LWLockRelease(&q->lock);
-	if (skip || pg_atomic_read_u64(&q->applied_write_id) >= target)
+	aw_queue_read_state(q, &s);
+	if (s.paused || s.hold || s.dboid != MyDatabaseId ||
+		aw_queue_applied_write_id(q) >= s.last_write_id)
 		return;
-	if (!aw_wait_applied(q, target, aw_ddl_flush_timeout_ms))
+	if (!aw_wait_applied(q, s.last_write_id, aw_ddl_flush_timeout_ms))
 		ereport(WARNING,
 				(errmsg("queued asyncwrite writes were not all applied before this DDL"),
 				 errdetail("They were still not applied after asyncwrite.ddl_flush_timeout (%d ms).",
@@ -153,15 +152,8 @@ aw_ddl_flush_first(void)
 static void
 aw_ddl_notify_prepared(AwQueue *q)
 {
-	Latch	   *latch;
+	Latch	   *latch = aw_queue_request_sweep(q);
 
-	/* Writes queued before the COMMIT PREPARED are applied before its own. */
-	pg_atomic_write_u64(&q->sweep_after_id,
-						Max(pg_atomic_read_u64(&q->sweep_after_id), aw_queue_last_write_id(q)));
-	pg_atomic_fetch_add_u64(&q->sweeps_requested, 1);
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	latch = q->worker_latch;
-	LWLockRelease(&q->lock);
 	if (latch)
 		SetLatch(latch);
 	else
@@ -170,14 +162,11 @@ aw_ddl_notify_prepared(AwQueue *q)
 
 /* Clear a database's hold and restart its worker if writes wait. */
 static void
-aw_ddl_release(AwQueue *q)
+aw_ddl_release(AwQueue *q, Oid dboid)
 {
 	bool		pending;
 
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	q->hold = false;
-	pending = q->head != pg_atomic_read_u64(&q->tail);
-	LWLockRelease(&q->lock);
+	(void) aw_queue_set_hold(q, dboid, false, &pending);
 	if (pending)
 		aw_worker_ensure(q);
 }
@@ -186,29 +175,8 @@ aw_ddl_release(AwQueue *q)
 static void
 aw_ddl_forget(Oid dboid, AwQueue *q)
 {
-	uint64		lost;
+	uint64		lost = aw_queue_forget(q, dboid);
 
-	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	if (q->dboid != dboid)
-	{
-		LWLockRelease(&q->lock);
-		LWLockRelease(aw_control->lock);
-		return;
-	}
-	lost = q->next_write_id - 1 - pg_atomic_read_u64(&q->applied_write_id);
-	if (q->next_write_id - 1 > aw_control->id_high_water)
-		aw_control->id_high_water = q->next_write_id - 1;
-	q->dboid = InvalidOid;
-	q->hold = false;
-	q->paused = false;
-	q->head = 0;
-	pg_atomic_write_u64(&q->tail, 0);
-	pg_atomic_write_u64(&q->applied_write_id, q->next_write_id - 1);
-	LWLockRelease(&q->lock);
-	LWLockRelease(aw_control->lock);
-	ConditionVariableBroadcast(&q->applied_cv);
-	ConditionVariableBroadcast(&q->space_cv);
 	if (lost > 0)
 		ereport(WARNING,
 				(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes of the dropped database", lost)));
@@ -228,7 +196,7 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	volatile Oid dboid;
 	AwQueue    *volatile q = NULL;
 
-	if (aw_control != NULL)
+	if (aw_queue_loaded())
 	{
 		target_db = aw_ddl_target_database(parsetree, &drops_database);
 		if (OidIsValid(target_db))
@@ -237,18 +205,13 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	dropping = drops_database;
 	dboid = target_db;
 
-	if (aw_control != NULL && aw_ddl_changes_table(parsetree))
+	if (aw_queue_loaded() && aw_ddl_changes_table(parsetree))
 		aw_ddl_flush_first();
 	if (q != NULL)
 	{
-		bool		held;
+		bool		pending;
 
-		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-		held = (q->dboid == target_db);
-		if (held)
-			q->hold = true;
-		LWLockRelease(&q->lock);
-		if (held)
+		if (aw_queue_set_hold(q, target_db, true, &pending))
 			(void) aw_worker_stop(q, AW_STOP_TIMEOUT_MS);
 		else
 			q = NULL;			/* its queue was given to another database */
@@ -266,7 +229,7 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	PG_CATCH();
 	{
 		if (q != NULL)
-			aw_ddl_release(q);
+			aw_ddl_release(q, dboid);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -276,11 +239,11 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 		if (dropping)
 			aw_ddl_forget(dboid, q);
 		else
-			aw_ddl_release(q);
+			aw_ddl_release(q, dboid);
 	}
 
 	/* After COMMIT PREPARED, the worker queues the writes it released. */
-	if (aw_control != NULL && IsA(parsetree, TransactionStmt) &&
+	if (aw_queue_loaded() && IsA(parsetree, TransactionStmt) &&
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
 	{
 		AwQueue    *mine = aw_queue_lookup(MyDatabaseId);
@@ -291,7 +254,7 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 
 	/* Act on DROP EXTENSION once it is known to have committed. */
-	if (aw_control != NULL && aw_ddl_drops_extension(parsetree) &&
+	if (aw_queue_loaded() && aw_ddl_drops_extension(parsetree) &&
 		!aw_drop_callback_registered)
 	{
 		RegisterXactCallback(aw_ddl_xact_callback, NULL);
@@ -306,9 +269,6 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 static void
 aw_ddl_xact_callback(XactEvent event, void *arg)
 {
-	AwQueue    *q;
-	Latch	   *latch = NULL;
-
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
@@ -317,43 +277,19 @@ aw_ddl_xact_callback(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT)
 		return;
 
-	for (int i = 0; i < aw_control->max_databases; i++)
+	for (int i = 0; i < aw_queue_count(); i++)
 	{
-		uint64		discarded = 0;
+		AwQueue    *q = aw_queue_at(i);
+		Latch	   *latch;
+		uint64		discarded = aw_queue_drop_extension(q, MyDatabaseId, &latch);
 
-		q = &aw_control->queues[i];
-		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-		if (q->dboid == MyDatabaseId)
-		{
-			if (q->worker_pid != 0 || q->launching)
-			{
-				/* The worker discards, in order, and exits. */
-				q->extension_dropped = true;
-				q->exit_requested = true;
-				latch = q->worker_latch;
-			}
-			else
-				discarded = 1;	/* no worker: discard below, unlocked */
-		}
-		LWLockRelease(&q->lock);
-		if (discarded > 0)
-		{
-			/* Nobody reads the ring; keep what is still being committed. */
-			discarded = aw_queue_discard(q);
-			if (q->head != pg_atomic_read_u64(&q->tail))
-			{
-				LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-				q->extension_dropped = true;
-				LWLockRelease(&q->lock);
-			}
-		}
+		if (latch)
+			SetLatch(latch);
 		if (discarded > 0)
 			ereport(WARNING,
 					(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes", discarded),
 					 errdetail("The asyncwrite extension was dropped from this database.")));
 	}
-	if (latch)
-		SetLatch(latch);
 }
 
 /* Install the ProcessUtility hook, chained to the previous one. */

@@ -1,11 +1,11 @@
 /*-------------------------------------------------------------------------
  *
- * writes.c
+ * api_keyed.c
  *		The key-based write functions: asyncwrite.upsert(), update(),
  *		delete() and increment().  Like insert(), each checks the target and
  *		the caller's privileges and converts its row in the caller's session;
  *		the row carries the key columns (a unique key of the target) and the
- *		columns set or added to, which plan.c turns into one set-based
+ *		columns set or added to, which apply_plan.c turns into one set-based
  *		statement per run of such writes.
  *
  *-------------------------------------------------------------------------
@@ -28,7 +28,8 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "asyncwrite.h"
+#include "api.h"
+#include "submit.h"
 
 PG_FUNCTION_INFO_V1(aw_upsert);
 PG_FUNCTION_INFO_V1(aw_update);

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * plan.c
+ * apply_plan.c
  *		The statements the worker runs to apply a run of writes: one
  *		prepared statement per target, write kind and column sets, taking
  *		the run's rows as an array of the target's row type ($1) and working
@@ -42,7 +42,7 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
-#include "asyncwrite.h"
+#include "apply.h"
 
 /* Plans are found by target, kind and a hash of the column sets. */
 typedef struct AwPlanKey
@@ -88,27 +88,6 @@ aw_plan_invalidate(Datum arg, Oid relid)
 	}
 }
 
-/* The name of a write kind, as dead letters record it. */
-const char *
-aw_kind_name(uint8 kind)
-{
-	switch (kind)
-	{
-		case AW_KIND_INSERT:
-			return "insert";
-		case AW_KIND_UPSERT:
-			return "upsert";
-		case AW_KIND_UPDATE:
-			return "update";
-		case AW_KIND_DELETE:
-			return "delete";
-		case AW_KIND_INCREMENT:
-			return "increment";
-		default:
-			return "unknown";
-	}
-}
-
 /*
  * Whether a row queued with this layout can be read with the table's
  * current one: the same, or the same followed by columns added since (they
@@ -132,16 +111,6 @@ aw_col(TupleDesc desc, AttrNumber attnum)
 	return quote_identifier(NameStr(TupleDescAttr(desc, attnum - 1)->attname));
 }
 
-/* Whether attnum is among the first n of attnums. */
-bool
-aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum)
-{
-	for (int i = 0; i < n; i++)
-		if (attnums[i] == attnum)
-			return true;
-	return false;
-}
-
 /* Append "prefix.k1, prefix.k2" (or "k1 = ..." forms) for the key columns. */
 static void
 aw_append_keys(StringInfo buf, TupleDesc desc, AwColumnSets *cs,
@@ -150,59 +119,6 @@ aw_append_keys(StringInfo buf, TupleDesc desc, AwColumnSets *cs,
 	for (int i = 0; i < cs->nkeys; i++)
 		appendStringInfo(buf, "%s%s%s", i > 0 ? ", " : "", prefix,
 						 aw_col(desc, cs->attnums[i]));
-}
-
-/*
- * Whether a valid unique index of the target has exactly the key columns
- * (for ON CONFLICT also immediate; never partial or on expressions).  With
- * ops, also set the index's equality operator of each key column, in the
- * key's order.  Used by the write functions at call time and by the plans.
- */
-bool
-aw_find_key_index(Relation rel, const AttrNumber *keys, int nkeys,
-				  bool for_conflict, Oid *ops)
-{
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	bool		found = false;
-
-	foreach(lc, indexes)
-	{
-		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
-		Form_pg_index ind = idx->rd_index;
-		bool		match = ind->indisunique && ind->indisvalid &&
-		ind->indnkeyatts == nkeys &&
-		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
-		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) &&
-		(!for_conflict || ind->indimmediate);
-
-		/* Every key column is an index column, and every index column a key. */
-		for (int k = 0; match && k < nkeys; k++)
-		{
-			int			pos = -1;
-
-			for (int j = 0; j < ind->indnkeyatts; j++)
-				if (ind->indkey.values[j] == keys[k])
-					pos = j;
-			match = (pos >= 0);
-			if (match && ops != NULL)
-			{
-				ops[k] = get_opfamily_member(idx->rd_opfamily[pos], idx->rd_opcintype[pos],
-											 idx->rd_opcintype[pos], BTEqualStrategyNumber);
-				match = OidIsValid(ops[k]);
-			}
-		}
-		for (int j = 0; match && j < ind->indnkeyatts; j++)
-			match = aw_attnum_in(keys, nkeys, ind->indkey.values[j]);
-		index_close(idx, AccessShareLock);
-		if (match)
-		{
-			found = true;
-			break;
-		}
-	}
-	list_free(indexes);
-	return found;
 }
 
 /*

@@ -1,137 +1,29 @@
 /*-------------------------------------------------------------------------
  *
- * enqueue.c
- *		The SQL write functions: check the target and the caller's
- *		privileges, convert the row in the caller's session, and queue it
- *		(or, with asyncwrite.enabled off, write it at once).
+ * api_insert.c
+ *		asyncwrite.insert() and the capture() trigger: check the target and
+ *		the caller's privileges, convert the row in the caller's session,
+ *		and submit it (submit.c).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/relation.h"
-#include "access/table.h"
-#include "access/xact.h"
-#include "access/xlog.h"
-#include "catalog/catalog.h"
 #include "catalog/namespace.h"
-#include "catalog/objectaddress.h"
-#include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
-#include "fmgr.h"
-#include "miscadmin.h"
-#include "tcop/utility.h"
-#include "utils/acl.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "asyncwrite.h"
+#include "api.h"
+#include "submit.h"
 
 PG_FUNCTION_INFO_V1(aw_insert_jsonb);
 PG_FUNCTION_INFO_V1(aw_insert_record);
 PG_FUNCTION_INFO_V1(aw_insert_text);
 PG_FUNCTION_INFO_V1(aw_capture);
-
-/* Refuse a NULL argument with a clear error. */
-void
-aw_require_arg(FunctionCallInfo fcinfo, int argno, const char *what)
-{
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", what)));
-}
-
-/* Check that the caller may use the target's schema, as naming it needs. */
-void
-aw_check_schema_usage(Relation rel)
-{
-	AclResult	aclresult = pg_namespace_aclcheck(RelationGetNamespace(rel),
-												  GetUserId(), ACL_USAGE);
-
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_SCHEMA,
-					   get_namespace_name(RelationGetNamespace(rel)));
-}
-
-/* Check that the caller may insert every column a queued row fills. */
-void
-aw_check_insert_privileges(Relation rel)
-{
-	Oid			userid = GetUserId();
-	Oid			relid = RelationGetRelid(rel);
-	TupleDesc	desc = RelationGetDescr(rel);
-
-	aw_check_schema_usage(rel);
-	if (pg_class_aclcheck(relid, userid, ACL_INSERT) == ACLCHECK_OK)
-		return;
-
-	/* Without the table privilege, every column written needs its own. */
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (att->attisdropped || att->attgenerated)
-			continue;
-		if (pg_attribute_aclcheck(relid, att->attnum, userid,
-								  ACL_INSERT) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV,
-						   get_relkind_objtype(rel->rd_rel->relkind),
-						   RelationGetRelationName(rel));
-	}
-}
-
-/*
- * Open and lock a write target and check that asyncwrite may write to it
- * (its kind, not the caller's privileges: see aw_check_insert_privileges).
- * RowExclusiveLock, as INSERT takes, is kept until the caller's transaction
- * ends so the row layout cannot change under it.
- */
-Relation
-aw_open_target(Oid relid)
-{
-	Relation	rel;
-	char		relkind;
-
-	if (RecoveryInProgress())
-		ereport(ERROR,
-				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-				 errmsg("cannot queue writes during recovery"),
-				 errdetail("This server is a standby or is still recovering."),
-				 errhint("Call asyncwrite functions on the primary.")));
-	PreventCommandIfReadOnly("asyncwrite write functions");
-
-	rel = try_relation_open(relid, RowExclusiveLock);
-	if (rel == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", relid)));
-
-	relkind = rel->rd_rel->relkind;
-	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE &&
-		relkind != RELKIND_FOREIGN_TABLE)
-		ereport(ERROR,
-				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-				 errmsg("cannot queue writes to \"%s\"",
-						RelationGetRelationName(rel)),
-				 errdetail_relkind_not_supported(relkind),
-				 errhint("asyncwrite writes to tables, partitioned tables and foreign tables.")));
-	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("cannot queue writes to temporary table \"%s\"",
-						RelationGetRelationName(rel)),
-				 errdetail("A temporary table is visible only to its own session, not to the apply worker."),
-				 errhint("Insert into the temporary table directly.")));
-	if (IsCatalogRelation(rel))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot queue writes to system catalog \"%s\"",
-						RelationGetRelationName(rel))));
-	return rel;
-}
 
 /* aw_open_target() for an insert: with the caller's INSERT privileges. */
 static Relation
@@ -141,62 +33,6 @@ aw_open_insert_target(Oid relid)
 
 	aw_check_insert_privileges(rel);
 	return rel;
-}
-
-/* Whether a write is transactional: the call's argument, else the GUC. */
-bool
-aw_call_transactional(FunctionCallInfo fcinfo, int argno)
-{
-	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
-		return PG_GETARG_BOOL(argno);
-	return aw_transactional;
-}
-
-/*
- * Submit a converted write: kept until commit when transactional, queued at
- * once otherwise, or written now when asyncwrite is disabled or the row
- * cannot be queued (on_full = sync, or a transaction holding more than the
- * queue should take).  Returns the write id of a write queued at once, else
- * NULL.  Closes rel (keeping its lock).
- */
-Datum
-aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
-				uint8 kind, const AwColumnSets *cs, bool transactional)
-{
-	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
-	Size		len = HeapTupleHeaderGetDatumLength(td);
-	Size		cs_len = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
-	uint32		fingerprint = aw_target_fingerprint(t);
-	uint16		flags = 0;
-	uint64		write_id;
-
-	if (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row))
-		flags = AW_FLAG_DEFERRED;
-
-	if (aw_enabled && transactional && aw_entry_size(len, cs_len) <= aw_control->capacity / 4)
-	{
-		if (aw_xact_keep(RelationGetRelid(rel), GetUserId(), fingerprint,
-						 kind, flags, td, len, cs, cs_len))
-		{
-			table_close(rel, NoLock);
-			PG_RETURN_NULL();
-		}
-	}
-	else if (aw_enabled && !transactional &&
-			 aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
-							 kind, flags, td, len, cs, cs_len, &write_id))
-	{
-		aw_xact_note_write_id(write_id);
-		table_close(rel, NoLock);
-		PG_RETURN_INT64((int64) write_id);
-	}
-	else if (aw_enabled && transactional && aw_on_full != AW_ON_FULL_SYNC)
-		(void) aw_queue_submit(RelationGetRelid(rel), GetUserId(), fingerprint,
-							   kind, flags, td, len, cs, cs_len,
-							   &write_id);	/* raises "too large" */
-	aw_apply_sync(rel, row, kind, flags, cs);
-	table_close(rel, NoLock);
-	PG_RETURN_NULL();
 }
 
 /* Submit an insert. */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * persist.c
+ * queue_file.c
  *		Keep queued writes across a clean stop: when the postmaster exits,
  *		whatever is still queued is written to a file under the data
  *		directory, and loaded back into the queues at the next start (as
@@ -19,7 +19,7 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 
-#include "asyncwrite.h"
+#include "queue.h"
 
 #define AW_PERSIST_FILE		"asyncwrite.queue"
 #define AW_PERSIST_TMP		"asyncwrite.queue.tmp"
@@ -37,79 +37,52 @@ typedef struct AwPersistQueue
 } AwPersistQueue;
 
 /*
- * Walk the queued entries of q from its tail, up to the first one still
- * being committed; with f, write them out.  Returns the bytes the entries
+ * Write out the entries of a walk, up to the first one still being
+ * committed (with f NULL, only count them).  Returns the bytes the entries
  * take, and their number in *nentries.
  */
 static uint64
-aw_persist_entries(AwQueue *q, uint64 pos, FILE *f, uint64 *nentries)
+aw_queue_file_entries(AwQueueIter *it, FILE *f, uint64 *nentries)
 {
+	AwEntryHeader *hdr;
 	uint64		nbytes = 0;
 
 	*nentries = 0;
-
-	while (pos < q->head)
+	while ((hdr = aw_queue_iter_next(it)) != NULL)
 	{
-		AwEntryHeader *hdr = aw_queue_entry_at(q, pos, &pos);
-
-		if (pos >= q->head)
-			break;
-
-		/*
-		 * An entry still reserved (its transaction was committing when the
-		 * server stopped at once) may not even have its length yet: what
-		 * follows it cannot be walked, so the save stops here.
-		 */
-		if (hdr->state == AW_ENTRY_RESERVED ||
-			hdr->length < sizeof(AwEntryHeader) || pos + hdr->length > q->head)
+		if (f != NULL)
 		{
-			if (f != NULL)
-				ereport(LOG,
-						(errmsg("asyncwrite did not save the writes of database %u queued after one still being committed",
-								q->dboid)));
-			break;
-		}
-		if (hdr->kind != AW_KIND_PAD)
-		{
-			if (f != NULL)
-			{
-				AwEntryHeader copy = *hdr;
+			AwEntryHeader copy = *hdr;
 
-				fwrite(&copy, sizeof(copy), 1, f);
-				fwrite(AW_ENTRY_PAYLOAD(hdr), hdr->length - sizeof(AwEntryHeader), 1, f);
-			}
-			nbytes += hdr->length;
-			(*nentries)++;
+			fwrite(&copy, sizeof(copy), 1, f);
+			fwrite(AW_ENTRY_PAYLOAD(hdr), hdr->length - sizeof(AwEntryHeader), 1, f);
 		}
-		pos += hdr->length;
+		nbytes += hdr->length;
+		(*nentries)++;
 	}
 	return nbytes;
 }
 
 /* on_shmem_exit in the postmaster: save every queue's pending writes. */
 void
-aw_persist_save(int code, Datum arg)
+aw_queue_file_save(int code, Datum arg)
 {
 	FILE	   *f;
 	uint32		magic = AW_PERSIST_MAGIC;
 	uint64		high_water;
 	uint32		nqueues = 0;
+	AwQueueIter it;
+	Oid			dboid;
+	uint64		in_flight;
 
 	/* After a crash the queues may be half-written: keep nothing. */
-	if (code != 0 || aw_control == NULL)
+	if (code != 0 || !aw_queue_loaded())
 		return;
 
-	high_water = aw_control->id_high_water;
-	for (int i = 0; i < aw_control->max_databases; i++)
-	{
-		AwQueue    *q = &aw_control->queues[i];
-
-		if (q->dboid == InvalidOid)
-			continue;
-		high_water = Max(high_water, q->next_write_id - 1);
-		if (q->head != pg_atomic_read_u64(&q->tail))
+	high_water = aw_queue_id_high_water();
+	for (int i = 0; i < aw_queue_count(); i++)
+		if (aw_queue_iter_begin_stopped(aw_queue_at(i), &it, &dboid, &in_flight))
 			nqueues++;
-	}
 
 	f = AllocateFile(AW_PERSIST_TMP, PG_BINARY_W);
 	if (f == NULL)
@@ -117,40 +90,43 @@ aw_persist_save(int code, Datum arg)
 	fwrite(&magic, sizeof(magic), 1, f);
 	fwrite(&high_water, sizeof(high_water), 1, f);
 	fwrite(&nqueues, sizeof(nqueues), 1, f);
-	for (int i = 0; i < aw_control->max_databases; i++)
+	for (int i = 0; i < aw_queue_count(); i++)
 	{
-		AwQueue    *q = &aw_control->queues[i];
+		AwQueue    *q = aw_queue_at(i);
 		AwPersistQueue pq;
-		uint64		start;
 		uint64		nentries;
 
-		if (q->dboid == InvalidOid || q->head == pg_atomic_read_u64(&q->tail))
+		if (!aw_queue_iter_begin_stopped(q, &it, &dboid, &in_flight))
 			continue;
-		pq.dboid = q->dboid;
-		pq.first_id = pg_atomic_read_u64(&q->applied_write_id) + 1;
-		pq.next_write_id = q->next_write_id;
-		start = pg_atomic_read_u64(&q->tail);
-		if (pg_atomic_read_u32(&q->applying))
-		{
-			/*
-			 * The worker was stopped in the middle of a batch (immediate
-			 * shutdown): its transaction may have committed.  Rather than
-			 * apply those writes twice, keep only the ones after it.
-			 */
-			uint64		last = pg_atomic_read_u64(&q->batch_last_id);
 
+		/*
+		 * A worker stopped in the middle of a batch (immediate shutdown): its
+		 * transaction may have committed.  Rather than apply those writes
+		 * twice, the walk keeps only the ones after it.
+		 */
+		if (in_flight > 0)
 			ereport(LOG,
 					(errmsg("asyncwrite cannot tell whether " UINT64_FORMAT " writes of database %u were applied; they are not saved",
-							last - pq.first_id + 1, pq.dboid),
+							in_flight, dboid),
 					 errdetail("The apply worker was stopped while applying them.")));
-			start = pg_atomic_read_u64(&q->batch_end);
-			pq.first_id = last + 1;
-		}
-		pq.nbytes = aw_persist_entries(q, start, NULL, &nentries);
+		pq.dboid = dboid;
+		pq.first_id = it.write_id + 1;
+		pq.nbytes = aw_queue_file_entries(&it, NULL, &nentries);
 		/* Ids stay consecutive: a save cut short ends the ids there too. */
 		pq.next_write_id = pq.first_id + nentries;
 		fwrite(&pq, sizeof(pq), 1, f);
-		aw_persist_entries(q, start, f, &nentries);
+
+		/*
+		 * An entry still reserved (its transaction was committing when the
+		 * server stopped at once) may not even have its length yet: what
+		 * follows it cannot be walked, so the save stops there.
+		 */
+		(void) aw_queue_iter_begin_stopped(q, &it, &dboid, &in_flight);
+		aw_queue_file_entries(&it, f, &nentries);
+		if (it.pos < it.head)
+			ereport(LOG,
+					(errmsg("asyncwrite did not save the writes of database %u queued after one still being committed",
+							dboid)));
 		ereport(LOG,
 				(errmsg("asyncwrite saved " UINT64_FORMAT " queued writes of database %u",
 						pq.next_write_id - pq.first_id, pq.dboid)));
@@ -173,29 +149,22 @@ error:
 	unlink(AW_PERSIST_TMP);
 }
 
-/*
- * Check that the entries read into a ring are well formed and that there
- * are exactly as many as the ids they claim.
- */
+/* Read nbytes of saved entries into a queue's ring; false if truncated. */
 static bool
-aw_persist_entries_valid(const char *ring, uint64 nbytes, uint64 nids)
+aw_queue_file_read_entries(FILE *f, AwQueue *q, uint64 nbytes)
 {
-	uint64		pos = 0;
-	uint64		count = 0;
+	char		buf[65536];
 
-	while (pos < nbytes)
+	for (uint64 done = 0; done < nbytes;)
 	{
-		const AwEntryHeader *hdr = (const AwEntryHeader *) (ring + pos);
+		Size		n = Min(sizeof(buf), nbytes - done);
 
-		if (nbytes - pos < sizeof(AwEntryHeader) ||
-			hdr->length < sizeof(AwEntryHeader) || hdr->length > nbytes - pos ||
-			hdr->length != MAXALIGN(hdr->length) || hdr->kind == AW_KIND_PAD ||
-			(hdr->state != AW_ENTRY_READY && hdr->state != AW_ENTRY_SKIPPED))
+		if (fread(buf, n, 1, f) != 1)
 			return false;
-		pos += hdr->length;
-		count++;
+		aw_queue_restore_bytes(q, done, buf, n);
+		done += n;
 	}
-	return count == nids;
+	return true;
 }
 
 /*
@@ -203,7 +172,7 @@ aw_persist_entries_valid(const char *ring, uint64 nbytes, uint64 nids)
  * current settings is kept aside, untouched, and the server says so.
  */
 void
-aw_persist_load(void)
+aw_queue_file_load(void)
 {
 	FILE	   *f;
 	uint32		magic;
@@ -236,35 +205,27 @@ aw_persist_load(void)
 		fread(&high_water, sizeof(high_water), 1, f) != 1 ||
 		fread(&nqueues, sizeof(nqueues), 1, f) != 1)
 		problem = "the file is not an asyncwrite queue file";
-	else if (nqueues > (uint32) aw_control->max_databases)
+	else if (nqueues > (uint32) aw_queue_count())
 		problem = "it holds more databases than asyncwrite.max_databases";
 
 	/* Even when the writes cannot be loaded, ids must never be reused. */
-	aw_control->id_high_water = high_water;
+	aw_queue_raise_id_high_water(high_water);
 	for (uint32 i = 0; problem == NULL && i < nqueues; i++)
 	{
-		AwQueue    *q = &aw_control->queues[i];
+		AwQueue    *q = aw_queue_at((int) i);
 		AwPersistQueue pq;
 
 		if (fread(&pq, sizeof(pq), 1, f) != 1)
 			problem = "the file is truncated";
-		else if (pq.nbytes > aw_control->capacity)
+		else if (pq.nbytes > aw_queue_capacity())
 			problem = "its writes do not fit in asyncwrite.queue_size";
-		else if (pq.nbytes > 0 &&
-				 fread(aw_queue_ring(q), pq.nbytes, 1, f) != 1)
+		else if (!aw_queue_file_read_entries(f, q, pq.nbytes))
 			problem = "the file is truncated";
-		else if (pq.first_id == 0 || pq.next_write_id < pq.first_id ||
-				 !aw_persist_entries_valid(aw_queue_ring(q), pq.nbytes,
-										   pq.next_write_id - pq.first_id))
+		else if (!aw_queue_restore(q, pq.dboid, pq.nbytes, pq.first_id,
+								   pq.next_write_id))
 			problem = "the file holds a malformed entry";
 		else
 		{
-			q->dboid = pq.dboid;
-			q->head = pq.nbytes;
-			q->next_write_id = pq.next_write_id;
-			high_water = Max(high_water, pq.next_write_id - 1);
-			pg_atomic_write_u64(&q->tail, 0);
-			pg_atomic_write_u64(&q->applied_write_id, pq.first_id - 1);
 			ereport(LOG,
 					(errmsg("asyncwrite restored " UINT64_FORMAT " queued writes of database %u",
 							pq.next_write_id - pq.first_id, pq.dboid)));
@@ -275,14 +236,7 @@ aw_persist_load(void)
 	if (problem != NULL)
 	{
 		/* Start empty, but keep the file for a later start or by hand. */
-		for (int i = 0; i < aw_control->max_databases; i++)
-		{
-			AwQueue    *q = &aw_control->queues[i];
-
-			q->dboid = InvalidOid;
-			q->head = 0;
-			pg_atomic_write_u64(&q->tail, 0);
-		}
+		aw_queue_unbind_all();
 		ereport(WARNING,
 				(errmsg("could not restore the queued asyncwrite writes: %s", problem),
 				 errdetail("The file was renamed to \"%s\"; its writes are not applied.",
@@ -291,6 +245,5 @@ aw_persist_load(void)
 		(void) durable_rename(AW_PERSIST_LOADING, AW_PERSIST_ASIDE, LOG);
 		return;
 	}
-	aw_control->id_high_water = high_water;
 	(void) durable_unlink(AW_PERSIST_LOADING, LOG);
 }

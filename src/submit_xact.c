@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * xact.c
+ * submit_xact.c
  *		Transactional submission: a write made with asyncwrite.transactional
  *		on is kept in backend memory until its transaction commits, and
  *		dropped if the transaction or the savepoint around it rolls back.
@@ -14,7 +14,8 @@
  * commits without a WAL flush.
  *
  * PREPARE TRANSACTION stores the kept writes as rows of the prepared
- * transaction (prepared.c), to be queued after COMMIT PREPARED.
+ * transaction (submit_prepared.c), for the worker to apply after COMMIT
+ * PREPARED.
  *
  * A transaction whose kept writes would take more than a quarter of the
  * queue switches to writing them synchronously, in the transaction itself,
@@ -25,13 +26,14 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "asyncwrite.h"
+#include "apply.h"
+#include "launcher.h"
+#include "submit.h"
 
 /* A write kept until its transaction commits. */
 typedef struct AwPendingWrite
@@ -53,15 +55,12 @@ static SubTransactionId aw_sync_subid = InvalidSubTransactionId;
 /* The entries reserved at pre-commit, published at commit or abort. */
 static AwEntryHeader **aw_reserved = NULL;
 static int	aw_nreserved = 0;
-static uint64 aw_first_id = 0;
-static AwPublish aw_publish;
+static AwReservation aw_reservation;
 
 static bool aw_callbacks_registered = false;
 
 /* Highest write id this session submitted. */
 static uint64 aw_last_write_id = 0;
-
-PG_FUNCTION_INFO_V1(aw_last_write_id_fn);
 
 /* Forget this transaction's writes and reservations. */
 static void
@@ -73,17 +72,6 @@ aw_xact_reset(void)
 	aw_sync_subid = InvalidSubTransactionId;
 	aw_reserved = NULL;
 	aw_nreserved = 0;
-}
-
-/* A write laid out as a queue entry, for writing it synchronously. */
-AwEntryHeader *
-aw_entry_from_spec(const AwWriteSpec *w)
-{
-	AwEntryHeader *hdr = palloc0(aw_entry_size(w->payload_len, w->extra_len));
-
-	aw_entry_fill(hdr, w, GetCurrentTimestamp());
-	hdr->state = AW_ENTRY_READY;
-	return hdr;
 }
 
 /*
@@ -112,7 +100,7 @@ aw_xact_reserve_all(void)
 			specs[n++] = w->spec;
 	}
 	Assert(n == aw_pending_kept);
-	aw_queue_prepare_many(n, specs, entries, &aw_first_id, &aw_publish);
+	aw_submit_reserve_many(n, specs, entries, &aw_reservation);
 	aw_reserved = entries;
 	aw_nreserved = n;
 }
@@ -127,8 +115,7 @@ aw_xact_publish_all(uint8 state)
 {
 	AwEntryHeader **entries = aw_reserved;
 	int			n = aw_nreserved;
-	uint64		first_id = aw_first_id;
-	AwPublish	publish = aw_publish;
+	AwReservation r = aw_reservation;
 
 	aw_xact_reset();
 	if (n == 0)
@@ -136,9 +123,9 @@ aw_xact_publish_all(uint8 state)
 	for (int i = 0; i < n; i++)
 		aw_queue_publish(entries[i], state);
 	if (state == AW_ENTRY_READY)
-		aw_last_write_id = Max(aw_last_write_id, first_id + n - 1);
+		aw_last_write_id = Max(aw_last_write_id, r.first_id + n - 1);
 	/* Wake the worker as a write queued at the call would, not always. */
-	aw_queue_wake(&publish);
+	aw_submit_wake(&r);
 }
 
 /* Transaction callback: reserve at pre-commit, publish at commit or abort. */
@@ -164,12 +151,8 @@ aw_xact_callback(XactEvent event, void *arg)
 			{
 				AwPendingWrite *w = (AwPendingWrite *) lfirst(lc);
 
-				if (w->written_in != InvalidSubTransactionId)
-					continue;
-				aw_prepared_store(w->spec.relid, w->spec.roleid,
-								  w->spec.fingerprint, w->spec.kind, w->spec.flags, w->spec.payload,
-								  w->spec.payload_len, w->spec.extra,
-								  w->spec.extra_len);
+				if (w->written_in == InvalidSubTransactionId)
+					aw_prepared_store(&w->spec);
 			}
 			break;
 		case XACT_EVENT_PREPARE:
@@ -252,7 +235,7 @@ aw_xact_write_now(bool switch_mode)
 
 		if (w->written_in != InvalidSubTransactionId)
 			continue;
-		aw_apply_sync_entry(aw_entry_from_spec(&w->spec));
+		aw_apply_now(aw_entry_make(&w->spec, GetCurrentTimestamp()));
 		w->written_in = subid;
 	}
 	aw_pending_bytes = 0;
@@ -269,11 +252,9 @@ aw_xact_write_now(bool switch_mode)
  * to synchronous writes.
  */
 bool
-aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint,
-			 uint8 kind, uint32 flags, const void *payload, Size payload_len,
-			 const void *extra, Size extra_len)
+aw_xact_keep(const AwWriteSpec *spec)
 {
-	Size		size = aw_entry_size(payload_len, extra_len);
+	Size		size = aw_entry_size(spec->payload_len, spec->extra_len);
 	AwPendingWrite *w;
 	MemoryContext old;
 
@@ -288,7 +269,7 @@ aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint,
 	}
 	if (aw_sync_subid != InvalidSubTransactionId)
 		return false;
-	if (aw_pending_bytes + size > aw_control->capacity / 4)
+	if (aw_pending_bytes + size > aw_queue_capacity() / 4)
 	{
 		aw_xact_write_now(true);
 		return false;
@@ -296,19 +277,14 @@ aw_xact_keep(Oid relid, Oid roleid, uint32 fingerprint,
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
 	w = palloc0(sizeof(AwPendingWrite));
-	w->data = palloc(MAXALIGN(payload_len) + extra_len);
-	memcpy(w->data, payload, payload_len);
-	if (extra_len > 0)
-		memcpy(w->data + MAXALIGN(payload_len), extra, extra_len);
-	w->spec.relid = relid;
-	w->spec.roleid = roleid;
-	w->spec.fingerprint = fingerprint;
-	w->spec.kind = kind;
-	w->spec.flags = flags;
+	w->data = palloc(MAXALIGN(spec->payload_len) + spec->extra_len);
+	memcpy(w->data, spec->payload, spec->payload_len);
+	if (spec->extra_len > 0)
+		memcpy(w->data + MAXALIGN(spec->payload_len), spec->extra,
+			   spec->extra_len);
+	w->spec = *spec;
 	w->spec.payload = w->data;
-	w->spec.payload_len = payload_len;
-	w->spec.extra = w->data + MAXALIGN(payload_len);
-	w->spec.extra_len = extra_len;
+	w->spec.extra = w->data + MAXALIGN(spec->payload_len);
 	w->subid = GetCurrentSubTransactionId();
 	w->written_in = InvalidSubTransactionId;
 	aw_pending = lappend(aw_pending, w);
@@ -332,11 +308,9 @@ aw_xact_note_write_id(uint64 write_id)
 	aw_last_write_id = Max(aw_last_write_id, write_id);
 }
 
-/* asyncwrite.last_write_id(): the highest write id this session submitted. */
-Datum
-aw_last_write_id_fn(PG_FUNCTION_ARGS)
+/* The highest write id this session submitted, or 0. */
+uint64
+aw_xact_last_write_id(void)
 {
-	if (aw_last_write_id == 0)
-		PG_RETURN_NULL();
-	PG_RETURN_INT64((int64) aw_last_write_id);
+	return aw_last_write_id;
 }

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * defaults.c
+ * convert_defaults.c
  *		Column defaults an insert leaves to the worker: values drawn from a
  *		sequence (serial and identity columns).
  *
@@ -36,7 +36,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "asyncwrite.h"
+#include "convert.h"
 
 /* The defaults of one target that a run of inserts must fill. */
 struct AwDeferredDefaults

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * retry.c
+ * api_retry.c
  *		asyncwrite.retry_failed(): put dead letters back in the queue.  A
  *		retried write is applied, like the original, as the role that first
  *		queued it; its dead letter is removed when the retry is applied, or
@@ -25,14 +25,11 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "asyncwrite.h"
+#include "api.h"
+#include "submit.h"
 
 PG_FUNCTION_INFO_V1(aw_retry_failed);
 
-/*
- * Queue one dead letter again.  Returns false (with a NOTICE) when it
- * cannot be: no payload was kept, or its table is gone.
- */
 /* The write kind named in a dead letter's operation. */
 static uint8
 aw_kind_from_name(const char *op)
@@ -67,6 +64,10 @@ aw_names_attnums(Relation rel, Datum names, bool isnull, AttrNumber *out)
 	return n;
 }
 
+/*
+ * Queue one dead letter again.  Returns false (with a NOTICE) when it
+ * cannot be: no payload was kept, or its table is gone.
+ */
 static bool
 aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 			 uint8 kind, Datum keycols, bool keys_null, Datum setcols, bool set_null)
@@ -78,6 +79,7 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 	AwTarget   *t;
 	Datum		row;
 	HeapTupleHeader td;
+	AwWriteSpec w;
 	uint64		write_id;
 
 	if (payload_null)
@@ -112,13 +114,18 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 	if (cs != NULL)
 		memcpy(extra, cs, AW_COLSETS_SIZE(cs->nkeys, cs->nset));
 	memcpy(extra + cs_len, &id, sizeof(int64));
-	if (!aw_queue_submit(relid, roleid, aw_target_fingerprint(t),
-						 kind,
-						 AW_FLAG_RETRY |
-						 (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row) ?
-						  AW_FLAG_DEFERRED : 0),
-						 td, HeapTupleHeaderGetDatumLength(td),
-						 extra, cs_len + sizeof(int64), &write_id))
+	w.relid = relid;
+	w.roleid = roleid;
+	w.fingerprint = aw_target_fingerprint(t);
+	w.kind = kind;
+	w.flags = AW_FLAG_RETRY;
+	if (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row))
+		w.flags |= AW_FLAG_DEFERRED;
+	w.payload = td;
+	w.payload_len = HeapTupleHeaderGetDatumLength(td);
+	w.extra = extra;
+	w.extra_len = cs_len + sizeof(int64);
+	if (!aw_submit_now(&w, &write_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("asyncwrite queue is full"),

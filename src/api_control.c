@@ -1,0 +1,208 @@
+/*-------------------------------------------------------------------------
+ *
+ * api_control.c
+ *		The SQL functions to wait for, hold and watch the queue: flush(),
+ *		wait(), pause(), resume(), last_write_id() and the statistics
+ *		behind the asyncwrite.stats view.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "funcapi.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+#include "api.h"
+#include "launcher.h"
+#include "submit.h"
+
+PG_FUNCTION_INFO_V1(aw_flush);
+PG_FUNCTION_INFO_V1(aw_wait);
+PG_FUNCTION_INFO_V1(aw_pause);
+PG_FUNCTION_INFO_V1(aw_resume);
+PG_FUNCTION_INFO_V1(aw_last_write_id_fn);
+PG_FUNCTION_INFO_V1(aw_queue_stats);
+
+#define AW_STATS_COLS 12
+
+/* Milliseconds of an optional interval argument; -1 when NULL. */
+static int64
+aw_timeout_ms(FunctionCallInfo fcinfo, int argno)
+{
+	Interval   *iv;
+	int64		us;
+
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return -1;
+	iv = PG_GETARG_INTERVAL_P(argno);
+	us = iv->time + (int64) iv->day * USECS_PER_DAY +
+		(int64) iv->month * DAYS_PER_MONTH * USECS_PER_DAY;
+	if (us < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("timeout must not be negative")));
+	return us / 1000;
+}
+
+/* asyncwrite.flush(timeout interval): wait for everything queued so far. */
+Datum
+aw_flush(PG_FUNCTION_ARGS)
+{
+	int64		timeout_ms = aw_timeout_ms(fcinfo, 0);
+	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+	int			pending = aw_xact_pending_count();
+
+	if (pending > 0)
+		ereport(NOTICE,
+				(errmsg("asyncwrite.flush() does not wait for the %d writes this transaction queues when it commits", pending),
+				 errhint("Call asyncwrite.flush() after COMMIT to wait for them.")));
+	if (q == NULL)
+		PG_RETURN_BOOL(true);
+	PG_RETURN_BOOL(aw_wait_applied(q, 0, timeout_ms));
+}
+
+/* asyncwrite.wait(write_id bigint, timeout interval): wait for one write. */
+Datum
+aw_wait(PG_FUNCTION_ARGS)
+{
+	int64		write_id;
+	int64		timeout_ms = aw_timeout_ms(fcinfo, 1);
+	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+	uint64		last;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("write_id must not be null")));
+	write_id = PG_GETARG_INT64(0);
+	last = q ? aw_queue_last_write_id(q) : 0;
+	if (write_id <= 0 || (uint64) write_id > last)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("write id " INT64_FORMAT " was not issued in this database", write_id),
+				 errdetail("The highest write id issued so far is " UINT64_FORMAT ".", last)));
+	PG_RETURN_BOOL(aw_wait_applied(q, (uint64) write_id, timeout_ms));
+}
+
+/* Refuse pause/resume unless the caller owns the database. */
+static void
+aw_check_database_owner(const char *fn)
+{
+	if (!pg_database_ownercheck(MyDatabaseId, GetUserId()))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for function %s", fn),
+				 errdetail("Only the owner of database \"%s\" or a superuser may pause or resume its asyncwrite worker.",
+						   get_database_name(MyDatabaseId))));
+}
+
+/* Set the paused flag of this database's queue and wake its worker. */
+static void
+aw_set_paused(bool paused)
+{
+	AwQueue    *q;
+	Latch	   *latch;
+	bool		pending;
+
+	/* Again if the slot is given to another database meanwhile. */
+	do
+		q = aw_queue_bind(MyDatabaseId);
+	while (!aw_queue_set_paused(q, MyDatabaseId, paused, &latch, &pending));
+	if (latch)
+		SetLatch(latch);
+	else if (!paused && pending)
+		aw_worker_ensure(q);
+}
+
+/* asyncwrite.pause(): stop applying in this database; queueing goes on. */
+Datum
+aw_pause(PG_FUNCTION_ARGS)
+{
+	aw_check_available();
+	aw_check_database_owner("asyncwrite.pause()");
+	aw_set_paused(true);
+	PG_RETURN_VOID();
+}
+
+/* asyncwrite.resume(): apply again in this database. */
+Datum
+aw_resume(PG_FUNCTION_ARGS)
+{
+	aw_check_available();
+	aw_check_database_owner("asyncwrite.resume()");
+	aw_set_paused(false);
+	PG_RETURN_VOID();
+}
+
+/* asyncwrite.last_write_id(): the highest write id this session submitted. */
+Datum
+aw_last_write_id_fn(PG_FUNCTION_ARGS)
+{
+	uint64		id = aw_xact_last_write_id();
+
+	if (id == 0)
+		PG_RETURN_NULL();
+	PG_RETURN_INT64((int64) id);
+}
+
+/* A nonzero timestamp as a datum, else NULL. */
+static Datum
+aw_timestamp_or_null(TimestampTz ts, bool *isnull)
+{
+	*isnull = (ts == 0);
+	return TimestampTzGetDatum(ts);
+}
+
+/* asyncwrite.queue_stats(): a row per bound queue. */
+Datum
+aw_queue_stats(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	aw_check_available();
+	InitMaterializedSRF(fcinfo, 0);
+
+	for (int i = 0; i < aw_queue_count(); i++)
+	{
+		AwQueue    *q = aw_queue_at(i);
+		AwQueueState s;
+		Datum		values[AW_STATS_COLS];
+		bool		nulls[AW_STATS_COLS];
+		const char *state;
+
+		aw_queue_read_state(q, &s);
+		if (s.dboid == InvalidOid)
+			continue;
+
+		if (s.paused)
+			state = "paused";
+		else if (s.worker_pid == 0)
+			state = "stopped";
+		else if (s.applying)
+			state = "applying";
+		else
+			state = "idle";
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = ObjectIdGetDatum(s.dboid);
+		values[1] = Int32GetDatum((int32) s.worker_pid);
+		nulls[1] = (s.worker_pid == 0);
+		values[2] = CStringGetTextDatum(state);
+		values[3] = Int64GetDatum((int64) (s.last_write_id - s.applied_write_id));
+		values[4] = Int64GetDatum((int64) (s.head - s.tail));
+		values[5] = Int64GetDatum((int64) aw_queue_capacity());
+		values[6] = Int64GetDatum((int64) s.enqueued);
+		values[7] = Int64GetDatum((int64) s.applied);
+		values[8] = Int64GetDatum((int64) s.failed);
+		values[9] = Int64GetDatum((int64) s.batches);
+		values[10] = aw_timestamp_or_null(aw_queue_oldest_enqueued_at(q), &nulls[10]);
+		values[11] = aw_timestamp_or_null(s.last_applied_at, &nulls[11]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}

@@ -1,0 +1,63 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply.h
+ *		The apply layer: what the worker (and a caller writing
+ *		synchronously) does with queued writes.  apply.c applies a batch run
+ *		by run, isolating failures; apply_plan.c holds the statement of each
+ *		kind of run, apply_bulk.c the COPY-style insert, apply_deadletter.c
+ *		the record of failed writes, apply_prepared.c the writes of
+ *		committed prepared transactions.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AW_APPLY_H
+#define AW_APPLY_H
+
+#include "convert.h"
+#include "queue.h"
+
+#include "executor/spi.h"
+
+/* One write of a batch. */
+typedef struct AwApplyRow
+{
+	AwEntryHeader *hdr;
+	uint64		write_id;
+	uint64		end_pos;		/* ring position just after the entry */
+} AwApplyRow;
+
+/* apply.c */
+extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
+						   uint64 *napplied, uint64 *nfailed);
+extern void aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied,
+							 uint64 *nfailed);
+extern void aw_apply_now(AwEntryHeader *hdr);
+
+/* apply_plan.c */
+typedef struct AwPlan
+{
+	SPIPlanPtr	plan;
+	Oid			rowtype;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	bool		keys_bitwise;	/* upsert/update: coalesce by stored bytes */
+} AwPlan;
+extern Relation aw_plan_open_target(AwEntryHeader *hdr);
+extern AwPlan *aw_plan_for(AwEntryHeader *hdr, Relation rel);
+extern bool aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr);
+extern void aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep);
+
+/* apply_bulk.c */
+extern bool aw_bulk_insert_usable(Relation rel);
+extern void aw_bulk_insert(Relation rel, AwApplyRow *rows, int n);
+
+/* apply_deadletter.c */
+extern bool aw_dead_letter_remove(int64 id);
+extern void aw_dead_letter_record(AwApplyRow *row, ErrorData *edata,
+								  int attempts);
+
+/* apply_prepared.c */
+extern uint64 aw_prepared_sweep(void);
+
+#endif							/* AW_APPLY_H */

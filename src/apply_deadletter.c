@@ -1,0 +1,207 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply_deadletter.c
+ *		Writes that failed: each is recorded in asyncwrite.dead_letters
+ *		with its row (as jsonb, while the table's columns still fit it), its
+ *		key and set columns, the error and the number of attempts, and
+ *		NOTIFY asyncwrite_failed carries the dead letter's id.  A retried
+ *		dead letter (retry_failed()) is removed when its retry is applied,
+ *		and updated when it fails again.
+ *
+ * These statements run as the worker's own role with fixed, fully
+ * qualified SQL: never as the role that queued the write.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "executor/spi.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/timestamp.h"
+
+#include "apply.h"
+
+static SPIPlanPtr aw_dead_letter_plan = NULL;
+static SPIPlanPtr aw_dead_letter_update_plan = NULL;
+static SPIPlanPtr aw_dead_letter_delete_plan = NULL;
+
+/* Prepare and keep a fixed statement of the worker's own. */
+static SPIPlanPtr
+aw_keep_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL || SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	return plan;
+}
+
+/* The payload of a write as jsonb, or NULL when its layout is stale. */
+static Datum
+aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
+{
+	Relation	rel = try_relation_open(hdr->relid, AccessShareLock);
+	Datum		json;
+	bool		usable;
+
+	*isnull = true;
+	if (rel == NULL)
+		return (Datum) 0;
+	usable = aw_layout_compatible(RelationGetDescr(rel), hdr);
+	table_close(rel, AccessShareLock);
+	if (!usable)
+		return (Datum) 0;
+	json = DirectFunctionCall1(row_to_json,
+							   PointerGetDatum(AW_ENTRY_PAYLOAD(hdr)));
+	*isnull = false;
+	return DirectFunctionCall1(jsonb_in,
+							   CStringGetDatum(TextDatumGetCString(json)));
+}
+
+/* Names of columns, as a text[] datum. */
+static Datum
+aw_colset_names(Oid relid, const AttrNumber *attnums, int n)
+{
+	Datum	   *names = palloc(sizeof(Datum) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		names[i] = CStringGetTextDatum(get_attname(relid, attnums[i], false));
+	return PointerGetDatum(construct_array(names, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* Send NOTIFY asyncwrite_failed with a dead letter's id. */
+static void
+aw_notify_failure(void)
+{
+	bool		isnull;
+	int64		id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 1,
+												 &isnull));
+	char		payload[32];
+
+	snprintf(payload, sizeof(payload), INT64_FORMAT, id);
+	Async_Notify("asyncwrite_failed", payload);
+}
+
+/*
+ * Record in asyncwrite.dead_letters a write that failed after the given
+ * number of attempts, and notify listeners.  A failed retry of a dead letter
+ * updates that dead letter instead of adding one.
+ */
+void
+aw_dead_letter_record(AwApplyRow *row, ErrorData *edata, int attempts)
+{
+	AwEntryHeader *hdr = row->hdr;
+	Oid			argtypes[13] = {INT8OID, TEXTOID, OIDOID, TEXTOID, JSONBOID,
+		OIDOID, TIMESTAMPTZOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTARRAYOID, TEXTARRAYOID};
+	Datum		values[13];
+	char		nulls[13];
+	AwColumnSets *cs = aw_entry_colsets(hdr);
+	char	   *relname = get_rel_name(hdr->relid);
+	bool		payload_null;
+	int			rc;
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[7] = Int32GetDatum(attempts);
+	values[8] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+	values[9] = CStringGetTextDatum(edata->message ? edata->message : "");
+	if (edata->detail)
+		values[10] = CStringGetTextDatum(edata->detail);
+	else
+		nulls[10] = 'n';
+
+	if (hdr->flags & AW_FLAG_RETRY)
+	{
+		if (aw_dead_letter_update_plan == NULL)
+		{
+			Oid			uargtypes[5] = {INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID};
+
+			aw_dead_letter_update_plan = aw_keep_plan(
+													  "UPDATE asyncwrite.dead_letters SET attempts = attempts + $2, "
+													  "failed_at = pg_catalog.clock_timestamp(), sqlstate = $3, message = $4, detail = $5 "
+													  "WHERE id = $1 RETURNING id", 5, uargtypes);
+		}
+		{
+			Datum		uvalues[5] = {Int64GetDatum(AW_ENTRY_RETRY_ID(hdr)),
+			values[7], values[8], values[9], values[10]};
+			char		unulls[5] = {' ', ' ', ' ', ' ', nulls[10]};
+
+			rc = SPI_execute_plan(aw_dead_letter_update_plan, uvalues, unulls, false, 0);
+		}
+		if (rc == SPI_OK_UPDATE_RETURNING && SPI_processed == 1)
+		{
+			aw_notify_failure();
+			return;
+		}
+	}
+
+	if (aw_dead_letter_plan == NULL)
+		aw_dead_letter_plan = aw_keep_plan(
+										   "INSERT INTO asyncwrite.dead_letters "
+										   "(write_id, target_name, target, operation, payload, role, "
+										   " enqueued_at, attempts, sqlstate, message, detail, "
+										   " key_columns, set_columns) "
+										   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+										   "RETURNING id", 13, argtypes);
+	values[0] = Int64GetDatum((int64) row->write_id);
+	if (relname != NULL)
+		values[1] = CStringGetTextDatum(quote_qualified_identifier(get_namespace_name(get_rel_namespace(hdr->relid)),
+																   relname));
+	else
+		nulls[1] = 'n';
+	values[2] = ObjectIdGetDatum(hdr->relid);
+	values[3] = CStringGetTextDatum(aw_kind_name(hdr->kind));
+	values[4] = aw_payload_jsonb(hdr, &payload_null);
+	if (payload_null)
+		nulls[4] = 'n';
+	values[5] = ObjectIdGetDatum(hdr->roleid);
+	values[6] = TimestampTzGetDatum(aw_clock_to_timestamp(hdr->enqueued_ms, GetCurrentTimestamp()));
+	if (cs != NULL && relname != NULL)
+	{
+		values[11] = aw_colset_names(hdr->relid, cs->attnums, cs->nkeys);
+		values[12] = aw_colset_names(hdr->relid, cs->attnums + cs->nkeys, cs->nset);
+	}
+	else
+		nulls[11] = nulls[12] = 'n';
+
+	rc = SPI_execute_plan(aw_dead_letter_plan, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not record asyncwrite dead letter: %s",
+			 SPI_result_code_string(rc));
+	aw_notify_failure();
+	ereport(LOG,
+			(errmsg("asyncwrite write " UINT64_FORMAT " to \"%s\" failed: %s",
+					row->write_id, relname ? relname : "?",
+					edata->message ? edata->message : ""),
+			 errdetail("The write was recorded in asyncwrite.dead_letters.")));
+}
+
+/*
+ * Remove the dead letter a retry entry comes from, before its write is
+ * applied in the same subtransaction.  Returns false if it is already gone:
+ * an earlier retry of it was applied, and this one must be skipped.
+ */
+bool
+aw_dead_letter_remove(int64 id)
+{
+	Datum		arg = Int64GetDatum(id);
+	Oid			argtype = INT8OID;
+
+	if (aw_dead_letter_delete_plan == NULL)
+		aw_dead_letter_delete_plan =
+			aw_keep_plan("DELETE FROM asyncwrite.dead_letters WHERE id = $1",
+						 1, &argtype);
+	if (SPI_execute_plan(aw_dead_letter_delete_plan, &arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not remove asyncwrite dead letter");
+	return SPI_processed > 0;
+}

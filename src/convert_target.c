@@ -1,0 +1,180 @@
+/*-------------------------------------------------------------------------
+ *
+ * convert_target.c
+ *		What a write may target: open and lock a target table and check its
+ *		kind, the caller's privileges to insert into it, and which column
+ *		sets are unique keys of it.  Used by the write functions at the call
+ *		and by the apply path.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/relation.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/xlog.h"
+#include "catalog/catalog.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
+#include "miscadmin.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+#include "convert.h"
+
+/*
+ * Open and lock a write target and check that asyncwrite may write to it
+ * (its kind, not the caller's privileges: see aw_check_insert_privileges).
+ * RowExclusiveLock, as INSERT takes, is kept until the caller's transaction
+ * ends so the row layout cannot change under it.
+ */
+Relation
+aw_open_target(Oid relid)
+{
+	Relation	rel;
+	char		relkind;
+
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("cannot queue writes during recovery"),
+				 errdetail("This server is a standby or is still recovering."),
+				 errhint("Call asyncwrite functions on the primary.")));
+	PreventCommandIfReadOnly("asyncwrite write functions");
+
+	rel = try_relation_open(relid, RowExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+
+	relkind = rel->rd_rel->relkind;
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE &&
+		relkind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("cannot queue writes to \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail_relkind_not_supported(relkind),
+				 errhint("asyncwrite writes to tables, partitioned tables and foreign tables.")));
+	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot queue writes to temporary table \"%s\"",
+						RelationGetRelationName(rel)),
+				 errdetail("A temporary table is visible only to its own session, not to the apply worker."),
+				 errhint("Insert into the temporary table directly.")));
+	if (IsCatalogRelation(rel))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot queue writes to system catalog \"%s\"",
+						RelationGetRelationName(rel))));
+	return rel;
+}
+
+/* Check that the caller may use the target's schema, as naming it needs. */
+void
+aw_check_schema_usage(Relation rel)
+{
+	AclResult	aclresult = pg_namespace_aclcheck(RelationGetNamespace(rel),
+												  GetUserId(), ACL_USAGE);
+
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_SCHEMA,
+					   get_namespace_name(RelationGetNamespace(rel)));
+}
+
+/* Check that the caller may insert every column a queued row fills. */
+void
+aw_check_insert_privileges(Relation rel)
+{
+	Oid			userid = GetUserId();
+	Oid			relid = RelationGetRelid(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	aw_check_schema_usage(rel);
+	if (pg_class_aclcheck(relid, userid, ACL_INSERT) == ACLCHECK_OK)
+		return;
+
+	/* Without the table privilege, every column written needs its own. */
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->attgenerated)
+			continue;
+		if (pg_attribute_aclcheck(relid, att->attnum, userid,
+								  ACL_INSERT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV,
+						   get_relkind_objtype(rel->rd_rel->relkind),
+						   RelationGetRelationName(rel));
+	}
+}
+
+/* Whether attnum is among the first n of attnums. */
+bool
+aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum)
+{
+	for (int i = 0; i < n; i++)
+		if (attnums[i] == attnum)
+			return true;
+	return false;
+}
+
+/*
+ * Whether a valid unique index of the target has exactly the key columns
+ * (for ON CONFLICT also immediate; never partial or on expressions).  With
+ * ops, also set the index's equality operator of each key column, in the
+ * key's order.  Used by the write functions at call time and by the plans.
+ */
+bool
+aw_find_key_index(Relation rel, const AttrNumber *keys, int nkeys,
+				  bool for_conflict, Oid *ops)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		Relation	idx = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index ind = idx->rd_index;
+		bool		match = ind->indisunique && ind->indisvalid &&
+		ind->indnkeyatts == nkeys &&
+		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indexprs, NULL) &&
+		heap_attisnull(idx->rd_indextuple, Anum_pg_index_indpred, NULL) &&
+		(!for_conflict || ind->indimmediate);
+
+		/* Every key column is an index column, and every index column a key. */
+		for (int k = 0; match && k < nkeys; k++)
+		{
+			int			pos = -1;
+
+			for (int j = 0; j < ind->indnkeyatts; j++)
+				if (ind->indkey.values[j] == keys[k])
+					pos = j;
+			match = (pos >= 0);
+			if (match && ops != NULL)
+			{
+				ops[k] = get_opfamily_member(idx->rd_opfamily[pos], idx->rd_opcintype[pos],
+											 idx->rd_opcintype[pos], BTEqualStrategyNumber);
+				match = OidIsValid(ops[k]);
+			}
+		}
+		for (int j = 0; match && j < ind->indnkeyatts; j++)
+			match = aw_attnum_in(keys, nkeys, ind->indkey.values[j]);
+		index_close(idx, AccessShareLock);
+		if (match)
+		{
+			found = true;
+			break;
+		}
+	}
+	list_free(indexes);
+	return found;
+}

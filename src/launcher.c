@@ -1,0 +1,182 @@
+/*-------------------------------------------------------------------------
+ *
+ * launcher.c
+ *		Start and stop the apply workers.  A database's worker is started
+ *		lazily, by the first backend that queues a write there or waits for
+ *		its writes, as a dynamic background worker that claims its queue
+ *		itself (so no lock is held while registering); a launcher started
+ *		with the server starts workers for queues restored from the save
+ *		file.  A worker is stopped by asking it through its queue (database
+ *		DDL, DROP EXTENSION) or by SIGTERM (shutdown); the worker's side of
+ *		that, aw_worker_check_exit(), is here too.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "utils/timestamp.h"
+
+#include "launcher.h"
+
+/* How long a requested worker may take to start before we ask again. */
+#define AW_LAUNCH_TIMEOUT_MS	10000
+
+bool		aw_is_worker = false;
+volatile sig_atomic_t aw_got_sigterm = false;
+
+/* The queue this process applies, as a worker. */
+static AwQueue *aw_my_queue = NULL;
+
+/* Register a dynamic worker for a queue's database. */
+static void
+aw_worker_launch(AwQueue *q, Oid dboid)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 1;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "asyncwrite");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, AW_WORKER_MAIN);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "asyncwrite worker for database %u", dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "asyncwrite worker");
+	worker.bgw_main_arg = Int32GetDatum((int32) aw_queue_slot(q));
+	memcpy(worker.bgw_extra, &dboid, sizeof(Oid));
+	worker.bgw_notify_pid = 0;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, NULL))
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the asyncwrite worker for this database"),
+				 errdetail("The writes stay queued; starting the worker is tried again in %d seconds.",
+						   AW_LAUNCH_TIMEOUT_MS / 1000),
+				 errhint("Increase max_worker_processes.")));
+}
+
+/*
+ * Start the queue's worker unless one runs or was requested recently.  No
+ * lock is held while registering: the new worker claims the queue itself.
+ */
+void
+aw_worker_ensure(AwQueue *q)
+{
+	Oid			dboid;
+
+	if (aw_queue_start_launch(q, AW_LAUNCH_TIMEOUT_MS, &dboid))
+		aw_worker_launch(q, dboid);
+}
+
+/*
+ * Ask the queue's worker to exit and wait until it has, up to timeout_ms.
+ * The caller holds the queue first if no new worker may start meanwhile.
+ */
+bool
+aw_worker_stop(AwQueue *q, int timeout_ms)
+{
+	TimestampTz start = GetCurrentTimestamp();
+	ConditionVariable *cv = aw_queue_cv(q, AW_CV_WORKER);
+	bool		gone = false;
+
+	ConditionVariablePrepareToSleep(cv);
+	for (;;)
+	{
+		Latch	   *latch;
+
+		gone = aw_queue_request_exit(q, &latch);
+		if (gone || TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
+											   timeout_ms))
+			break;
+		if (latch)
+			SetLatch(latch);
+		(void) ConditionVariableTimedSleep(cv, 100, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	return gone;
+}
+
+/* before_shmem_exit in a worker: give up the queue if it still owns it. */
+static void
+aw_worker_release(int code, Datum arg)
+{
+	if (aw_my_queue != NULL)
+		aw_queue_release_worker(aw_my_queue);
+}
+
+/*
+ * In a worker that claimed its queue: note it, and release it when the
+ * process exits, however it exits.
+ */
+void
+aw_worker_attach(AwQueue *q)
+{
+	aw_is_worker = true;
+	aw_my_queue = q;
+	before_shmem_exit(aw_worker_release, (Datum) 0);
+}
+
+/* SIGTERM in a worker: finish applying what is queued, then exit. */
+void
+aw_worker_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	aw_got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * Leave at once, from inside a batch if need be, when database DDL or DROP
+ * EXTENSION asks us to, or at shutdown: the batch's transaction aborts and
+ * its writes stay queued for the next worker (or the save file).
+ */
+void
+aw_worker_check_exit(void)
+{
+	AwQueueState s;
+
+	if (aw_my_queue == NULL)
+		return;
+	aw_queue_read_state(aw_my_queue, &s);
+	if (s.exit_requested || aw_got_sigterm)
+		proc_exit(1);
+}
+
+/* Register the launcher, which starts workers for restored queues. */
+void
+aw_register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "asyncwrite");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "aw_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "asyncwrite launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "asyncwrite launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* Launcher: start a worker for every queue that holds writes, then exit. */
+void
+aw_launcher_main(Datum arg)
+{
+	BackgroundWorkerUnblockSignals();
+	for (int i = 0; i < aw_queue_count(); i++)
+	{
+		AwQueue    *q = aw_queue_at(i);
+		AwQueueState s;
+
+		aw_queue_read_state(q, &s);
+		if (s.dboid != InvalidOid && s.head != s.tail)
+			aw_worker_ensure(q);
+	}
+	proc_exit(0);
+}

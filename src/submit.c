@@ -1,0 +1,72 @@
+/*-------------------------------------------------------------------------
+ *
+ * submit.c
+ *		Route a converted write: kept until its transaction commits
+ *		(transactional, the default), queued at once, or written now in the
+ *		caller's transaction (asyncwrite.enabled off, a full queue with
+ *		on_full "sync", a row too large for the queue with on_full "sync",
+ *		a transaction holding more than the queue should take, or the apply
+ *		worker's own writes from a trigger).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "miscadmin.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "apply.h"
+#include "submit.h"
+
+/*
+ * Submit a converted write of the caller's role.  Returns the write id of
+ * a write queued at once, else NULL.  Closes rel (keeping its lock).
+ */
+Datum
+aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
+				uint8 kind, const AwColumnSets *cs, bool transactional)
+{
+	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
+	AwWriteSpec w;
+	uint64		write_id;
+
+	w.relid = RelationGetRelid(rel);
+	w.roleid = GetUserId();
+	w.fingerprint = aw_target_fingerprint(t);
+	w.kind = kind;
+	w.flags = 0;
+	if (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row))
+		w.flags = AW_FLAG_DEFERRED;
+	w.payload = td;
+	w.payload_len = HeapTupleHeaderGetDatumLength(td);
+	w.extra = cs;
+	w.extra_len = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
+
+	if (aw_enabled && transactional)
+	{
+		Size		size = aw_entry_size(w.payload_len, w.extra_len);
+
+		if (size <= aw_queue_capacity() / 4)
+		{
+			if (aw_xact_keep(&w))
+			{
+				table_close(rel, NoLock);
+				PG_RETURN_NULL();
+			}
+		}
+		else if (aw_on_full != AW_ON_FULL_SYNC)
+			aw_submit_too_large(size);
+	}
+	else if (aw_enabled && aw_submit_now(&w, &write_id))
+	{
+		aw_xact_note_write_id(write_id);
+		table_close(rel, NoLock);
+		PG_RETURN_INT64((int64) write_id);
+	}
+
+	aw_apply_now(aw_entry_make(&w, GetCurrentTimestamp()));
+	table_close(rel, NoLock);
+	PG_RETURN_NULL();
+}

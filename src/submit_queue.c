@@ -1,0 +1,202 @@
+/*-------------------------------------------------------------------------
+ *
+ * submit_queue.c
+ *		Put writes into this database's queue: reserve their entries, fill
+ *		and publish them, and wake or start the worker.  While the queue is
+ *		full, asyncwrite.on_full decides: wait for space (up to
+ *		full_timeout), fail, or have the caller write synchronously.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/timestamp.h"
+
+#include "launcher.h"
+#include "submit.h"
+
+/* This backend's queue, revalidated at each reservation (it may rebind). */
+static AwQueue *my_queue = NULL;
+
+/* Raise the error of a write that found its queue full. */
+static void
+aw_submit_full_error(bool timed_out)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("asyncwrite queue of database \"%s\" is full",
+					get_database_name(MyDatabaseId)),
+			 timed_out ?
+			 errdetail("No space was freed within asyncwrite.full_timeout (%d ms).",
+					   aw_full_timeout_ms) :
+			 errdetail("asyncwrite.on_full is \"error\"."),
+			 errhint("Check that the queue is not paused and that its worker runs (asyncwrite.stats); "
+					 "increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
+}
+
+/* Refuse an entry larger than a quarter of the queue. */
+void
+aw_submit_too_large(Size len)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("row is too large for the asyncwrite queue"),
+			 errdetail("The row needs %zu bytes; a queued row may use at most a quarter of asyncwrite.queue_size (%zu bytes).",
+					   len, (Size) (aw_queue_capacity() / 4)),
+			 errhint("Increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
+}
+
+/*
+ * Reserve len bytes for nentries entries in this database's queue (see
+ * aw_queue_reserve), binding a queue first if need be.  While the queue is
+ * full, on_full decides: wait on the "space" condition variable up to
+ * full_timeout, waking the worker (or starting one), fail, or return NULL
+ * so that the caller writes synchronously.  A wait that cannot end (the
+ * worker waits for a lock this backend holds) is a deadlock error.
+ */
+static AwEntryHeader *
+aw_submit_reserve(Size len, int nentries, int on_full, AwReservation *r)
+{
+	AwQueue    *q = my_queue;
+	bool		sleeping = false;
+	TimestampTz wait_start = 0;
+	AwEntryHeader *entry = NULL;
+
+	for (;;)
+	{
+		AwReserveResult res;
+
+		if (q == NULL)
+			q = my_queue = aw_queue_bind(MyDatabaseId);
+		res = aw_queue_reserve(q, len, nentries, r);
+		if (res == AW_RESERVE_OK)
+		{
+			entry = r->entry;
+			break;
+		}
+		if (res == AW_RESERVE_REBOUND)
+		{
+			/* The slot was given to another database since we looked. */
+			q = my_queue = NULL;
+			continue;
+		}
+
+		/* Full. */
+		if (on_full == AW_ON_FULL_ERROR)
+			aw_submit_full_error(false);
+		if (on_full == AW_ON_FULL_SYNC)
+			break;
+		if (r->latch)
+			SetLatch(r->latch);
+		else if (r->need_worker)
+			aw_worker_ensure(q);
+		if (!sleeping)
+		{
+			ConditionVariablePrepareToSleep(aw_queue_cv(q, AW_CV_SPACE));
+			sleeping = true;
+			wait_start = GetCurrentTimestamp();
+		}
+		else
+		{
+			if (TimestampDifferenceExceeds(wait_start, GetCurrentTimestamp(),
+										   aw_full_timeout_ms))
+			{
+				ConditionVariableCancelSleep();
+				aw_submit_full_error(true);
+			}
+			if (ConditionVariableTimedSleep(aw_queue_cv(q, AW_CV_SPACE),
+											Min(1000, Max(1, aw_full_timeout_ms)),
+											PG_WAIT_EXTENSION))
+				aw_check_worker_blocked(q, "room in the asyncwrite queue");
+		}
+		CHECK_FOR_INTERRUPTS();
+	}
+	if (sleeping)
+		ConditionVariableCancelSleep();
+	return entry;
+}
+
+/*
+ * Queue one write now, published at once, and set *write_id.  Returns
+ * false, queueing nothing, when the queue is full (or the row larger than
+ * a quarter of it) and asyncwrite.on_full is "sync".
+ */
+bool
+aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
+{
+	Size		len = aw_entry_size(w->payload_len, w->extra_len);
+	AwReservation r;
+	AwEntryHeader *entry;
+
+	aw_check_available();
+	if (len > aw_queue_capacity() / 4)
+	{
+		if (aw_on_full == AW_ON_FULL_SYNC)
+			return false;
+		aw_submit_too_large(len);
+	}
+	entry = aw_submit_reserve(len, 1, aw_on_full, &r);
+	if (entry == NULL)
+		return false;
+
+	/* Nothing below may fail: the entry is reserved and must be published. */
+	aw_entry_fill(entry, w, GetCurrentTimestamp());
+	aw_queue_publish(entry, AW_ENTRY_READY);
+	aw_submit_wake(&r);
+	*write_id = r.first_id;
+	return true;
+}
+
+/*
+ * Reserve the entries of several writes as one block, waiting for the
+ * whole block to fit before reserving anything: a producer never waits for
+ * space while it holds reserved entries (which the worker cannot pass).
+ * on_full "sync" waits too: at commit it is too late to write
+ * synchronously.  Fills the entries, marked reserved; entries[i] receives
+ * each.  The block must be at most a quarter of the queue.
+ */
+void
+aw_submit_reserve_many(int n, const AwWriteSpec *writes,
+					   AwEntryHeader **entries, AwReservation *r)
+{
+	Size		total = 0;
+	char	   *block;
+	TimestampTz now = GetCurrentTimestamp();
+
+	aw_check_available();
+	for (int i = 0; i < n; i++)
+		total += aw_entry_size(writes[i].payload_len, writes[i].extra_len);
+	if (total > aw_queue_capacity() / 4)
+		aw_submit_too_large(total);
+
+	block = (char *) aw_submit_reserve(total, n,
+									   aw_on_full == AW_ON_FULL_SYNC ?
+									   AW_ON_FULL_WAIT : aw_on_full, r);
+	if (block == NULL)
+		elog(ERROR, "could not reserve asyncwrite queue space");
+
+	/* Nothing below may fail: the entries are reserved. */
+	for (int i = 0; i < n; i++)
+	{
+		entries[i] = (AwEntryHeader *) block;
+		aw_entry_fill(entries[i], &writes[i], now);
+		block += entries[i]->length;
+	}
+}
+
+/*
+ * After publishing, wake the worker or start one, as the reservation said:
+ * the worker is woken only at the first write into an empty queue or at a
+ * full batch; otherwise flush_interval wakes it.
+ */
+void
+aw_submit_wake(const AwReservation *r)
+{
+	if (r->latch != NULL && r->wake)
+		SetLatch(r->latch);
+	else if (r->need_worker)
+		aw_worker_ensure(r->queue);
+}
