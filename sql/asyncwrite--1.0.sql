@@ -145,8 +145,9 @@ COMMENT ON FUNCTION @extschema@.capture() IS
 
 -- Writes kept by a transaction that was prepared (two-phase commit): they
 -- are rows of the prepared transaction itself, so they become visible at
--- COMMIT PREPARED and vanish at ROLLBACK PREPARED.  The worker moves the
--- visible ones into the queue in one transaction with their deletion.
+-- COMMIT PREPARED and vanish at ROLLBACK PREPARED.  After a COMMIT PREPARED
+-- the worker applies the visible ones in one transaction with their
+-- deletion, so each is applied exactly once.
 CREATE TABLE @extschema@.prepared_writes (
     id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     relid       oid NOT NULL,

@@ -84,10 +84,10 @@ aw_end_writer(AwWriterState *s)
 /*
  * Apply rows[0..n) (same target, role, kind, columns and layout).  Inserts
  * in the worker take COPY's bulk path where it does what an INSERT would
- * (apply_bulk.c); everything else runs one statement (apply_plan.c).  A retry of
- * a dead letter (always alone in its run) first removes the dead letter, in
- * the same subtransaction: if it is already gone, an earlier retry of it
- * was applied and this one is skipped.
+ * (apply_bulk.c); everything else runs one statement (apply_plan.c).  A
+ * retry of a dead letter (always alone in its run) first removes the dead
+ * letter, in the same subtransaction: if it is already gone, an earlier
+ * retry of it was applied and this one is skipped.
  */
 static void
 aw_insert_rows(AwApplyRow *rows, int n)
@@ -130,10 +130,7 @@ aw_insert_rows(AwApplyRow *rows, int n)
 	memset(keep, true, sizeof(bool) * n);
 	if (n > 1 && (first->kind == AW_KIND_UPSERT || first->kind == AW_KIND_UPDATE))
 	{
-		/*
-		 * Last write per key wins; keys not comparable by bytes go one by
-		 * one.
-		 */
+		/* Last write per key wins; keys not comparable by bytes: one by one */
 		if (p->keys_bitwise)
 			aw_plan_coalesce(rel, rows, n, keep);
 		else

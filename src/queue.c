@@ -511,6 +511,7 @@ aw_queue_reserve(AwQueue *q, Size len, int nentries, AwReservation *r)
 	uint64		tail;
 	uint64		room_to_end;
 	uint64		pad;
+	uint64		pending;
 
 	aw_queue_map_ahead(q, len);
 	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
@@ -548,13 +549,8 @@ aw_queue_reserve(AwQueue *q, Size len, int nentries, AwReservation *r)
 	r->first_id = q->next_write_id;
 	q->next_write_id += nentries;
 	q->enqueued += nentries;
-	{
-		uint64		pending = q->next_write_id - 1 -
-		pg_atomic_read_u64(&q->applied_write_id);
-
-		r->wake = (pending == (uint64) nentries ||
-				   pending >= (uint64) aw_batch_size);
-	}
+	pending = q->next_write_id - 1 - pg_atomic_read_u64(&q->applied_write_id);
+	r->wake = (pending == (uint64) nentries || pending >= (uint64) aw_batch_size);
 	LWLockRelease(&q->lock);
 	return AW_RESERVE_OK;
 }
@@ -577,11 +573,12 @@ void
 aw_queue_iter_begin(AwQueue *q, AwQueueIter *it)
 {
 	it->queue = q;
+	/* Tail first: read after head, it could have passed it. */
+	it->pos = pg_atomic_read_u64(&q->tail);
+	it->write_id = pg_atomic_read_u64(&q->applied_write_id);
 	LWLockAcquire(&q->lock, LW_SHARED);
 	it->head = q->head;
 	LWLockRelease(&q->lock);
-	it->pos = pg_atomic_read_u64(&q->tail);
-	it->write_id = pg_atomic_read_u64(&q->applied_write_id);
 }
 
 /*
@@ -589,12 +586,12 @@ aw_queue_iter_begin(AwQueue *q, AwQueueIter *it)
  * process held are never released): begin a walk over what a bound queue
  * still holds, after the batch its worker was applying when it was stopped
  * (that batch's transaction may have committed).  Returns false for an
- * unbound or empty slot; *dboid receives the database, *in_flight the
- * number of writes of the batch left out.
+ * unbound or empty slot; *dboid receives the database, *applying whether a
+ * batch was in flight and *in_flight how many writes of it are left out.
  */
 bool
 aw_queue_iter_begin_stopped(AwQueue *q, AwQueueIter *it, Oid *dboid,
-							uint64 *in_flight)
+							bool *applying, uint64 *in_flight)
 {
 	if (q->dboid == InvalidOid || q->head == pg_atomic_read_u64(&q->tail))
 		return false;
@@ -604,7 +601,8 @@ aw_queue_iter_begin_stopped(AwQueue *q, AwQueueIter *it, Oid *dboid,
 	it->pos = pg_atomic_read_u64(&q->tail);
 	it->write_id = pg_atomic_read_u64(&q->applied_write_id);
 	*in_flight = 0;
-	if (pg_atomic_read_u32(&q->applying))
+	*applying = pg_atomic_read_u32(&q->applying) != 0;
+	if (*applying)
 	{
 		*in_flight = pg_atomic_read_u64(&q->batch_last_id) - it->write_id;
 		it->pos = pg_atomic_read_u64(&q->batch_end);
@@ -631,24 +629,24 @@ aw_queue_iter_next(AwQueueIter *it)
 	while (it->pos < it->head)
 	{
 		uint64		room_to_end = capacity - it->pos % capacity;
-		uint64		pos = it->pos;
 		AwEntryHeader *hdr;
 
 		/* Less than a header before the ring's end: an implicit filler. */
 		if (room_to_end < sizeof(AwEntryHeader))
-			pos += room_to_end;
-		if (pos >= it->head)
-			break;
-		hdr = (AwEntryHeader *) (ring + pos % capacity);
+		{
+			it->pos += room_to_end;
+			continue;
+		}
+		hdr = (AwEntryHeader *) (ring + it->pos % capacity);
 		if (hdr->state != AW_ENTRY_READY && hdr->state != AW_ENTRY_SKIPPED)
 			break;
 		/* Read the entry only after seeing it published. */
 		pg_read_barrier();
 		if (hdr->length < sizeof(AwEntryHeader) ||
 			hdr->length != MAXALIGN(hdr->length) ||
-			pos + hdr->length > it->head)
+			it->pos + hdr->length > it->head)
 			break;
-		it->pos = pos + hdr->length;
+		it->pos += hdr->length;
 		if (hdr->kind != AW_KIND_PAD)
 		{
 			it->write_id++;
@@ -987,14 +985,13 @@ aw_queue_request_sweep(AwQueue *q)
 
 /*
  * Whether a sweep was requested and the writes queued before the request
- * are applied; *requested receives the requests seen, for
- * aw_queue_sweep_done().
+ * are applied.
  */
 bool
-aw_queue_sweep_due(AwQueue *q, uint64 *requested)
+aw_queue_sweep_due(AwQueue *q)
 {
-	*requested = pg_atomic_read_u64(&q->sweeps_requested);
-	return *requested != pg_atomic_read_u64(&q->sweeps_done) &&
+	return pg_atomic_read_u64(&q->sweeps_requested) !=
+		pg_atomic_read_u64(&q->sweeps_done) &&
 		pg_atomic_read_u64(&q->applied_write_id) >=
 		pg_atomic_read_u64(&q->sweep_after_id);
 }

@@ -128,12 +128,13 @@ extern uint64 aw_queue_drop_extension(AwQueue *q, Oid dboid, Latch **latch);
 extern void aw_queue_clear_dropped(AwQueue *q);
 extern void aw_queue_count_waiter(AwQueue *q, int delta);
 extern Latch *aw_queue_request_sweep(AwQueue *q);
-extern bool aw_queue_sweep_due(AwQueue *q, uint64 *requested);
+extern bool aw_queue_sweep_due(AwQueue *q);
 extern void aw_queue_sweep_done(AwQueue *q, uint64 requested);
 
 /* queue.c: the save file, in the postmaster */
 extern bool aw_queue_iter_begin_stopped(AwQueue *q, AwQueueIter *it,
-										Oid *dboid, uint64 *in_flight);
+										Oid *dboid, bool *applying,
+										uint64 *in_flight);
 extern uint64 aw_queue_id_high_water(void);
 extern void aw_queue_raise_id_high_water(uint64 id);
 extern void aw_queue_restore_bytes(AwQueue *q, uint64 offset,

@@ -73,6 +73,7 @@ aw_queue_file_save(int code, Datum arg)
 	uint32		nqueues = 0;
 	AwQueueIter it;
 	Oid			dboid;
+	bool		applying;
 	uint64		in_flight;
 
 	/* After a crash the queues may be half-written: keep nothing. */
@@ -81,7 +82,8 @@ aw_queue_file_save(int code, Datum arg)
 
 	high_water = aw_queue_id_high_water();
 	for (int i = 0; i < aw_queue_count(); i++)
-		if (aw_queue_iter_begin_stopped(aw_queue_at(i), &it, &dboid, &in_flight))
+		if (aw_queue_iter_begin_stopped(aw_queue_at(i), &it, &dboid,
+										&applying, &in_flight))
 			nqueues++;
 
 	f = AllocateFile(AW_PERSIST_TMP, PG_BINARY_W);
@@ -96,7 +98,8 @@ aw_queue_file_save(int code, Datum arg)
 		AwPersistQueue pq;
 		uint64		nentries;
 
-		if (!aw_queue_iter_begin_stopped(q, &it, &dboid, &in_flight))
+		if (!aw_queue_iter_begin_stopped(q, &it, &dboid, &applying,
+										 &in_flight))
 			continue;
 
 		/*
@@ -104,7 +107,7 @@ aw_queue_file_save(int code, Datum arg)
 		 * transaction may have committed.  Rather than apply those writes
 		 * twice, the walk keeps only the ones after it.
 		 */
-		if (in_flight > 0)
+		if (applying)
 			ereport(LOG,
 					(errmsg("asyncwrite cannot tell whether " UINT64_FORMAT " writes of database %u were applied; they are not saved",
 							in_flight, dboid),
@@ -121,7 +124,8 @@ aw_queue_file_save(int code, Datum arg)
 		 * server stopped at once) may not even have its length yet: what
 		 * follows it cannot be walked, so the save stops there.
 		 */
-		(void) aw_queue_iter_begin_stopped(q, &it, &dboid, &in_flight);
+		(void) aw_queue_iter_begin_stopped(q, &it, &dboid, &applying,
+										   &in_flight);
 		aw_queue_file_entries(&it, f, &nentries);
 		if (it.pos < it.head)
 			ereport(LOG,

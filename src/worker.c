@@ -153,9 +153,12 @@ aw_worker_leave_without_extension(AwQueue *q)
  * what to wait for.
  */
 static void
-aw_worker_sweep(AwQueue *q, uint64 requested)
+aw_worker_sweep(AwQueue *q)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
+	AwQueueState s;
+
+	aw_queue_read_state(q, &s);
 
 	/*
 	 * A sweep that fails leaves its rows in asyncwrite.prepared_writes for
@@ -177,7 +180,7 @@ aw_worker_sweep(AwQueue *q, uint64 requested)
 				 errdetail("They stay in asyncwrite.prepared_writes and are tried again at the next COMMIT PREPARED or worker start.")));
 	}
 	PG_END_TRY();
-	aw_queue_sweep_done(q, requested);
+	aw_queue_sweep_done(q, s.sweeps_requested);
 }
 
 /* Main loop of a database's apply worker. */
@@ -190,7 +193,6 @@ aw_worker_main(Datum arg)
 	TimestampTz idle_since = GetCurrentTimestamp();
 	int			exit_code = 0;
 	long		blocked_ms = 1;
-	uint64		requested;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -217,8 +219,7 @@ aw_worker_main(Datum arg)
 	if (!aw_extension_exists())
 		aw_worker_leave_without_extension(q);
 	aw_queue_clear_dropped(q);
-	(void) aw_queue_sweep_due(q, &requested);
-	aw_worker_sweep(q, requested);
+	aw_worker_sweep(q);
 
 	for (;;)
 	{
@@ -233,9 +234,9 @@ aw_worker_main(Datum arg)
 		}
 
 		aw_queue_read_state(q, &s);
-		if (!s.exit_requested && aw_queue_sweep_due(q, &requested))
+		if (!s.exit_requested && aw_queue_sweep_due(q))
 		{
-			aw_worker_sweep(q, requested);
+			aw_worker_sweep(q);
 			continue;
 		}
 		now = GetCurrentTimestamp();

@@ -43,17 +43,25 @@ run_part() {
     fi
 }
 
-# pgindent: the C sources are laid out as PostgreSQL lays out its own.
-echo "== pgindent"
-if bash "$AW_ROOT/test/pgindent.sh" >"$LOG_DIR/pgindent.log" 2>&1; then
-    echo "pgindent ... ok"
-    passed=$((passed + 1))
-else
-    echo "pgindent ... FAILED"
-    tail -n 80 "$LOG_DIR/pgindent.log"
-    failed=$((failed + 1))
-    failures+=(pgindent)
-fi
+# Checks of the source tree itself, run as the invoking user.
+run_check() {
+    local name=$1; shift
+    echo "== $name"
+    if "$@" >"$LOG_DIR/$name.log" 2>&1; then
+        echo "$name ... ok"
+        passed=$((passed + 1))
+    else
+        echo "$name ... FAILED"
+        tail -n 80 "$LOG_DIR/$name.log"
+        failed=$((failed + 1))
+        failures+=("$name")
+    fi
+}
+
+# The C sources are laid out as PostgreSQL lays out its own, and their
+# layers depend only downward (test/layers.pl reads the objects just built).
+run_check pgindent bash "$AW_ROOT/test/pgindent.sh"
+run_check layers perl "$AW_ROOT/test/layers.pl" "$AW_ROOT/src"
 
 run_part regress installcheck ISOLATION= TAP_TESTS=
 run_part isolation installcheck REGRESS= TAP_TESTS=
