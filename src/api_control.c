@@ -49,6 +49,21 @@ aw_timeout_ms(FunctionCallInfo fcinfo, int argno)
 	return us / 1000;
 }
 
+/*
+ * Refuse to wait for the queue from inside its apply worker (a trigger or
+ * default on a target): the worker would wait for itself, forever.
+ */
+static void
+aw_check_not_worker(const char *fn)
+{
+	if (aw_is_worker)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s cannot be called while asyncwrite applies queued writes", fn),
+				 errdetail("The apply worker would wait for itself."),
+				 errhint("Do not call asyncwrite.flush() or asyncwrite.wait() from triggers or defaults of tables written through asyncwrite.")));
+}
+
 /* asyncwrite.flush(timeout interval): wait for everything queued so far. */
 Datum
 aw_flush(PG_FUNCTION_ARGS)
@@ -57,6 +72,7 @@ aw_flush(PG_FUNCTION_ARGS)
 	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
 	int			pending = aw_xact_pending_count();
 
+	aw_check_not_worker("asyncwrite.flush()");
 	if (pending > 0)
 		ereport(NOTICE,
 				(errmsg("asyncwrite.flush() does not wait for the %d writes this transaction queues when it commits", pending),
@@ -75,6 +91,7 @@ aw_wait(PG_FUNCTION_ARGS)
 	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
 	uint64		last;
 
+	aw_check_not_worker("asyncwrite.wait()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -279,12 +279,9 @@ aw_ddl_xact_callback(XactEvent event, void *arg)
 
 	for (int i = 0; i < aw_queue_count(); i++)
 	{
-		AwQueue    *q = aw_queue_at(i);
-		Latch	   *latch;
-		uint64		discarded = aw_queue_drop_extension(q, MyDatabaseId, &latch);
+		uint64		discarded = aw_queue_drop_extension(aw_queue_at(i),
+														MyDatabaseId);
 
-		if (latch)
-			SetLatch(latch);
 		if (discarded > 0)
 			ereport(WARNING,
 					(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes", discarded),

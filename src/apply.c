@@ -224,7 +224,6 @@ aw_retry_sleep(int attempt)
 						 left, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
-		aw_worker_check_exit();
 	}
 }
 
@@ -397,7 +396,9 @@ aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied, uint64 *nfailed)
 /*
  * Apply one write in a transaction of its own; if even that transaction
  * cannot commit, record the write as failed in another one.  Returns false
- * if the write could be neither applied nor recorded.
+ * if the write could be neither applied nor recorded; true with interrupts
+ * held, which the caller resumes once it has released the write from the
+ * queue (see aw_apply_batch).
  */
 static bool
 aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
@@ -420,6 +421,7 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		PopActiveSnapshot();
 		SPI_finish();
 		CommitTransactionCommand();
+		HOLD_INTERRUPTS();		/* until the caller released the write */
 		*napplied += a;
 		*nfailed += f;
 		done = true;
@@ -446,6 +448,7 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		PopActiveSnapshot();
 		SPI_finish();
 		CommitTransactionCommand();
+		HOLD_INTERRUPTS();		/* until the caller released the write */
 		(*nfailed)++;
 		done = true;
 	}
@@ -461,8 +464,15 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 }
 
 /*
- * Apply a batch of writes in one transaction; returns how many of the rows
- * were handled (applied or recorded as failed).
+ * Apply a batch of writes in one transaction and release them from the
+ * queue, up to end_pos and write id last_id (entries skipped after the last
+ * row included); returns how many of the rows were handled (applied or
+ * recorded as failed).
+ *
+ * A termination (SIGTERM is die) between a commit and the release of what
+ * it applied would have the writes applied again by the next worker: no
+ * interrupt is processed in between (CommitTransaction holds them until it
+ * returns, and we hold them from there until the release).
  *
  * If the batch transaction fails as a whole (say, recording a dead letter
  * failed), each write is tried again in a transaction of its own and
@@ -472,8 +482,8 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
  * WARNING: nothing is dropped and nothing loops.
  */
 int
-aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 *napplied,
-			   uint64 *nfailed)
+aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
+			   uint64 last_id, uint64 *napplied, uint64 *nfailed)
 {
 	MemoryContext batchcxt = AllocSetContextCreate(TopMemoryContext,
 												   "asyncwrite batch",
@@ -496,6 +506,7 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 *napplied,
 		PopActiveSnapshot();
 		SPI_finish();
 		CommitTransactionCommand();
+		HOLD_INTERRUPTS();
 	}
 	PG_CATCH();
 	{
@@ -508,7 +519,12 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 *napplied,
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcontext);
 
-	if (!ok)
+	if (ok)
+	{
+		aw_queue_consume(q, end_pos, last_id);
+		RESUME_INTERRUPTS();
+	}
+	else
 	{
 		*napplied = 0;
 		*nfailed = 0;
@@ -528,7 +544,11 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 *napplied,
 				handled = i;
 				break;
 			}
-			aw_queue_consume(q, rows[i].end_pos, rows[i].write_id);
+			if (i == nrows - 1)
+				aw_queue_consume(q, end_pos, last_id);
+			else
+				aw_queue_consume(q, rows[i].end_pos, rows[i].write_id);
+			RESUME_INTERRUPTS();
 			MemoryContextSwitchTo(oldcontext);
 		}
 	}

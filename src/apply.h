@@ -28,6 +28,7 @@ typedef struct AwApplyRow
 
 /* apply.c */
 extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
+						   uint64 end_pos, uint64 last_id,
 						   uint64 *napplied, uint64 *nfailed);
 extern void aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied,
 							 uint64 *nfailed);

@@ -35,6 +35,7 @@ int			aw_retry_delay_ms = 100;
 int			aw_on_full = AW_ON_FULL_WAIT;
 int			aw_full_timeout_ms = 10000;
 int			aw_ddl_flush_timeout_ms = 5000;
+int			aw_apply_lock_timeout_ms = 5000;
 
 static const struct config_enum_entry aw_on_full_options[] = {
 	{"wait", AW_ON_FULL_WAIT, false},
@@ -132,6 +133,11 @@ aw_define_gucs(void)
 							"Longest table DDL waits for the database's queued writes to be applied first.",
 							NULL, &aw_ddl_flush_timeout_ms, 5000, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("asyncwrite.apply_lock_timeout",
+							"Longest a queued write waits for a lock when applied; then it fails as a transient error.",
+							"0 waits as long as it takes.",
+							&aw_apply_lock_timeout_ms, 5000, 0, INT_MAX,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	MarkGUCPrefixReserved("asyncwrite");
 }
 

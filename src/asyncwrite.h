@@ -42,6 +42,7 @@ extern int	aw_retry_delay_ms;
 extern int	aw_on_full;
 extern int	aw_full_timeout_ms;
 extern int	aw_ddl_flush_timeout_ms;
+extern int	aw_apply_lock_timeout_ms;
 
 /* asyncwrite.on_full: what a write does when its queue is full */
 typedef enum AwOnFull

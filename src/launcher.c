@@ -6,9 +6,9 @@
  *		its writes, as a dynamic background worker that claims its queue
  *		itself (so no lock is held while registering); a launcher started
  *		with the server starts workers for queues restored from the save
- *		file.  A worker is stopped by asking it through its queue (database
- *		DDL, DROP EXTENSION) or by SIGTERM (shutdown); the worker's side of
- *		that, aw_worker_check_exit(), is here too.
+ *		file.  A worker is stopped by SIGTERM, which is die in a worker: at
+ *		shutdown, and from database DDL and DROP EXTENSION through its
+ *		queue (aw_queue_terminate_worker).
  *
  *-------------------------------------------------------------------------
  */
@@ -26,7 +26,6 @@
 #define AW_LAUNCH_TIMEOUT_MS	10000
 
 bool		aw_is_worker = false;
-volatile sig_atomic_t aw_got_sigterm = false;
 
 /* The queue this process applies, as a worker. */
 static AwQueue *aw_my_queue = NULL;
@@ -85,14 +84,10 @@ aw_worker_stop(AwQueue *q, int timeout_ms)
 	ConditionVariablePrepareToSleep(cv);
 	for (;;)
 	{
-		Latch	   *latch;
-
-		gone = aw_queue_request_exit(q, &latch);
+		gone = aw_queue_terminate_worker(q);
 		if (gone || TimestampDifferenceExceeds(start, GetCurrentTimestamp(),
 											   timeout_ms))
 			break;
-		if (latch)
-			SetLatch(latch);
 		(void) ConditionVariableTimedSleep(cv, 100, PG_WAIT_EXTENSION);
 	}
 	ConditionVariableCancelSleep();
@@ -117,34 +112,6 @@ aw_worker_attach(AwQueue *q)
 	aw_is_worker = true;
 	aw_my_queue = q;
 	before_shmem_exit(aw_worker_release, (Datum) 0);
-}
-
-/* SIGTERM in a worker: finish applying what is queued, then exit. */
-void
-aw_worker_sigterm(SIGNAL_ARGS)
-{
-	int			save_errno = errno;
-
-	aw_got_sigterm = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
-}
-
-/*
- * Leave at once, from inside a batch if need be, when database DDL or DROP
- * EXTENSION asks us to, or at shutdown: the batch's transaction aborts and
- * its writes stay queued for the next worker (or the save file).
- */
-void
-aw_worker_check_exit(void)
-{
-	AwQueueState s;
-
-	if (aw_my_queue == NULL)
-		return;
-	aw_queue_read_state(aw_my_queue, &s);
-	if (s.exit_requested || aw_got_sigterm)
-		proc_exit(1);
 }
 
 /* Register the launcher, which starts workers for restored queues. */

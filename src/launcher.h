@@ -14,13 +14,8 @@
 
 #include "queue.h"
 
-#include <signal.h>
-
 /* Whether this process is an apply worker. */
 extern bool aw_is_worker;
-
-/* Set in an apply worker by SIGTERM: finish what is queued, then exit. */
-extern volatile sig_atomic_t aw_got_sigterm;
 
 /*
  * The worker's entry point, which launcher.c registers by name and
@@ -34,9 +29,7 @@ extern bool aw_worker_stop(AwQueue *q, int timeout_ms);
 extern void aw_register_launcher(void);
 extern PGDLLEXPORT void aw_launcher_main(Datum arg);
 
-/* The worker's side of a stop, called in the worker itself */
+/* In the worker itself */
 extern void aw_worker_attach(AwQueue *q);
-extern void aw_worker_sigterm(SIGNAL_ARGS);
-extern void aw_worker_check_exit(void);
 
 #endif							/* AW_LAUNCHER_H */

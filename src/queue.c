@@ -16,6 +16,7 @@
  */
 #include "postgres.h"
 
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -39,8 +40,10 @@
  *	  a stable binding.
  *	- head, next_write_id, enqueued: producers, under the queue's lock.
  *	- worker_pid, worker_latch, launching, launch_time, paused, hold,
- *	  exit_requested, extension_dropped: under the queue's lock, by
- *	  producers, workers, DDL and the control functions.
+ *	  extension_dropped: under the queue's lock, by producers, workers, DDL
+ *	  and the control functions.  A worker clears worker_pid under the lock
+ *	  before it exits, so a signal sent under the lock to worker_pid reaches
+ *	  that worker and no other process.
  *	- tail, applied_write_id, the counters, applying, batch_end,
  *	  batch_last_id: only the queue's worker (or, with no worker, a backend
  *	  discarding the queue), without the lock; a barrier orders the reads
@@ -59,7 +62,6 @@ struct AwQueue
 	bool		paused;
 	bool		launching;		/* a worker was requested, not yet running */
 	bool		hold;			/* database DDL in progress: no worker */
-	bool		exit_requested; /* worker must exit after the current batch */
 	bool		extension_dropped;	/* a DROP EXTENSION committed: discard */
 	pid_t		worker_pid;
 	Latch	   *worker_latch;
@@ -142,7 +144,6 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 	q->paused = false;
 	q->launching = false;
 	q->hold = false;
-	q->exit_requested = false;
 	q->extension_dropped = false;
 	q->worker_pid = 0;
 	q->worker_latch = NULL;
@@ -393,7 +394,6 @@ aw_queue_read_state(AwQueue *q, AwQueueState *s)
 	s->dboid = q->dboid;
 	s->paused = q->paused;
 	s->hold = q->hold;
-	s->exit_requested = q->exit_requested;
 	s->extension_dropped = q->extension_dropped;
 	s->worker_pid = q->worker_pid;
 	s->worker_latch = q->worker_latch;
@@ -801,7 +801,6 @@ aw_queue_claim(AwQueue *q, Oid dboid)
 	q->worker_pid = MyProcPid;
 	q->worker_latch = MyLatch;
 	q->launching = false;
-	q->exit_requested = false;
 	LWLockRelease(&q->lock);
 	pg_atomic_write_u32(&q->applying, 0);
 	ConditionVariableBroadcast(&q->worker_cv);
@@ -843,19 +842,19 @@ aw_queue_release_if_empty(AwQueue *q)
 }
 
 /*
- * Ask the queue's worker to exit.  Returns true when no worker runs; else
- * *latch receives the worker's, to wake it.
+ * Ask the queue's worker to exit: SIGTERM, which is die in a worker, ends
+ * it at its next interrupt check, also while it waits for a lock.  Returns
+ * true when no worker runs.
  */
 bool
-aw_queue_request_exit(AwQueue *q, Latch **latch)
+aw_queue_terminate_worker(AwQueue *q)
 {
 	bool		gone;
 
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	LWLockAcquire(&q->lock, LW_SHARED);
 	gone = (q->worker_pid == 0);
 	if (!gone)
-		q->exit_requested = true;
-	*latch = q->worker_latch;
+		(void) kill(q->worker_pid, SIGTERM);
 	LWLockRelease(&q->lock);
 	return gone;
 }
@@ -902,28 +901,28 @@ aw_queue_set_paused(AwQueue *q, Oid dboid, bool paused, Latch **latch,
 
 /*
  * A DROP EXTENSION committed in database dboid, whose queue this may be
- * (else nothing happens).  With a worker
- * running (or starting), tell it to discard the queue, in order, and exit:
- * *latch receives its latch and 0 is returned.  Without one, discard here
- * and return how many writes that was; writes still being committed stay,
- * marked for the next worker to discard.  Never raises an error.
+ * (else nothing happens).  With a worker running (or starting), mark the
+ * queue to be discarded and terminate the worker: the one started after it
+ * finds no extension and discards the queue, in order; 0 is returned.
+ * Without one, discard here and return how many writes that was; writes
+ * still being committed stay, marked for the next worker to discard.
+ * Never raises an error.
  */
 uint64
-aw_queue_drop_extension(AwQueue *q, Oid dboid, Latch **latch)
+aw_queue_drop_extension(AwQueue *q, Oid dboid)
 {
 	bool		bound;
 	bool		worker;
 	uint64		discarded;
 
-	*latch = NULL;
 	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	bound = (q->dboid == dboid);
 	worker = (q->worker_pid != 0 || q->launching);
 	if (bound && worker)
 	{
 		q->extension_dropped = true;
-		q->exit_requested = true;
-		*latch = q->worker_latch;
+		if (q->worker_pid != 0)
+			(void) kill(q->worker_pid, SIGTERM);
 	}
 	LWLockRelease(&q->lock);
 	if (!bound || worker)

@@ -26,7 +26,6 @@ typedef struct AwQueueState
 	Oid			dboid;			/* InvalidOid: slot free */
 	bool		paused;
 	bool		hold;			/* database DDL in progress: no worker */
-	bool		exit_requested; /* the worker must exit */
 	bool		extension_dropped;	/* a DROP EXTENSION committed */
 	pid_t		worker_pid;		/* 0: no worker */
 	Latch	   *worker_latch;
@@ -120,11 +119,11 @@ extern bool aw_queue_start_launch(AwQueue *q, int retry_ms, Oid *dboid);
 extern bool aw_queue_claim(AwQueue *q, Oid dboid);
 extern void aw_queue_release_worker(AwQueue *q);
 extern bool aw_queue_release_if_empty(AwQueue *q);
-extern bool aw_queue_request_exit(AwQueue *q, Latch **latch);
+extern bool aw_queue_terminate_worker(AwQueue *q);
 extern bool aw_queue_set_hold(AwQueue *q, Oid dboid, bool hold, bool *pending);
 extern bool aw_queue_set_paused(AwQueue *q, Oid dboid, bool paused,
 								Latch **latch, bool *pending);
-extern uint64 aw_queue_drop_extension(AwQueue *q, Oid dboid, Latch **latch);
+extern uint64 aw_queue_drop_extension(AwQueue *q, Oid dboid);
 extern void aw_queue_clear_dropped(AwQueue *q);
 extern void aw_queue_count_waiter(AwQueue *q, int delta);
 extern Latch *aw_queue_request_sweep(AwQueue *q);

@@ -5,8 +5,8 @@
  *		backend that queues a write there (launcher.c), it waits on its
  *		latch, takes published entries from its queue in order, has them
  *		applied in batches (apply.c) and advances the queue's tail and
- *		applied mark.  It exits when idle for worker_idle_timeout, when
- *		database DDL or DROP EXTENSION asks it to, and at shutdown.
+ *		applied mark.  It exits when idle for worker_idle_timeout, and on
+ *		SIGTERM: at shutdown, when database DDL or DROP EXTENSION stops it.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,7 +45,8 @@ aw_worker_apply_batch(AwQueue *q)
 	int			nrows = 0;
 	uint64		napplied = 0;
 	uint64		nfailed = 0;
-	int			handled = 0;
+	int			handled;
+	char		activity[64];
 
 	if (rows_size < aw_batch_size)
 	{
@@ -72,27 +73,27 @@ aw_worker_apply_batch(AwQueue *q)
 	if (it.pos == tail)
 		return -1;
 
-	if (nrows > 0)
+	if (nrows == 0)
 	{
-		char		activity[64];
-
-		aw_queue_batch_begin(q, it.pos, it.write_id);
-		snprintf(activity, sizeof(activity), "applying %d queued writes", nrows);
-		pgstat_report_activity(STATE_RUNNING, activity);
-		handled = aw_apply_batch(q, rows, nrows, &napplied, &nfailed);
-		pgstat_report_activity(STATE_IDLE, NULL);
-		aw_queue_batch_count(q, napplied, nfailed);
+		/* Only skipped entries (aborted transactions) and padding. */
+		aw_queue_consume(q, it.pos, it.write_id);
+		return (int) (it.write_id + 1 - first_id);
 	}
+
+	aw_queue_batch_begin(q, it.pos, it.write_id);
+	snprintf(activity, sizeof(activity), "applying %d queued writes", nrows);
+	pgstat_report_activity(STATE_RUNNING, activity);
+	handled = aw_apply_batch(q, rows, nrows, it.pos, it.write_id,
+							 &napplied, &nfailed);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	aw_queue_batch_count(q, napplied, nfailed);
+	aw_queue_batch_end(q);
+	pgstat_report_stat(false);
 	if (handled < nrows)
 	{
 		/* Stuck at rows[handled]: what came before it is released already. */
-		aw_queue_batch_end(q);
 		return (int) (rows[handled].write_id - first_id);
 	}
-	aw_queue_consume(q, it.pos, it.write_id);
-	aw_queue_batch_end(q);
-	if (nrows > 0)
-		pgstat_report_stat(false);
 	return (int) (it.write_id + 1 - first_id);
 }
 
@@ -183,7 +184,25 @@ aw_worker_sweep(AwQueue *q)
 	aw_queue_sweep_done(q, s.sweeps_requested);
 }
 
-/* Main loop of a database's apply worker. */
+/*
+ * The worker's lock_timeout: asyncwrite.apply_lock_timeout bounds how long
+ * a write waits for a lock before it fails as a transient error.
+ */
+static void
+aw_worker_set_lock_timeout(void)
+{
+	char		value[32];
+
+	snprintf(value, sizeof(value), "%d", aw_apply_lock_timeout_ms);
+	SetConfigOption("lock_timeout", value, PGC_SUSET, PGC_S_SESSION);
+}
+
+/*
+ * Main loop of a database's apply worker.  SIGTERM (shutdown, database
+ * DDL, DROP EXTENSION, pg_terminate_backend) is die: the worker exits at
+ * the next CHECK_FOR_INTERRUPTS, also from a lock wait; the batch in
+ * flight rolls back and stays queued for the next worker or the save file.
+ */
 void
 aw_worker_main(Datum arg)
 {
@@ -191,12 +210,11 @@ aw_worker_main(Datum arg)
 	AwQueue    *q;
 	AwQueueState s;
 	TimestampTz idle_since = GetCurrentTimestamp();
-	int			exit_code = 0;
 	long		blocked_ms = 1;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, aw_worker_sigterm);
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 
 	/* Claim the queue, unless it moved on or another worker owns it. */
@@ -215,6 +233,7 @@ aw_worker_main(Datum arg)
 	SetConfigOption("default_transaction_read_only", "off",
 					PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("statement_timeout", "0", PGC_SUSET, PGC_S_SESSION);
+	aw_worker_set_lock_timeout();
 
 	if (!aw_extension_exists())
 		aw_worker_leave_without_extension(q);
@@ -231,38 +250,22 @@ aw_worker_main(Datum arg)
 		{
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
+			aw_worker_set_lock_timeout();
 		}
 
 		aw_queue_read_state(q, &s);
-		if (!s.exit_requested && aw_queue_sweep_due(q))
+		if (aw_queue_sweep_due(q))
 		{
 			aw_worker_sweep(q);
 			continue;
 		}
 		now = GetCurrentTimestamp();
 
-		if (s.exit_requested)
-		{
-			/*
-			 * DROP EXTENSION or database DDL: leave now.  Writes left behind
-			 * make us exit 1, so the postmaster starts a worker again: it
-			 * applies them if the DROP rolled back, discards them if it
-			 * committed, and exits at once while database DDL holds the
-			 * queue.
-			 */
-			if (!aw_extension_exists())
-				aw_worker_leave_without_extension(q);
-			aw_queue_read_state(q, &s);
-			exit_code = (s.head != s.tail) ? 1 : 0;
-			break;
-		}
-
 		if (s.head != s.tail && !s.paused)
 		{
 			/* Cheap reasons to apply now first; the oldest entry's age last. */
-			bool		apply_now = aw_got_sigterm ||
-			s.last_write_id - s.applied_write_id >= (uint64) aw_batch_size ||
-			s.flush_waiters > 0;
+			bool		apply_now = s.flush_waiters > 0 ||
+			s.last_write_id - s.applied_write_id >= (uint64) aw_batch_size;
 			TimestampTz oldest = apply_now ? 0 : aw_queue_oldest_enqueued_at(q);
 			TimestampTz due = TimestampTzPlusMilliseconds(oldest, aw_flush_interval_ms);
 
@@ -286,12 +289,6 @@ aw_worker_main(Datum arg)
 			else
 				timeout = Max(1, (long) ((due - now) / 1000));
 		}
-		else if (aw_got_sigterm)
-		{
-			/* Stopping: exit 1 leaves the postmaster to restart us. */
-			exit_code = (s.head != s.tail) ? 1 : 0;
-			break;
-		}
 		else if (s.head == s.tail)
 		{
 			long		idle_ms = (long) ((now - idle_since) / 1000);
@@ -310,5 +307,5 @@ aw_worker_main(Datum arg)
 						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-	proc_exit(exit_code);
+	proc_exit(0);
 }

@@ -128,3 +128,25 @@ SELECT asyncwrite.flush();
 SELECT id FROM once ORDER BY id;
 SELECT payload->>'id' AS id, sqlstate FROM asyncwrite.dead_letters;
 SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();
+
+-- flush() or wait() from a trigger while the worker applies the write: an
+-- error at once (the worker would wait for itself), and the write becomes
+-- a dead letter; the queue goes on.
+CREATE TABLE waits_in_trigger (id int);
+CREATE FUNCTION waits_in_trigger() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.id = 1 THEN
+        PERFORM asyncwrite.flush();
+    ELSIF NEW.id = 2 THEN
+        PERFORM asyncwrite.wait(1);
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER waits BEFORE INSERT ON waits_in_trigger
+    FOR EACH ROW EXECUTE FUNCTION waits_in_trigger();
+SELECT asyncwrite.insert('waits_in_trigger', jsonb_build_object('id', g)) IS NULL AS kept
+  FROM generate_series(1, 3) g;
+SELECT asyncwrite.flush();
+SELECT id AS applied FROM waits_in_trigger;
+SELECT payload->>'id' AS id, sqlstate, message FROM asyncwrite.dead_letters
+ WHERE target = 'waits_in_trigger'::regclass ORDER BY id;

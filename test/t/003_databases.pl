@@ -60,8 +60,7 @@ is($node->safe_psql('db1_renamed', 'SELECT count(*) FROM t WHERE n = 98'), '1', 
 # DROP DATABASE with a running worker and writes queued.
 $node->safe_psql('db2', 'SELECT asyncwrite.pause()');
 $node->safe_psql('db2', q{SELECT asyncwrite.insert('t', '{"db": "db2"}') FROM generate_series(1, 10)});
-ok($node->safe_psql('postgres', q{SELECT worker_pid IS NOT NULL FROM asyncwrite.stats WHERE database = 'db2'}) eq 't',
-	'db2 has a worker before the drop');
+ok(aw_worker_pid($node, 'db2') > 0, 'db2 has a worker before the drop');
 $start = time;
 my ($ret, $stdout, $stderr) = $node->psql('postgres', 'DROP DATABASE db2');
 is($ret, 0, 'DROP DATABASE with a running worker succeeds');
@@ -73,8 +72,8 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM asyncwrite.stats WHERE db
 # DROP EXTENSION stops the worker.
 $node->safe_psql('db1_copy', 'CREATE TABLE IF NOT EXISTS t2 (a int)');
 $node->safe_psql('db1_copy', q{SELECT asyncwrite.insert('t2', '{"a": 1}'); SELECT asyncwrite.flush()});
-my $worker = $node->safe_psql('postgres', q{SELECT worker_pid FROM asyncwrite.stats WHERE database = 'db1_copy'});
-ok($worker ne '', 'db1_copy has a worker');
+my $worker = aw_worker_pid($node, 'db1_copy');
+ok($worker > 0, 'db1_copy has a worker');
 $node->safe_psql('db1_copy', 'DROP EXTENSION asyncwrite');
 ok($node->poll_query_until('postgres', "SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = $worker"),
 	'DROP EXTENSION stops the worker');

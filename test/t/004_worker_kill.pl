@@ -14,7 +14,7 @@ $node->safe_psql('postgres', 'CREATE TABLE k (id bigserial PRIMARY KEY, round te
 
 sub worker_pid
 {
-	return aw_stat($node, 'postgres', 'coalesce(worker_pid, 0)');
+	return aw_worker_pid($node, 'postgres');
 }
 
 # Busy: kill the worker while it works through 100000 writes.

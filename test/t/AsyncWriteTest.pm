@@ -7,7 +7,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Exporter 'import';
 
-our @EXPORT = qw(aw_node aw_stat);
+our @EXPORT = qw(aw_node aw_stat aw_worker_pid);
 
 # A started node with asyncwrite preloaded and created in "postgres".
 sub aw_node
@@ -32,6 +32,18 @@ sub aw_stat
 	my ($node, $db, $column) = @_;
 	return $node->safe_psql($db,
 		"SELECT $column FROM asyncwrite.stats WHERE database = current_database()");
+}
+
+# The pid of database $db's worker, once one runs (a worker starts
+# asynchronously: poll, with the tests' usual timeout).
+sub aw_worker_pid
+{
+	my ($node, $db) = @_;
+	$node->poll_query_until('postgres',
+		"SELECT worker_pid IS NOT NULL FROM asyncwrite.stats WHERE database = '$db'")
+	  or die "no asyncwrite worker started for database $db";
+	return $node->safe_psql('postgres',
+		"SELECT worker_pid FROM asyncwrite.stats WHERE database = '$db'");
 }
 
 1;
