@@ -128,7 +128,7 @@ aw_set_paused(bool paused)
 
 	/* Again if the slot is given to another database meanwhile. */
 	do
-		q = aw_queue_bind(MyDatabaseId);
+		q = aw_launcher_bind(MyDatabaseId);
 	while (!aw_queue_set_paused(q, MyDatabaseId, paused, &latch, &pending));
 	if (latch)
 		SetLatch(latch);

@@ -148,12 +148,29 @@ aw_ddl_flush_first(void)
 				 errhint("Writes to a table whose columns change before they are applied go to asyncwrite.dead_letters.")));
 }
 
-/* Tell the queue's worker (starting one if needed) to sweep prepared writes. */
+/*
+ * After COMMIT PREPARED of a transaction that kept writes: have this
+ * database's worker (started if need be) apply them, after the writes
+ * queued before.  The transaction has committed: this never raises an
+ * error, and with no queue free the writes wait in
+ * asyncwrite.prepared_writes for the next worker of this database.
+ */
 static void
-aw_ddl_notify_prepared(AwQueue *q)
+aw_ddl_notify_prepared(void)
 {
-	Latch	   *latch = aw_queue_request_sweep(q);
+	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+	Latch	   *latch;
 
+	if (q == NULL)
+		q = aw_queue_bind(MyDatabaseId, NULL, true);
+	if (q == NULL)
+	{
+		ereport(WARNING,
+				(errmsg("no asyncwrite queue is free to apply the writes of the committed prepared transaction now"),
+				 errdetail("They stay in asyncwrite.prepared_writes and are applied when a worker of this database next starts, at its next write.")));
+		return;
+	}
+	latch = aw_queue_request_sweep(q);
 	if (latch)
 		SetLatch(latch);
 	else
@@ -194,6 +211,7 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	Oid			target_db = InvalidOid;
 	volatile bool dropping;
 	volatile Oid dboid;
+	volatile bool prepared_writes = false;
 	AwQueue    *volatile q = NULL;
 
 	if (aw_queue_loaded())
@@ -204,6 +222,9 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 	dropping = drops_database;
 	dboid = target_db;
+	if (aw_queue_loaded() && IsA(parsetree, TransactionStmt) &&
+		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
+		prepared_writes = aw_prepared_kept_writes(((TransactionStmt *) parsetree)->gid);
 
 	if (aw_queue_loaded() && aw_ddl_changes_table(parsetree))
 		aw_ddl_flush_first();
@@ -242,16 +263,9 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 			aw_ddl_release(q, dboid);
 	}
 
-	/* After COMMIT PREPARED, the worker queues the writes it released. */
-	if (aw_queue_loaded() && IsA(parsetree, TransactionStmt) &&
-		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
-	{
-		AwQueue    *mine = aw_queue_lookup(MyDatabaseId);
-
-		if (mine == NULL)
-			mine = aw_queue_bind(MyDatabaseId);
-		aw_ddl_notify_prepared(mine);
-	}
+	/* After COMMIT PREPARED, the worker applies the writes it released. */
+	if (prepared_writes)
+		aw_ddl_notify_prepared();
 
 	/* Act on DROP EXTENSION once it is known to have committed. */
 	if (aw_queue_loaded() && aw_ddl_drops_extension(parsetree) &&

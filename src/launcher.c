@@ -25,6 +25,9 @@
 /* How long a requested worker may take to start before we ask again. */
 #define AW_LAUNCH_TIMEOUT_MS	10000
 
+/* How long we wait for an idle worker to leave a slot another database needs. */
+#define AW_EVICT_TIMEOUT_MS		10000
+
 bool		aw_is_worker = false;
 
 /* The queue this process applies, as a worker. */
@@ -92,6 +95,32 @@ aw_worker_stop(AwQueue *q, int timeout_ms)
 	}
 	ConditionVariableCancelSleep();
 	return gone;
+}
+
+/*
+ * The queue of a database, binding a slot to it if it has none.  When every
+ * slot is taken but one only by an idle worker (its queue empty and not
+ * paused), that worker is stopped and its slot handed over: only databases
+ * with queued or paused writes keep a slot.
+ */
+AwQueue *
+aw_launcher_bind(Oid dboid)
+{
+	for (int attempt = 0; attempt < 3; attempt++)
+	{
+		AwQueue    *idle;
+		AwQueue    *q = aw_queue_bind(dboid, &idle, false);
+
+		if (q != NULL)
+			return q;
+		(void) aw_worker_stop(idle, AW_EVICT_TIMEOUT_MS);
+		q = aw_queue_take_over(idle, dboid);
+		if (q != NULL)
+			return q;
+		CHECK_FOR_INTERRUPTS();
+	}
+	/* The idle slots kept filling up again: the usual error, or a slot. */
+	return aw_queue_bind(dboid, NULL, false);
 }
 
 /* before_shmem_exit in a worker: give up the queue if it still owns it. */

@@ -24,6 +24,7 @@ extern bool aw_is_worker;
 #define AW_WORKER_MAIN	"aw_worker_main"
 extern PGDLLEXPORT void aw_worker_main(Datum arg);
 
+extern AwQueue *aw_launcher_bind(Oid dboid);
 extern void aw_worker_ensure(AwQueue *q);
 extern bool aw_worker_stop(AwQueue *q, int timeout_ms);
 extern void aw_register_launcher(void);

@@ -282,25 +282,62 @@ aw_queue_lookup(Oid dboid)
 	return result;
 }
 
-/* Whether a bound slot holds nothing worth keeping. */
+/*
+ * Whether a bound slot holds nothing worth keeping: no write queued, none
+ * being reserved, not paused, nobody waiting, no worker running or being
+ * started, and (unless we hold it ourselves, held_by_us) no database DDL.
+ * The caller holds the slot's lock.
+ */
 static bool
-aw_queue_evictable(AwQueue *q)
+aw_queue_evictable(AwQueue *q, bool held_by_us)
 {
 	return q->head == pg_atomic_read_u64(&q->tail) &&
-		q->worker_pid == 0 && !q->launching && !q->paused && !q->hold &&
+		q->worker_pid == 0 && !q->launching && !q->paused &&
+		q->hold == held_by_us &&
 		pg_atomic_read_u32(&q->flush_waiters) == 0;
 }
 
 /*
- * The queue of a database, binding a free or idle slot to it if it has none.
- * Write ids stay increasing per database across rebinding because a new
- * binding starts above every id an unbound slot ever gave out.
+ * Whether a bound slot would be evictable but for its idle worker.  The
+ * caller holds the slot's lock.
+ */
+static bool
+aw_queue_idle_worker(AwQueue *q)
+{
+	return q->head == pg_atomic_read_u64(&q->tail) &&
+		q->worker_pid != 0 && !q->paused && !q->hold &&
+		pg_atomic_read_u32(&q->flush_waiters) == 0;
+}
+
+/*
+ * Bind a slot to dboid.  Lock order: the caller holds AwControl->lock
+ * exclusively, we take the slot's lock.  Ids of the new binding start
+ * above every id an unbound slot ever gave out.
+ */
+static void
+aw_queue_bind_slot(AwQueue *q, Oid dboid)
+{
+	if (q->next_write_id - 1 > aw_control->id_high_water)
+		aw_control->id_high_water = q->next_write_id - 1;
+	aw_queue_reset(q, aw_control->id_high_water);
+	q->dboid = dboid;
+}
+
+/*
+ * The queue of a database, binding a slot to it if it has none: a free
+ * slot, or one whose database has nothing queued and no worker; that is
+ * checked and the slot reset under one hold of its lock, so no producer of
+ * the old database can reserve in between.  When no slot can be taken but
+ * one only has an idle worker, returns NULL with *idle set to that slot,
+ * now held (no worker may start there) for aw_queue_take_over() once its
+ * worker is gone.  With idle NULL, or when there is none, raises an error,
+ * or with missing_ok returns NULL.
  */
 AwQueue *
-aw_queue_bind(Oid dboid)
+aw_queue_bind(Oid dboid, AwQueue **idle, bool missing_ok)
 {
 	AwQueue    *q = aw_queue_lookup(dboid);
-	AwQueue    *victim = NULL;
+	AwQueue    *candidate = NULL;
 	int			i;
 
 	if (q != NULL)
@@ -309,47 +346,82 @@ aw_queue_bind(Oid dboid)
 	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
 	for (i = 0; i < aw_control->max_databases; i++)
 	{
+		if (aw_control->queues[i].dboid == dboid)
+		{
+			LWLockRelease(aw_control->lock);
+			return &aw_control->queues[i];
+		}
+	}
+	/* A free slot first, else one whose database has nothing queued. */
+	for (i = 0; i < aw_control->max_databases; i++)
+	{
 		AwQueue    *c = &aw_control->queues[i];
 
-		if (c->dboid == dboid)
+		if (c->dboid != InvalidOid)
+			continue;
+		LWLockAcquire(&c->lock, LW_EXCLUSIVE);
+		aw_queue_bind_slot(c, dboid);
+		LWLockRelease(&c->lock);
+		LWLockRelease(aw_control->lock);
+		return c;
+	}
+	for (i = 0; i < aw_control->max_databases; i++)
+	{
+		AwQueue    *c = &aw_control->queues[i];
+
+		LWLockAcquire(&c->lock, LW_EXCLUSIVE);
+		if (aw_queue_evictable(c, false))
 		{
+			aw_queue_bind_slot(c, dboid);
+			LWLockRelease(&c->lock);
 			LWLockRelease(aw_control->lock);
 			return c;
 		}
-		if (victim == NULL && c->dboid == InvalidOid)
-			victim = c;
-	}
-	/* No free slot: take one whose database has nothing queued. */
-	for (i = 0; victim == NULL && i < aw_control->max_databases; i++)
-	{
-		AwQueue    *c = &aw_control->queues[i];
-		bool		idle;
-
-		LWLockAcquire(&c->lock, LW_EXCLUSIVE);
-		idle = aw_queue_evictable(c);
+		if (candidate == NULL && idle != NULL && aw_queue_idle_worker(c))
+		{
+			c->hold = true;
+			candidate = c;
+		}
 		LWLockRelease(&c->lock);
-		if (idle)
-			victim = c;
 	}
-	if (victim == NULL)
-	{
-		LWLockRelease(aw_control->lock);
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("no asyncwrite queue is free for this database"),
-				 errdetail("All %d queues are in use by databases with queued writes or running workers.",
-						   aw_control->max_databases),
-				 errhint("Increase asyncwrite.max_databases and restart the server.")));
-	}
-
-	LWLockAcquire(&victim->lock, LW_EXCLUSIVE);
-	if (victim->next_write_id - 1 > aw_control->id_high_water)
-		aw_control->id_high_water = victim->next_write_id - 1;
-	aw_queue_reset(victim, aw_control->id_high_water);
-	victim->dboid = dboid;
-	LWLockRelease(&victim->lock);
 	LWLockRelease(aw_control->lock);
-	return victim;
+	if (candidate != NULL)
+	{
+		*idle = candidate;
+		return NULL;
+	}
+	if (missing_ok)
+		return NULL;
+	ereport(ERROR,
+			(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+			 errmsg("no asyncwrite queue is free for this database"),
+			 errdetail("All %d queues are in use by databases with queued or paused writes.",
+					   aw_control->max_databases),
+			 errhint("Increase asyncwrite.max_databases and restart the server.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * Take over a slot aw_queue_bind() held for us, once its idle worker is
+ * gone: bind it to dboid if it still holds nothing worth keeping.  Else
+ * (a write arrived, or the worker did not exit) release the hold and
+ * return NULL.
+ */
+AwQueue *
+aw_queue_take_over(AwQueue *q, Oid dboid)
+{
+	bool		taken;
+
+	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	taken = q->dboid != InvalidOid && q->hold && aw_queue_evictable(q, true);
+	if (taken)
+		aw_queue_bind_slot(q, dboid);
+	else
+		q->hold = false;
+	LWLockRelease(&q->lock);
+	LWLockRelease(aw_control->lock);
+	return taken ? q : NULL;
 }
 
 /*

@@ -90,7 +90,8 @@ extern int	aw_queue_count(void);
 extern AwQueue *aw_queue_at(int slot);
 extern int	aw_queue_slot(AwQueue *q);
 extern AwQueue *aw_queue_lookup(Oid dboid);
-extern AwQueue *aw_queue_bind(Oid dboid);
+extern AwQueue *aw_queue_bind(Oid dboid, AwQueue **idle, bool missing_ok);
+extern AwQueue *aw_queue_take_over(AwQueue *q, Oid dboid);
 extern uint64 aw_queue_forget(AwQueue *q, Oid dboid);
 
 /* queue.c: reading */

@@ -43,5 +43,6 @@ extern uint64 aw_xact_last_write_id(void);
 
 /* submit_prepared.c */
 extern void aw_prepared_store(const AwWriteSpec *w);
+extern bool aw_prepared_kept_writes(const char *gid);
 
 #endif							/* AW_SUBMIT_H */

@@ -13,6 +13,7 @@
 
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "commands/extension.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -106,4 +107,47 @@ aw_prepared_store(const AwWriteSpec *w)
 	PopActiveSnapshot();
 	SPI_finish();
 	SetUserIdAndSecContext(save_userid, save_sec_context);
+}
+
+/*
+ * Whether prepared transaction gid (of this database) stored kept writes,
+ * for COMMIT PREPARED to have them applied: it then holds a lock on
+ * asyncwrite.prepared_writes, as a prepared transaction keeps its locks
+ * (under the virtual transaction that holds its transaction id's lock).
+ * False in a database without the extension.
+ */
+bool
+aw_prepared_kept_writes(const char *gid)
+{
+	Oid			argtypes[3] = {TEXTOID, OIDOID, OIDOID};
+	Datum		values[3];
+	Oid			nsp;
+	Oid			relid;
+	bool		isnull;
+	bool		kept;
+
+	if (!OidIsValid(get_extension_oid("asyncwrite", true)) ||
+		!OidIsValid(nsp = get_namespace_oid("asyncwrite", true)) ||
+		!OidIsValid(relid = get_relname_relid("prepared_writes", nsp)))
+		return false;
+	values[0] = CStringGetTextDatum(gid);
+	values[1] = ObjectIdGetDatum(relid);
+	values[2] = ObjectIdGetDatum(MyDatabaseId);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT EXISTS (SELECT FROM pg_catalog.pg_prepared_xacts p "
+							  "JOIN pg_catalog.pg_locks x ON x.locktype OPERATOR(pg_catalog.=) 'transactionid' "
+							  "AND x.transactionid OPERATOR(pg_catalog.=) p.transaction "
+							  "JOIN pg_catalog.pg_locks l ON l.virtualtransaction "
+							  "OPERATOR(pg_catalog.=) x.virtualtransaction "
+							  "WHERE p.gid OPERATOR(pg_catalog.=) $1 "
+							  "AND l.locktype OPERATOR(pg_catalog.=) 'relation' "
+							  "AND l.relation OPERATOR(pg_catalog.=) $2 "
+							  "AND l.database OPERATOR(pg_catalog.=) $3)",
+							  3, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look up prepared transaction \"%s\"", gid);
+	kept = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+									  SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	return kept;
 }

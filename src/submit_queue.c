@@ -70,7 +70,7 @@ aw_submit_reserve(Size len, int nentries, int on_full, AwReservation *r)
 		AwReserveResult res;
 
 		if (q == NULL)
-			q = my_queue = aw_queue_bind(MyDatabaseId);
+			q = my_queue = aw_launcher_bind(MyDatabaseId);
 		res = aw_queue_reserve(q, len, nentries, r);
 		if (res == AW_RESERVE_OK)
 		{
