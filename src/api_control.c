@@ -79,7 +79,7 @@ aw_flush(PG_FUNCTION_ARGS)
 				 errhint("Call asyncwrite.flush() after COMMIT to wait for them.")));
 	if (q == NULL)
 		PG_RETURN_BOOL(true);
-	PG_RETURN_BOOL(aw_wait_applied(q, 0, timeout_ms));
+	PG_RETURN_BOOL(aw_wait_applied(q, 0, timeout_ms, NULL));
 }
 
 /* asyncwrite.wait(write_id bigint, timeout interval): wait for one write. */
@@ -103,7 +103,7 @@ aw_wait(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("write id " INT64_FORMAT " was not issued in this database", write_id),
 				 errdetail("The highest write id issued so far is " UINT64_FORMAT ".", last)));
-	PG_RETURN_BOOL(aw_wait_applied(q, (uint64) write_id, timeout_ms));
+	PG_RETURN_BOOL(aw_wait_applied(q, (uint64) write_id, timeout_ms, NULL));
 }
 
 /* Refuse pause/resume unless the caller owns the database. */

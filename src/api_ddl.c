@@ -12,11 +12,17 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/partition.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
 #include "tcop/utility.h"
+#include "utils/lsyscache.h"
 
 #include "api.h"
 #include "launcher.h"
@@ -93,42 +99,86 @@ aw_ddl_drops_extension(Node *parsetree)
 	return false;
 }
 
-/*
- * Whether the statement changes or removes a table that queued writes may
- * target: those writes were converted for its current columns.
- */
-static bool
-aw_ddl_changes_table(Node *parsetree)
+/* Add a table, its partitions or children and its ancestors to relids. */
+static List *
+aw_ddl_add_table(List *relids, RangeVar *rv)
 {
-	switch (nodeTag(parsetree))
-	{
-		case T_AlterTableStmt:
-			return ((AlterTableStmt *) parsetree)->objtype == OBJECT_TABLE ||
-				((AlterTableStmt *) parsetree)->objtype == OBJECT_FOREIGN_TABLE;
-		case T_RenameStmt:
-			return ((RenameStmt *) parsetree)->renameType == OBJECT_TABLE ||
-				((RenameStmt *) parsetree)->renameType == OBJECT_FOREIGN_TABLE ||
-				((RenameStmt *) parsetree)->renameType == OBJECT_COLUMN;
-		case T_DropStmt:
-			return ((DropStmt *) parsetree)->removeType == OBJECT_TABLE ||
-				((DropStmt *) parsetree)->removeType == OBJECT_FOREIGN_TABLE;
-		case T_TruncateStmt:
-			return true;
-		default:
-			return false;
-	}
+	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+	if (!OidIsValid(relid) || get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+		return relids;
+	relids = list_concat_unique_oid(relids, find_all_inheritors(relid, NoLock, NULL));
+	if (get_rel_relispartition(relid))
+		relids = list_concat_unique_oid(relids, get_partition_ancestors(relid));
+	return relids;
 }
 
 /*
- * Before table DDL, let the database's queued writes be applied with the
- * columns they were converted for, waiting up to ddl_flush_timeout.  Not
- * while paused (they cannot be applied), and never from the worker itself.
+ * The tables a statement changes or removes that queued writes may target
+ * (those writes were converted for their current columns), with their
+ * partitions and ancestors; temporary tables never are.
+ */
+static List *
+aw_ddl_changed_tables(Node *parsetree)
+{
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			{
+				AlterTableStmt *stmt = (AlterTableStmt *) parsetree;
+
+				if (stmt->objtype == OBJECT_TABLE || stmt->objtype == OBJECT_FOREIGN_TABLE)
+					relids = aw_ddl_add_table(relids, stmt->relation);
+				break;
+			}
+		case T_RenameStmt:
+			{
+				RenameStmt *stmt = (RenameStmt *) parsetree;
+
+				if (stmt->renameType == OBJECT_TABLE ||
+					stmt->renameType == OBJECT_FOREIGN_TABLE ||
+					stmt->renameType == OBJECT_COLUMN)
+					relids = aw_ddl_add_table(relids, stmt->relation);
+				break;
+			}
+		case T_DropStmt:
+			{
+				DropStmt   *stmt = (DropStmt *) parsetree;
+
+				if (stmt->removeType != OBJECT_TABLE &&
+					stmt->removeType != OBJECT_FOREIGN_TABLE)
+					break;
+				foreach(lc, stmt->objects)
+					relids = aw_ddl_add_table(relids,
+											  makeRangeVarFromNameList(lfirst(lc)));
+				break;
+			}
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) parsetree)->relations)
+				relids = aw_ddl_add_table(relids, lfirst_node(RangeVar, lc));
+			break;
+		default:
+			break;
+	}
+	return relids;
+}
+
+/*
+ * Before DDL on tables with queued writes, let the database's queued
+ * writes be applied with the columns they were converted for, waiting up
+ * to ddl_flush_timeout.  Best effort: not while paused (they cannot be
+ * applied), never from the worker itself, and a worker that waits for a
+ * lock this transaction holds ends the wait as a timeout does.
  */
 static void
-aw_ddl_flush_first(void)
+aw_ddl_flush_first(List *relids)
 {
 	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
 	AwQueueState s;
+	bool		blocked = false;
 
 	/* This transaction's own kept writes go in before its DDL. */
 	if (aw_xact_pending_count() > 0)
@@ -138,11 +188,14 @@ aw_ddl_flush_first(void)
 		return;
 	aw_queue_read_state(q, &s);
 	if (s.paused || s.hold || s.dboid != MyDatabaseId ||
-		aw_queue_applied_write_id(q) >= s.last_write_id)
+		aw_queue_applied_write_id(q) >= s.last_write_id ||
+		!aw_queue_has_writes_for(q, relids))
 		return;
-	if (!aw_wait_applied(q, s.last_write_id, aw_ddl_flush_timeout_ms))
+	if (!aw_wait_applied(q, s.last_write_id, aw_ddl_flush_timeout_ms, &blocked))
 		ereport(WARNING,
 				(errmsg("queued asyncwrite writes were not all applied before this DDL"),
+				 blocked ?
+				 errdetail("The asyncwrite worker waits for a lock this transaction holds.") :
 				 errdetail("They were still not applied after asyncwrite.ddl_flush_timeout (%d ms).",
 						   aw_ddl_flush_timeout_ms),
 				 errhint("Writes to a table whose columns change before they are applied go to asyncwrite.dead_letters.")));
@@ -226,8 +279,13 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
 		prepared_writes = aw_prepared_kept_writes(((TransactionStmt *) parsetree)->gid);
 
-	if (aw_queue_loaded() && aw_ddl_changes_table(parsetree))
-		aw_ddl_flush_first();
+	if (aw_queue_loaded())
+	{
+		List	   *relids = aw_ddl_changed_tables(parsetree);
+
+		if (relids != NIL)
+			aw_ddl_flush_first(relids);
+	}
 	if (q != NULL)
 	{
 		bool		pending;

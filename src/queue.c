@@ -798,6 +798,23 @@ aw_queue_discard(AwQueue *q)
 }
 
 /*
+ * Whether a published write in the queue targets one of relids, or the
+ * walk cannot tell (it stopped at an entry still being committed).
+ */
+bool
+aw_queue_has_writes_for(AwQueue *q, List *relids)
+{
+	AwQueueIter it;
+	AwEntryHeader *hdr;
+
+	aw_queue_iter_begin(q, &it);
+	while ((hdr = aw_queue_iter_next(&it)) != NULL)
+		if (hdr->state == AW_ENTRY_READY && list_member_oid(relids, hdr->relid))
+			return true;
+	return it.pos < it.head;
+}
+
+/*
  * Enqueue time of the oldest queued write, or 0.  Read without the lock:
  * the value is used only if tail did not move meanwhile, as the entry's
  * bytes cannot be reused before tail passes them.

@@ -14,6 +14,7 @@
 
 #include "queue_entry.h"
 
+#include "nodes/pg_list.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
 
@@ -99,6 +100,7 @@ extern void aw_queue_read_state(AwQueue *q, AwQueueState *s);
 extern uint64 aw_queue_last_write_id(AwQueue *q);
 extern uint64 aw_queue_applied_write_id(AwQueue *q);
 extern TimestampTz aw_queue_oldest_enqueued_at(AwQueue *q);
+extern bool aw_queue_has_writes_for(AwQueue *q, List *relids);
 extern ConditionVariable *aw_queue_cv(AwQueue *q, AwQueueCV which);
 
 /* queue.c: producers */

@@ -31,7 +31,8 @@ extern void aw_submit_wake(const AwReservation *r);
 extern void aw_submit_too_large(Size len);
 
 /* submit_wait.c */
-extern bool aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms);
+extern bool aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms,
+							bool *blocked);
 extern void aw_check_worker_blocked(AwQueue *q, const char *what);
 
 /* submit_xact.c */

@@ -38,6 +38,27 @@ aw_waiter_cleanup(int code, Datum arg)
 	aw_waiting_on = NULL;
 }
 
+/* The queue's worker's pid if it waits for a lock this backend holds, else 0. */
+static pid_t
+aw_worker_blocked_by_us(AwQueue *q)
+{
+	AwQueueState s;
+	ArrayType  *blockers;
+	Datum	   *elems;
+	int			nelems;
+
+	aw_queue_read_state(q, &s);
+	if (s.worker_pid == 0)
+		return 0;
+	blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids,
+													  Int32GetDatum((int32) s.worker_pid)));
+	deconstruct_array(blockers, INT4OID, 4, true, TYPALIGN_INT, &elems, NULL, &nelems);
+	for (int i = 0; i < nelems; i++)
+		if (DatumGetInt32(elems[i]) == MyProcPid)
+			return s.worker_pid;
+	return 0;
+}
+
 /*
  * Raise a deadlock error if the queue's worker waits for a lock this
  * backend holds: what we wait for could then never happen, and the
@@ -46,29 +67,15 @@ aw_waiter_cleanup(int code, Datum arg)
 void
 aw_check_worker_blocked(AwQueue *q, const char *what)
 {
-	AwQueueState s;
-	pid_t		pid;
-	ArrayType  *blockers;
-	Datum	   *elems;
-	int			nelems;
+	pid_t		pid = aw_worker_blocked_by_us(q);
 
-	aw_queue_read_state(q, &s);
-	pid = s.worker_pid;
-	if (pid == 0)
-		return;
-	blockers = DatumGetArrayTypeP(DirectFunctionCall1(pg_blocking_pids,
-													  Int32GetDatum((int32) pid)));
-	deconstruct_array(blockers, INT4OID, 4, true, TYPALIGN_INT, &elems, NULL, &nelems);
-	for (int i = 0; i < nelems; i++)
-	{
-		if (DatumGetInt32(elems[i]) == MyProcPid)
-			ereport(ERROR,
-					(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
-					 errmsg("deadlock detected"),
-					 errdetail("This session waits for %s, but the asyncwrite worker (PID %d) waits for a lock this session holds.",
-							   what, (int) pid),
-					 errhint("Commit before waiting, or take the lock after asyncwrite.flush().")));
-	}
+	if (pid != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_DEADLOCK_DETECTED),
+				 errmsg("deadlock detected"),
+				 errdetail("This session waits for %s, but the asyncwrite worker (PID %d) waits for a lock this session holds.",
+						   what, (int) pid),
+				 errhint("Commit before waiting, or take the lock after asyncwrite.flush().")));
 }
 
 /*
@@ -78,7 +85,7 @@ aw_check_worker_blocked(AwQueue *q, const char *what)
  */
 static bool
 aw_wait_loop(AwQueue *q, uint64 target, bool whole_queue, uint64 sweep_target,
-			 int64 timeout_ms)
+			 int64 timeout_ms, bool *blocked)
 {
 	TimestampTz start = GetCurrentTimestamp();
 	bool		have_target = !whole_queue;
@@ -124,17 +131,26 @@ aw_wait_loop(AwQueue *q, uint64 target, bool whole_queue, uint64 sweep_target,
 		}
 		if (ConditionVariableTimedSleep(aw_queue_cv(q, AW_CV_APPLIED), sleep_ms,
 										PG_WAIT_EXTENSION))
-			aw_check_worker_blocked(q, "its asyncwrite writes to be applied");
+		{
+			if (blocked != NULL && aw_worker_blocked_by_us(q) != 0)
+			{
+				*blocked = true;
+				return false;
+			}
+			aw_check_worker_blocked(q, "queued asyncwrite writes to be applied");
+		}
 	}
 }
 
 /*
  * Sleep until every write id <= target of this database is applied or
  * failed (target 0: everything queued, see aw_wait_loop).  Returns false if
- * timeout_ms (-1: none) passes first.
+ * timeout_ms (-1: none) passes first.  When the worker waits for a lock this
+ * backend holds, the wait can never end: a deadlock error, or, when blocked
+ * is given, false with *blocked set.
  */
 bool
-aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms)
+aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms, bool *blocked)
 {
 	volatile bool done = false;
 	AwQueueState s;
@@ -151,7 +167,7 @@ aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms)
 	PG_TRY();
 	{
 		done = aw_wait_loop(q, target, target == 0, s.sweeps_requested,
-							timeout_ms);
+							timeout_ms, blocked);
 	}
 	PG_FINALLY();
 	{

@@ -86,3 +86,29 @@ CREATE TABLE t3 (id int);
 SELECT apply_now();
 SELECT 's1_old.t' AS tab, count(*) FROM s1_old.t UNION ALL SELECT 's1.t', count(*) FROM s1.t
 UNION ALL SELECT 't3_old', count(*) FROM t3_old UNION ALL SELECT 't3', count(*) FROM t3;
+
+-- Table DDL waits only for writes queued to the tables it changes, never
+-- for temporary tables; and when the worker waits for a lock this
+-- transaction holds, the wait ends with a WARNING, never an error.
+CREATE TABLE ddl_locked (id int PRIMARY KEY, v int);
+INSERT INTO ddl_locked VALUES (1, 0);
+CREATE TABLE ddl_queued (id int);
+CREATE TABLE ddl_other (id int);
+CREATE TEMP TABLE ddl_temp (id int);
+SET asyncwrite.ddl_flush_timeout = '60s';
+BEGIN;
+UPDATE ddl_locked SET v = 1 WHERE id = 1;
+SELECT asyncwrite.update('ddl_locked', '{"id": 1}', '{"v": 2}') > 0 AS queued_blocked,
+       asyncwrite.insert('ddl_queued', '{"id": 1}') > 0 AS queued_behind;
+SELECT clock_timestamp() AS ddl_start \gset
+ALTER TABLE ddl_other ADD COLUMN b int;
+ALTER TABLE ddl_temp ADD COLUMN b int;
+TRUNCATE ddl_other, ddl_temp;
+SELECT clock_timestamp() - :'ddl_start' < interval '1 s' AS unrelated_ddl_did_not_wait;
+ALTER TABLE ddl_queued ADD COLUMN b int;
+SELECT clock_timestamp() - :'ddl_start' < interval '30 s' AS blocked_wait_ended_early;
+COMMIT;
+RESET asyncwrite.ddl_flush_timeout;
+SELECT asyncwrite.flush();
+SELECT v FROM ddl_locked;
+SELECT * FROM ddl_queued;
