@@ -107,7 +107,10 @@ aw_insert_rows(AwApplyRow *rows, int n)
 			return;
 	}
 
+	/* The run's rows fit the table's columns: let them be read so. */
 	rel = aw_plan_open_target(first);
+	for (int i = 0; i < n; i++)
+		aw_row_unversion((HeapTupleHeader) AW_ENTRY_PAYLOAD(rows[i].hdr));
 	if (first->kind == AW_KIND_INSERT && aw_is_worker)
 	{
 		AwWriterState ws;

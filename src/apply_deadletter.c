@@ -60,6 +60,7 @@ aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
 	table_close(rel, AccessShareLock);
 	if (!usable)
 		return (Datum) 0;
+	aw_row_unversion((HeapTupleHeader) AW_ENTRY_PAYLOAD(hdr));
 	json = DirectFunctionCall1(row_to_json,
 							   PointerGetDatum(AW_ENTRY_PAYLOAD(hdr)));
 	*isnull = false;

@@ -30,6 +30,22 @@ aw_tuple_over(HeapTupleHeader td, HeapTupleData *tuple)
 	tuple->t_data = td;
 }
 
+/*
+ * Let a queued row be read with its table's row type as it is now.
+ * Recent minor releases stamp a composite datum with its row type's
+ * version and refuse one formed before an ALTER TABLE, even one that kept
+ * the layout (the same type again, another collation, int to bigint and
+ * back).  asyncwrite checks the layout itself before it reads a queued row
+ * (aw_layout_compatible), so the row is made an unversioned datum, as one
+ * formed before versions were stamped.
+ */
+static inline void
+aw_row_unversion(HeapTupleHeader td)
+{
+	ItemPointerSetInvalid(&td->t_ctid);
+	HeapTupleHeaderSetTypMod(td, -1);
+}
+
 /* convert.c: the target cache */
 typedef struct AwTarget AwTarget;
 extern AwTarget *aw_target_get(Relation rel);

@@ -112,3 +112,33 @@ RESET asyncwrite.ddl_flush_timeout;
 SELECT asyncwrite.flush();
 SELECT v FROM ddl_locked;
 SELECT * FROM ddl_queued;
+
+-- ALTER TABLE that keeps the row layout (the same type again, another
+-- collation, int to bigint and back) while writes wait: they are applied
+-- as the same statements run directly are, and the queue goes on.
+CREATE TABLE keep_layout (id int PRIMARY KEY, n int, t text);
+CREATE TABLE keep_layout_direct (LIKE keep_layout INCLUDING ALL);
+INSERT INTO keep_layout VALUES (1, 10, 'a'), (2, 20, 'b'), (3, 30, 'c');
+INSERT INTO keep_layout_direct SELECT * FROM keep_layout;
+SELECT asyncwrite.pause();
+SELECT asyncwrite.insert('keep_layout', '{"id": 4, "n": 40, "t": "d"}') > 0 AS ins,
+       asyncwrite.upsert('keep_layout', '{"id": 1, "n": 11}') > 0 AS ups,
+       asyncwrite.update('keep_layout', '{"id": 2}', '{"t": "B"}') > 0 AS upd,
+       asyncwrite.delete('keep_layout', '{"id": 3}') > 0 AS del,
+       asyncwrite.increment('keep_layout', '{"id": 4}', '{"n": 1}') > 0 AS inc;
+ALTER TABLE keep_layout ALTER COLUMN n TYPE int USING n;
+ALTER TABLE keep_layout ALTER COLUMN t TYPE text COLLATE "C";
+ALTER TABLE keep_layout ALTER COLUMN n TYPE bigint;
+ALTER TABLE keep_layout ALTER COLUMN n TYPE int;
+INSERT INTO keep_layout_direct VALUES (4, 40, 'd');
+INSERT INTO keep_layout_direct (id, n) VALUES (1, 11) ON CONFLICT (id) DO UPDATE SET n = EXCLUDED.n;
+UPDATE keep_layout_direct SET t = 'B' WHERE id = 2;
+DELETE FROM keep_layout_direct WHERE id = 3;
+INSERT INTO keep_layout_direct (id, n) VALUES (4, 1)
+    ON CONFLICT (id) DO UPDATE SET n = keep_layout_direct.n + EXCLUDED.n;
+SELECT apply_now();
+SELECT * FROM keep_layout ORDER BY id;
+SELECT (SELECT array_agg(k::text ORDER BY id) FROM keep_layout k) =
+       (SELECT array_agg(k::text ORDER BY id) FROM keep_layout_direct k) AS same_as_direct;
+SELECT state, queued FROM asyncwrite.stats WHERE database = current_database();
+SELECT count(*) AS dead_letters FROM asyncwrite.dead_letters WHERE target = 'keep_layout'::regclass;
