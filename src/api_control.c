@@ -198,6 +198,8 @@ aw_queue_stats(PG_FUNCTION_ARGS)
 
 		if (s.paused)
 			state = "paused";
+		else if (s.closed)
+			state = "closed";
 		else if (s.worker_pid == 0)
 			state = "stopped";
 		else if (s.applying)

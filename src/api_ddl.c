@@ -13,6 +13,9 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/objectaccess.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
@@ -32,6 +35,7 @@
 #define AW_STOP_TIMEOUT_MS	10000
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static object_access_hook_type prev_object_access_hook = NULL;
 static bool aw_drop_callback_registered = false;
 
 static void aw_ddl_xact_callback(XactEvent event, void *arg);
@@ -77,26 +81,6 @@ aw_ddl_target_database(Node *parsetree, bool *dropping)
 			break;
 	}
 	return dbname ? get_database_oid(dbname, true) : InvalidOid;
-}
-
-/* Whether the statement is DROP EXTENSION naming asyncwrite. */
-static bool
-aw_ddl_drops_extension(Node *parsetree)
-{
-	DropStmt   *stmt;
-	ListCell   *lc;
-
-	if (!IsA(parsetree, DropStmt))
-		return false;
-	stmt = (DropStmt *) parsetree;
-	if (stmt->removeType != OBJECT_EXTENSION)
-		return false;
-	foreach(lc, stmt->objects)
-	{
-		if (strcmp(strVal(lfirst(lc)), "asyncwrite") == 0)
-			return true;
-	}
-	return false;
 }
 
 /* Add a table, its partitions or children and its ancestors to relids. */
@@ -325,46 +309,65 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	if (prepared_writes)
 		aw_ddl_notify_prepared();
 
-	/* Act on DROP EXTENSION once it is known to have committed. */
-	if (aw_queue_loaded() && aw_ddl_drops_extension(parsetree) &&
-		!aw_drop_callback_registered)
+}
+
+/*
+ * At the end of a transaction that dropped the extension (by DROP
+ * EXTENSION, DROP SCHEMA ... CASCADE, DROP OWNED or otherwise): if it
+ * committed, only nudge this database's worker.  The worker decides, at the
+ * start of its next batch and under a lock on the extension, whether the
+ * extension is gone; a drop rolled back (to a savepoint, say) changes
+ * nothing.  A running worker is terminated, so that the one started after
+ * it looks at once, even with nothing queued; with none, one is started if
+ * writes are queued.  Never raises an error.
+ */
+static void
+aw_ddl_xact_callback(XactEvent event, void *arg)
+{
+	AwQueue    *q;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	UnregisterXactCallback(aw_ddl_xact_callback, NULL);
+	aw_drop_callback_registered = false;
+	if (event != XACT_EVENT_COMMIT || (q = aw_queue_lookup(MyDatabaseId)) == NULL)
+		return;
+	if (aw_queue_terminate_worker(q))
+	{
+		AwQueueState s;
+
+		aw_queue_read_state(q, &s);
+		if (s.head != s.tail)
+			aw_worker_ensure(q);
+	}
+}
+
+/*
+ * object_access_hook: note when this transaction drops the asyncwrite
+ * extension, whatever statement drops it.
+ */
+static void
+aw_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+				 int subId, void *arg)
+{
+	if (prev_object_access_hook)
+		prev_object_access_hook(access, classId, objectId, subId, arg);
+	if (access == OAT_DROP && classId == ExtensionRelationId &&
+		aw_queue_loaded() && !aw_drop_callback_registered &&
+		objectId == get_extension_oid("asyncwrite", true))
 	{
 		RegisterXactCallback(aw_ddl_xact_callback, NULL);
 		aw_drop_callback_registered = true;
 	}
 }
 
-/*
- * At commit of a transaction that dropped the extension, tell this
- * database's worker to discard the queue and exit.  Never raises an error.
- */
-static void
-aw_ddl_xact_callback(XactEvent event, void *arg)
-{
-	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
-		return;
-	UnregisterXactCallback(aw_ddl_xact_callback, NULL);
-	aw_drop_callback_registered = false;
-	if (event != XACT_EVENT_COMMIT)
-		return;
-
-	for (int i = 0; i < aw_queue_count(); i++)
-	{
-		uint64		discarded = aw_queue_drop_extension(aw_queue_at(i),
-														MyDatabaseId);
-
-		if (discarded > 0)
-			ereport(WARNING,
-					(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes", discarded),
-					 errdetail("The asyncwrite extension was dropped from this database.")));
-	}
-}
-
-/* Install the ProcessUtility hook, chained to the previous one. */
+/* Install the ProcessUtility and object access hooks, chained. */
 void
 aw_ddl_install_hook(void)
 {
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = aw_process_utility;
+	prev_object_access_hook = object_access_hook;
+	object_access_hook = aw_object_access;
 }

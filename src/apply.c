@@ -23,6 +23,11 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "storage/lmgr.h"
+#include "utils/syscache.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -467,10 +472,43 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 }
 
 /*
+ * Whether queued writes may be applied in this database now, checked at
+ * the start of each batch's transaction: the asyncwrite extension exists,
+ * and its object is locked until the batch commits, so that a concurrent
+ * DROP EXTENSION (or DROP SCHEMA ... CASCADE, DROP OWNED) waits for the
+ * batch and one that committed first is seen, whatever dropped it (the
+ * pattern of Citus' maintenance daemon); and the database allows
+ * connections (ALLOW_CONNECTIONS false holds its writes).
+ */
+static int
+aw_apply_refusal(void)
+{
+	Oid			extoid = get_extension_oid("asyncwrite", true);
+	HeapTuple	tup;
+	bool		allowconn;
+
+	if (!OidIsValid(extoid))
+		return AW_BATCH_NO_EXTENSION;
+	LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	/* A DROP we waited for has committed: look again, afresh. */
+	InvalidateCatalogSnapshot();
+	if (get_extension_oid("asyncwrite", true) != extoid)
+		return AW_BATCH_NO_EXTENSION;
+	tup = SearchSysCache1(DATABASEOID, ObjectIdGetDatum(MyDatabaseId));
+	allowconn = HeapTupleIsValid(tup) &&
+		((Form_pg_database) GETSTRUCT(tup))->datallowconn;
+	if (HeapTupleIsValid(tup))
+		ReleaseSysCache(tup);
+	return allowconn ? 0 : AW_BATCH_CLOSED;
+}
+
+/*
  * Apply a batch of writes in one transaction and release them from the
  * queue, up to end_pos and write id last_id (entries skipped after the last
  * row included); returns how many of the rows were handled (applied or
- * recorded as failed).
+ * recorded as failed), or, applying nothing, AW_BATCH_NO_EXTENSION or
+ * AW_BATCH_CLOSED (see aw_apply_refusal), or AW_BATCH_RETRY when that check
+ * failed (a lock timeout waiting for a DROP in progress, say).
  *
  * A termination (SIGTERM is die) between a commit and the release of what
  * it applied would have the writes applied again by the next worker: no
@@ -493,6 +531,7 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 												   ALLOCSET_DEFAULT_SIZES);
 	MemoryContext oldcontext = CurrentMemoryContext;
 	volatile bool ok = true;
+	volatile int refusal = 0;
 	int			handled = nrows;
 
 	*napplied = 0;
@@ -501,15 +540,22 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 	{
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		MemoryContextSwitchTo(batchcxt);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		aw_apply_runs(rows, nrows, napplied, nfailed);
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
-		HOLD_INTERRUPTS();
+		refusal = AW_BATCH_RETRY;	/* should the check itself fail */
+		refusal = aw_apply_refusal();
+		if (refusal != 0)
+			AbortCurrentTransaction();
+		else
+		{
+			MemoryContextSwitchTo(batchcxt);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			PushActiveSnapshot(GetTransactionSnapshot());
+			aw_apply_runs(rows, nrows, napplied, nfailed);
+			PopActiveSnapshot();
+			SPI_finish();
+			CommitTransactionCommand();
+			HOLD_INTERRUPTS();
+		}
 	}
 	PG_CATCH();
 	{
@@ -522,7 +568,9 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 	PG_END_TRY();
 	MemoryContextSwitchTo(oldcontext);
 
-	if (ok)
+	if (refusal != 0)
+		handled = refusal;
+	else if (ok)
 	{
 		aw_queue_consume(q, end_pos, last_id);
 		RESUME_INTERRUPTS();

@@ -27,6 +27,9 @@ typedef struct AwApplyRow
 } AwApplyRow;
 
 /* apply.c */
+#define AW_BATCH_NO_EXTENSION	(-2)	/* asyncwrite is not installed */
+#define AW_BATCH_CLOSED			(-3)	/* the database allows no connections */
+#define AW_BATCH_RETRY			(-4)	/* could not tell: try again later */
 extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
 						   uint64 end_pos, uint64 last_id,
 						   uint64 *napplied, uint64 *nfailed);

@@ -16,6 +16,7 @@
 #include "postgres.h"
 
 #include "access/relation.h"
+#include "access/xact.h"
 #include "access/table.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -25,6 +26,8 @@
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
@@ -45,12 +48,18 @@ aw_keep_plan(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-/* The payload of a write as jsonb, or NULL when its layout is stale. */
+/*
+ * The payload of a write as jsonb, or NULL when its layout is stale or it
+ * cannot be shown as json (say, a column type whose output fails): a write
+ * is recorded as failed even then, so that the queue goes on.
+ */
 static Datum
 aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
 {
 	Relation	rel = try_relation_open(hdr->relid, AccessShareLock);
-	Datum		json;
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile Datum result = (Datum) 0;
 	bool		usable;
 
 	*isnull = true;
@@ -61,11 +70,31 @@ aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
 	if (!usable)
 		return (Datum) 0;
 	aw_row_unversion((HeapTupleHeader) AW_ENTRY_PAYLOAD(hdr));
-	json = DirectFunctionCall1(row_to_json,
-							   PointerGetDatum(AW_ENTRY_PAYLOAD(hdr)));
-	*isnull = false;
-	return DirectFunctionCall1(jsonb_in,
-							   CStringGetDatum(TextDatumGetCString(json)));
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		Datum		json = DirectFunctionCall1(row_to_json,
+											   PointerGetDatum(AW_ENTRY_PAYLOAD(hdr)));
+
+		result = DirectFunctionCall1(jsonb_in,
+									 CStringGetDatum(TextDatumGetCString(json)));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		*isnull = false;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	return result;
 }
 
 /* Names of columns, as a text[] datum. */

@@ -40,7 +40,7 @@
  *	  a stable binding.
  *	- head, next_write_id, enqueued: producers, under the queue's lock.
  *	- worker_pid, worker_latch, launching, launch_time, paused, hold,
- *	  extension_dropped: under the queue's lock, by producers, workers, DDL
+ *	  closed: under the queue's lock, by producers, workers, DDL
  *	  and the control functions.  A worker clears worker_pid under the lock
  *	  before it exits, so a signal sent under the lock to worker_pid reaches
  *	  that worker and no other process.
@@ -62,7 +62,7 @@ struct AwQueue
 	bool		paused;
 	bool		launching;		/* a worker was requested, not yet running */
 	bool		hold;			/* database DDL in progress: no worker */
-	bool		extension_dropped;	/* a DROP EXTENSION committed: discard */
+	bool		closed;			/* the database allows no connections */
 	pid_t		worker_pid;
 	Latch	   *worker_latch;
 	TimestampTz launch_time;
@@ -144,7 +144,7 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 	q->paused = false;
 	q->launching = false;
 	q->hold = false;
-	q->extension_dropped = false;
+	q->closed = false;
 	q->worker_pid = 0;
 	q->worker_latch = NULL;
 	q->launch_time = 0;
@@ -466,7 +466,7 @@ aw_queue_read_state(AwQueue *q, AwQueueState *s)
 	s->dboid = q->dboid;
 	s->paused = q->paused;
 	s->hold = q->hold;
-	s->extension_dropped = q->extension_dropped;
+	s->closed = q->closed;
 	s->worker_pid = q->worker_pid;
 	s->worker_latch = q->worker_latch;
 	s->head = q->head;
@@ -988,52 +988,12 @@ aw_queue_set_paused(AwQueue *q, Oid dboid, bool paused, Latch **latch,
 	return bound;
 }
 
-/*
- * A DROP EXTENSION committed in database dboid, whose queue this may be
- * (else nothing happens).  With a worker running (or starting), mark the
- * queue to be discarded and terminate the worker: the one started after it
- * finds no extension and discards the queue, in order; 0 is returned.
- * Without one, discard here and return how many writes that was; writes
- * still being committed stay, marked for the next worker to discard.
- * Never raises an error.
- */
-uint64
-aw_queue_drop_extension(AwQueue *q, Oid dboid)
-{
-	bool		bound;
-	bool		worker;
-	uint64		discarded;
-
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	bound = (q->dboid == dboid);
-	worker = (q->worker_pid != 0 || q->launching);
-	if (bound && worker)
-	{
-		q->extension_dropped = true;
-		if (q->worker_pid != 0)
-			(void) kill(q->worker_pid, SIGTERM);
-	}
-	LWLockRelease(&q->lock);
-	if (!bound || worker)
-		return 0;
-
-	/* Nobody reads the ring; keep what is still being committed. */
-	discarded = aw_queue_discard(q);
-	if (q->head != pg_atomic_read_u64(&q->tail))
-	{
-		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-		q->extension_dropped = true;
-		LWLockRelease(&q->lock);
-	}
-	return discarded;
-}
-
-/* The extension exists again (or its drop was handled): forget the drop. */
+/* The worker notes whether its database refuses connections (stats). */
 void
-aw_queue_clear_dropped(AwQueue *q)
+aw_queue_set_closed(AwQueue *q, bool closed)
 {
 	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	q->extension_dropped = false;
+	q->closed = closed;
 	LWLockRelease(&q->lock);
 }
 

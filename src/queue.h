@@ -27,7 +27,7 @@ typedef struct AwQueueState
 	Oid			dboid;			/* InvalidOid: slot free */
 	bool		paused;
 	bool		hold;			/* database DDL in progress: no worker */
-	bool		extension_dropped;	/* a DROP EXTENSION committed */
+	bool		closed;			/* the database allows no connections */
 	pid_t		worker_pid;		/* 0: no worker */
 	Latch	   *worker_latch;
 	bool		applying;		/* a batch is between start and release */
@@ -126,8 +126,7 @@ extern bool aw_queue_terminate_worker(AwQueue *q);
 extern bool aw_queue_set_hold(AwQueue *q, Oid dboid, bool hold, bool *pending);
 extern bool aw_queue_set_paused(AwQueue *q, Oid dboid, bool paused,
 								Latch **latch, bool *pending);
-extern uint64 aw_queue_drop_extension(AwQueue *q, Oid dboid);
-extern void aw_queue_clear_dropped(AwQueue *q);
+extern void aw_queue_set_closed(AwQueue *q, bool closed);
 extern void aw_queue_count_waiter(AwQueue *q, int delta);
 extern Latch *aw_queue_request_sweep(AwQueue *q);
 extern bool aw_queue_sweep_due(AwQueue *q);

@@ -12,7 +12,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -22,16 +28,22 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
 #include "launcher.h"
 
+/* How often a worker looks again at a database that allows no connections. */
+#define AW_CLOSED_RETRY_MS	5000
+
 /*
  * Take up to batch_size published entries from the tail, apply them in one
  * transaction and release them.  Returns the number of entries consumed
- * (padding excluded), or -1 when the oldest entry is not yet published.
+ * (padding excluded), -1 when the oldest entry is not yet published, or
+ * one of aw_apply_batch's refusals (AW_BATCH_*).
  */
 static int
 aw_worker_apply_batch(AwQueue *q)
@@ -86,6 +98,12 @@ aw_worker_apply_batch(AwQueue *q)
 	handled = aw_apply_batch(q, rows, nrows, it.pos, it.write_id,
 							 &napplied, &nfailed);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	if (handled < 0)
+	{
+		/* Refused: nothing applied (see aw_apply_batch). */
+		aw_queue_batch_end(q);
+		return handled;
+	}
 	aw_queue_batch_count(q, napplied, nfailed);
 	aw_queue_batch_end(q);
 	pgstat_report_stat(false);
@@ -126,26 +144,58 @@ aw_worker_discard(AwQueue *q)
 }
 
 /*
- * The extension is not there: discard the queue if a DROP EXTENSION is
- * known to have committed; otherwise (say, CREATE EXTENSION not committed
- * yet) leave the writes queued and exit 1 so that we are started again.
+ * Whether a transaction in progress creates or drops the extension: its
+ * pg_extension row is then seen by a dirty snapshot, though not by ours.
+ */
+static bool
+aw_extension_in_flux(void)
+{
+	SnapshotData dirty;
+	ScanKeyData key;
+	Relation	rel;
+	SysScanDesc scan;
+	bool		found;
+
+	StartTransactionCommand();
+	InitDirtySnapshot(dirty);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber,
+				F_NAMEEQ, CStringGetDatum("asyncwrite"));
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, &dirty, 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return found;
+}
+
+/*
+ * The extension is not there.  While a transaction in progress creates
+ * (or drops) it, leave the writes queued and exit 1 so that we are started
+ * again.  Else it is gone, whatever dropped it: its writes can no longer be
+ * applied nor recorded, so they are discarded, with a WARNING saying how
+ * many; writes still being committed make us exit 1 to discard them later.
  */
 static void
 aw_worker_leave_without_extension(AwQueue *q)
 {
 	AwQueueState s;
 
+	if (aw_extension_in_flux())
+		proc_exit(1);
+	aw_worker_discard(q);
 	aw_queue_read_state(q, &s);
-	if (s.extension_dropped)
+	if (s.head != s.tail)
+		proc_exit(1);
+	/* A pause belonged to the extension that is gone. */
+	if (s.paused)
 	{
-		aw_worker_discard(q);
-		aw_queue_read_state(q, &s);
-		if (s.head != s.tail)
-			proc_exit(1);		/* writes still being committed: again later */
-		aw_queue_clear_dropped(q);
-		proc_exit(0);
+		Latch	   *latch;
+		bool		pending;
+
+		(void) aw_queue_set_paused(q, MyDatabaseId, false, &latch, &pending);
 	}
-	proc_exit(s.head != s.tail ? 1 : 0);
+	proc_exit(0);
 }
 
 /*
@@ -211,6 +261,7 @@ aw_worker_main(Datum arg)
 	AwQueueState s;
 	TimestampTz idle_since = GetCurrentTimestamp();
 	long		blocked_ms = 1;
+	bool		closed = false;
 
 	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -237,7 +288,6 @@ aw_worker_main(Datum arg)
 
 	if (!aw_extension_exists())
 		aw_worker_leave_without_extension(q);
-	aw_queue_clear_dropped(q);
 	aw_worker_sweep(q);
 
 	for (;;)
@@ -271,17 +321,37 @@ aw_worker_main(Datum arg)
 
 			if (apply_now || oldest == 0 || due <= now)
 			{
-				if (aw_worker_apply_batch(q) >= 0)
+				int			done = aw_worker_apply_batch(q);
+
+				if (done >= 0)
 				{
 					idle_since = GetCurrentTimestamp();
 					blocked_ms = 1;
+					if (closed)
+					{
+						aw_queue_set_closed(q, false);
+						closed = false;
+					}
 					continue;
+				}
+				if (done == AW_BATCH_NO_EXTENSION)
+					aw_worker_leave_without_extension(q);
+				if (done == AW_BATCH_CLOSED)
+				{
+					/* Respect ALLOW_CONNECTIONS false: look again later. */
+					if (!closed)
+						ereport(LOG,
+								(errmsg("asyncwrite does not apply the writes queued in database %u while it does not allow connections",
+										MyDatabaseId)));
+					aw_queue_set_closed(q, true);
+					closed = true;
+					blocked_ms = AW_CLOSED_RETRY_MS;
 				}
 
 				/*
-				 * The oldest entry is a committing transaction's, published
-				 * when its commit is visible: poll, backing off up to
-				 * flush_interval.
+				 * Nothing applied: the oldest entry is a committing
+				 * transaction's, published when its commit is visible, or the
+				 * batch was refused.  Poll, backing off up to flush_interval.
 				 */
 				timeout = blocked_ms;
 				blocked_ms = Min(blocked_ms * 2, Max(1, aw_flush_interval_ms));
