@@ -26,7 +26,7 @@ OBJS = \
 	src/convert_target.o
 
 EXTENSION = asyncwrite
-DATA = sql/asyncwrite--1.0.sql
+DATA = sql/asyncwrite--1.0.sql sql/asyncwrite--1.0--1.1.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
 REGRESS = api convert errors stats security failures ddl transactional writes bulk_apply

@@ -28,7 +28,7 @@ PG_FUNCTION_INFO_V1(aw_resume);
 PG_FUNCTION_INFO_V1(aw_last_write_id_fn);
 PG_FUNCTION_INFO_V1(aw_queue_stats);
 
-#define AW_STATS_COLS 12
+#define AW_STATS_COLS 13
 
 /* Milliseconds of an optional interval argument; -1 when NULL. */
 static int64
@@ -221,6 +221,9 @@ aw_queue_stats(PG_FUNCTION_ARGS)
 		values[9] = Int64GetDatum((int64) s.batches);
 		values[10] = aw_timestamp_or_null(aw_queue_oldest_enqueued_at(q), &nulls[10]);
 		values[11] = aw_timestamp_or_null(s.last_applied_at, &nulls[11]);
+		/* Installed at 1.0, the function has 12 columns: the rest is ignored. */
+		values[12] = Int32GetDatum((int32) aw_queue_head_holder(q));
+		nulls[12] = (DatumGetInt32(values[12]) == 0);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
+#include "storage/backendid.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
@@ -100,8 +101,23 @@ typedef struct AwControl
 	AwQueue		queues[FLEXIBLE_ARRAY_MEMBER];
 } AwControl;
 
+/*
+ * Who holds a reservation not yet published, one slot per backend (by
+ * backend id), written only by that backend: the ring position of its
+ * first reserved entry plus one (0: none), its queue and pid.  Read without
+ * a lock, by the stats only, to name the backend whose committing
+ * transaction holds a queue's head.
+ */
+typedef struct AwHolder
+{
+	pg_atomic_uint64 pos_plus1;
+	int			slot;
+	pid_t		pid;
+} AwHolder;
+
 static AwControl *aw_control = NULL;
 static char *aw_rings = NULL;
+static AwHolder *aw_holders = NULL;
 
 /* Ring bytes a producer maps into its address space at a time. */
 #define AW_MAP_CHUNK (256 * 1024)
@@ -125,8 +141,9 @@ aw_ring_capacity(void)
 Size
 aw_queue_shmem_size(void)
 {
-	return add_size(aw_control_size(aw_max_databases),
-					mul_size(aw_ring_capacity(), aw_max_databases));
+	return add_size(add_size(aw_control_size(aw_max_databases),
+							 mul_size(aw_ring_capacity(), aw_max_databases)),
+					mul_size(sizeof(AwHolder), MaxBackends));
 }
 
 /* Start of a queue's ring. */
@@ -170,6 +187,7 @@ aw_queue_shmem_init(void)
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	aw_control = ShmemInitStruct("asyncwrite", aw_queue_shmem_size(), &found);
 	aw_rings = (char *) aw_control + aw_control_size(aw_max_databases);
+	aw_holders = (AwHolder *) (aw_rings + aw_ring_capacity() * aw_max_databases);
 	if (!found)
 	{
 		aw_control->lock = &(GetNamedLWLockTranche("asyncwrite"))->lock;
@@ -207,6 +225,8 @@ aw_queue_shmem_init(void)
 		 * it writes: see aw_queue_map_ahead().
 		 */
 		memset(aw_rings, 0, aw_control->capacity * aw_max_databases);
+		for (i = 0; i < MaxBackends; i++)
+			pg_atomic_init_u64(&aw_holders[i].pos_plus1, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 	LWLockRegisterTranche(aw_control->queue_tranche, "asyncwrite queue");
@@ -617,6 +637,14 @@ aw_queue_reserve(AwQueue *q, Size len, int nentries, AwReservation *r)
 	}
 	r->entry = (AwEntryHeader *) (aw_queue_ring(q) + (q->head + pad) % capacity);
 	r->entry->state = AW_ENTRY_RESERVED;
+	if (MyBackendId >= 1 && MyBackendId <= MaxBackends)
+	{
+		AwHolder   *h = &aw_holders[MyBackendId - 1];
+
+		h->slot = aw_queue_slot(q);
+		h->pid = MyProcPid;
+		pg_atomic_write_u64(&h->pos_plus1, q->head + pad + 1);
+	}
 	q->head += pad + len;
 	r->first_id = q->next_write_id;
 	q->next_write_id += nentries;
@@ -638,6 +666,45 @@ aw_queue_publish(AwEntryHeader *entry, uint8 state)
 {
 	pg_write_barrier();
 	entry->state = state;
+}
+
+/* This backend has published (or skipped) all it reserved. */
+void
+aw_queue_reservation_done(void)
+{
+	if (MyBackendId >= 1 && MyBackendId <= MaxBackends)
+		pg_atomic_write_u64(&aw_holders[MyBackendId - 1].pos_plus1, 0);
+}
+
+/*
+ * The pid of the backend holding the queue's oldest entry unpublished (its
+ * transaction is committing), or 0 when the oldest entry is published.
+ */
+pid_t
+aw_queue_head_holder(AwQueue *q)
+{
+	uint64		capacity = aw_control->capacity;
+	uint64		pos = pg_atomic_read_u64(&q->tail);
+	AwEntryHeader *hdr;
+	AwQueueState s;
+
+	aw_queue_read_state(q, &s);
+	if (s.head == pos)
+		return 0;
+	if (capacity - pos % capacity < sizeof(AwEntryHeader))
+		pos += capacity - pos % capacity;	/* an implicit filler */
+	hdr = (AwEntryHeader *) (aw_queue_ring(q) + pos % capacity);
+	if (pos >= s.head || hdr->state != AW_ENTRY_RESERVED)
+		return 0;
+	for (int i = 0; i < MaxBackends; i++)
+	{
+		AwHolder   *h = &aw_holders[i];
+
+		if (pg_atomic_read_u64(&h->pos_plus1) == pos + 1 &&
+			h->slot == aw_queue_slot(q))
+			return h->pid;
+	}
+	return 0;
 }
 
 /* Begin a walk over a queue's published entries from its tail. */

@@ -107,6 +107,8 @@ extern ConditionVariable *aw_queue_cv(AwQueue *q, AwQueueCV which);
 extern AwReserveResult aw_queue_reserve(AwQueue *q, Size len, int nentries,
 										AwReservation *r);
 extern void aw_queue_publish(AwEntryHeader *entry, uint8 state);
+extern void aw_queue_reservation_done(void);
+extern pid_t aw_queue_head_holder(AwQueue *q);
 
 /* queue.c: the queue's worker */
 extern void aw_queue_iter_begin(AwQueue *q, AwQueueIter *it);

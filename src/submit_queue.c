@@ -145,6 +145,7 @@ aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
 	/* Nothing below may fail: the entry is reserved and must be published. */
 	aw_entry_fill(entry, w, GetCurrentTimestamp());
 	aw_queue_publish(entry, AW_ENTRY_READY);
+	aw_queue_reservation_done();
 	aw_submit_wake(&r);
 	*write_id = r.first_id;
 	return true;

@@ -122,6 +122,7 @@ aw_xact_publish_all(uint8 state)
 		return;
 	for (int i = 0; i < n; i++)
 		aw_queue_publish(entries[i], state);
+	aw_queue_reservation_done();
 	if (state == AW_ENTRY_READY)
 		aw_last_write_id = Max(aw_last_write_id, r.first_id + n - 1);
 	/* Wake the worker as a write queued at the call would, not always. */
