@@ -60,9 +60,17 @@ typedef struct AwPlanEntry
 	NameData	nspname;		/* names the SQL text uses */
 	NameData	relname;
 	AwColumnSets *colsets;		/* copy, to tell hash collisions apart */
+	uint64		last_used;		/* aw_plan_clock when last used */
 } AwPlanEntry;
 
+/*
+ * Plans kept at most: the least recently used one goes when another is
+ * made (a worker would otherwise keep one per column set ever seen).
+ */
+#define AW_MAX_PLANS	256
+
 static HTAB *aw_plans = NULL;
+static uint64 aw_plan_clock = 0;
 
 /* Rows seen with one key hash, while coalescing. */
 typedef struct AwSeenKey
@@ -342,6 +350,31 @@ aw_plan_open_target(AwEntryHeader *hdr)
 }
 
 /*
+ * Keep at most AW_MAX_PLANS plans: forget the least recently used one.
+ * The one being made was used last, so it stays; a plan in use by an outer
+ * run (a trigger's synchronous write nests) was used just before it.
+ */
+static void
+aw_plan_evict(void)
+{
+	HASH_SEQ_STATUS status;
+	AwPlanEntry *e;
+	AwPlanEntry *oldest = NULL;
+
+	if (hash_get_num_entries(aw_plans) <= AW_MAX_PLANS)
+		return;
+	hash_seq_init(&status, aw_plans);
+	while ((e = hash_seq_search(&status)) != NULL)
+		if (oldest == NULL || e->last_used < oldest->last_used)
+			oldest = e;
+	if (oldest->p.plan != NULL)
+		SPI_freeplan(oldest->p.plan);
+	if (oldest->colsets != NULL)
+		pfree(oldest->colsets);
+	(void) hash_search(aw_plans, &oldest->key, HASH_REMOVE, NULL);
+}
+
+/*
  * The plan for a run of writes like hdr, for the current columns of its
  * target rel, opened by aw_plan_open_target().
  */
@@ -377,6 +410,13 @@ aw_plan_for(AwEntryHeader *hdr, Relation rel)
 	key.kind = hdr->kind;
 	key.colsets_hash = cs ? hash_bytes((const unsigned char *) cs, cs_size) : 0;
 	e = hash_search(aw_plans, &key, HASH_ENTER, &found);
+	e->last_used = ++aw_plan_clock;
+	if (!found)
+	{
+		e->p.plan = NULL;
+		e->colsets = NULL;
+		aw_plan_evict();
+	}
 
 	/*
 	 * The SQL names the table and columns: rebuild it when a relcache

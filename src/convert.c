@@ -69,7 +69,14 @@ struct AwTarget
 	int			natts;
 	AwColumn   *cols;
 	List	   *unique_keys;	/* key column sets found unique (AwKnownKey) */
+	uint64		last_used;		/* aw_target_clock when last used */
 };
+
+/*
+ * Targets kept at most per backend: the least recently used one goes when
+ * another is added (entries of dropped tables go that way too).
+ */
+#define AW_MAX_TARGETS	256
 
 /* A key column set already checked to be a unique key of the target. */
 typedef struct AwKnownKey
@@ -80,6 +87,7 @@ typedef struct AwKnownKey
 } AwKnownKey;
 
 static HTAB *aw_targets = NULL;
+static uint64 aw_target_clock = 0;
 
 /* Column and target named in the context line of conversion errors. */
 typedef struct AwConvertContext
@@ -177,6 +185,29 @@ aw_target_build(AwTarget *t, Relation rel)
 	t->valid = true;
 }
 
+/*
+ * Keep at most AW_MAX_TARGETS targets: forget the least recently used one.
+ * The one being added was used last, and one a caller still uses (a
+ * default that queues a write to another table nests) just before it.
+ */
+static void
+aw_target_evict(void)
+{
+	HASH_SEQ_STATUS status;
+	AwTarget   *t;
+	AwTarget   *oldest = NULL;
+
+	if (hash_get_num_entries(aw_targets) <= AW_MAX_TARGETS)
+		return;
+	hash_seq_init(&status, aw_targets);
+	while ((t = hash_seq_search(&status)) != NULL)
+		if (oldest == NULL || t->last_used < oldest->last_used)
+			oldest = t;
+	if (oldest->cxt != NULL)
+		MemoryContextDelete(oldest->cxt);
+	(void) hash_search(aw_targets, &oldest->relid, HASH_REMOVE, NULL);
+}
+
 /* The cache entry of an open target relation, built or rebuilt as needed. */
 AwTarget *
 aw_target_get(Relation rel)
@@ -197,10 +228,12 @@ aw_target_get(Relation rel)
 		CacheRegisterRelcacheCallback(aw_target_invalidate, (Datum) 0);
 	}
 	t = hash_search(aw_targets, &relid, HASH_ENTER, &found);
+	t->last_used = ++aw_target_clock;
 	if (!found)
 	{
 		t->cxt = NULL;
 		t->valid = false;
+		aw_target_evict();
 	}
 	if (!t->valid)
 		aw_target_build(t, rel);
