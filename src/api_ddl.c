@@ -24,8 +24,10 @@
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
+#include "storage/ipc.h"
 #include "tcop/utility.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 #include "api.h"
 #include "launcher.h"
@@ -37,6 +39,11 @@
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 static object_access_hook_type prev_object_access_hook = NULL;
 static bool aw_drop_callback_registered = false;
+static bool aw_extension_dropped_here = false;	/* by this transaction */
+
+/* The queue this backend holds for database DDL, for release at exit. */
+static AwQueue *aw_ddl_held = NULL;
+static bool aw_ddl_exit_registered = false;
 
 static void aw_ddl_xact_callback(XactEvent event, void *arg);
 
@@ -88,8 +95,16 @@ static List *
 aw_ddl_add_table(List *relids, RangeVar *rv)
 {
 	Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+	HeapTuple	tup;
+	bool		temp;
 
-	if (!OidIsValid(relid) || get_rel_persistence(relid) == RELPERSISTENCE_TEMP)
+	/* Looked up without a lock: the table may be gone already. */
+	tup = OidIsValid(relid) ? SearchSysCache1(RELOID, ObjectIdGetDatum(relid)) : NULL;
+	if (!HeapTupleIsValid(tup))
+		return relids;
+	temp = ((Form_pg_class) GETSTRUCT(tup))->relpersistence == RELPERSISTENCE_TEMP;
+	ReleaseSysCache(tup);
+	if (temp)
 		return relids;
 	relids = list_concat_unique_oid(relids, find_all_inheritors(relid, NoLock, NULL));
 	if (get_rel_relispartition(relid))
@@ -236,6 +251,19 @@ aw_ddl_forget(Oid dboid, AwQueue *q)
 				(errmsg("discarded " UINT64_FORMAT " queued asyncwrite writes of the dropped database", lost)));
 }
 
+/*
+ * before_shmem_exit: a backend ended (FATAL) during database DDL releases
+ * the hold on that database's queue; the worker it stopped is started again
+ * by the postmaster.
+ */
+static void
+aw_ddl_unhold_at_exit(int code, Datum arg)
+{
+	if (aw_ddl_held != NULL)
+		aw_queue_release_hold(aw_ddl_held);
+	aw_ddl_held = NULL;
+}
+
 /* ProcessUtility hook: stop workers around database DDL. */
 static void
 aw_process_utility(PlannedStmt *pstmt, const char *queryString,
@@ -263,7 +291,9 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 		((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED)
 		prepared_writes = aw_prepared_kept_writes(((TransactionStmt *) parsetree)->gid);
 
-	if (aw_queue_loaded())
+	/* Table DDL, with writes kept by this transaction or queued here. */
+	if (aw_queue_loaded() &&
+		(aw_xact_pending_count() > 0 || aw_queue_lookup(MyDatabaseId) != NULL))
 	{
 		List	   *relids = aw_ddl_changed_tables(parsetree);
 
@@ -274,14 +304,24 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	{
 		bool		pending;
 
-		if (aw_queue_set_hold(q, target_db, true, &pending))
-			(void) aw_worker_stop(q, AW_STOP_TIMEOUT_MS);
-		else
+		if (!aw_queue_set_hold(q, target_db, true, &pending))
 			q = NULL;			/* its queue was given to another database */
 	}
 
+	/* However this statement ends, with an error or FATAL, the hold goes. */
+	if (q != NULL)
+	{
+		if (!aw_ddl_exit_registered)
+		{
+			before_shmem_exit(aw_ddl_unhold_at_exit, (Datum) 0);
+			aw_ddl_exit_registered = true;
+		}
+		aw_ddl_held = q;
+	}
 	PG_TRY();
 	{
+		if (q != NULL)
+			(void) aw_worker_stop(q, AW_STOP_TIMEOUT_MS);
 		if (prev_ProcessUtility)
 			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
@@ -291,11 +331,13 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	}
 	PG_CATCH();
 	{
+		aw_ddl_held = NULL;
 		if (q != NULL)
 			aw_ddl_release(q, dboid);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	aw_ddl_held = NULL;
 
 	if (q != NULL)
 	{
@@ -316,22 +358,25 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
  * EXTENSION, DROP SCHEMA ... CASCADE, DROP OWNED or otherwise): if it
  * committed, only nudge this database's worker.  The worker decides, at the
  * start of its next batch and under a lock on the extension, whether the
- * extension is gone; a drop rolled back (to a savepoint, say) changes
+ * extension is gone; a drop rolled back (to a savepoint, say) discards
  * nothing.  A running worker is terminated, so that the one started after
  * it looks at once, even with nothing queued; with none, one is started if
- * writes are queued.  Never raises an error.
+ * writes are queued.  A prepared drop only clears the note.  Never raises
+ * an error.
  */
 static void
 aw_ddl_xact_callback(XactEvent event, void *arg)
 {
 	AwQueue    *q;
+	bool		dropped = aw_extension_dropped_here;
 
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		event != XACT_EVENT_PARALLEL_COMMIT &&
+		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
 		return;
-	UnregisterXactCallback(aw_ddl_xact_callback, NULL);
-	aw_drop_callback_registered = false;
-	if (event != XACT_EVENT_COMMIT || (q = aw_queue_lookup(MyDatabaseId)) == NULL)
+	aw_extension_dropped_here = false;
+	if (!dropped || event != XACT_EVENT_COMMIT ||
+		(q = aw_queue_lookup(MyDatabaseId)) == NULL)
 		return;
 	if (aw_queue_terminate_worker(q))
 	{
@@ -354,11 +399,13 @@ aw_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access_hook)
 		prev_object_access_hook(access, classId, objectId, subId, arg);
 	if (access == OAT_DROP && classId == ExtensionRelationId &&
-		aw_queue_loaded() && !aw_drop_callback_registered &&
-		objectId == get_extension_oid("asyncwrite", true))
+		aw_queue_loaded() && objectId == get_extension_oid("asyncwrite", true))
 	{
-		RegisterXactCallback(aw_ddl_xact_callback, NULL);
+		/* Registered once: a callback may not unregister itself. */
+		if (!aw_drop_callback_registered)
+			RegisterXactCallback(aw_ddl_xact_callback, NULL);
 		aw_drop_callback_registered = true;
+		aw_extension_dropped_here = true;
 	}
 }
 

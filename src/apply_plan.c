@@ -350,7 +350,8 @@ aw_plan_open_target(AwEntryHeader *hdr)
 }
 
 /*
- * Keep at most AW_MAX_PLANS plans: forget the least recently used one.
+ * Keep at most AW_MAX_PLANS plans: forget one of a dropped table, else the
+ * least recently used one.
  * The one being made was used last, so it stays; a plan in use by an outer
  * run (a trigger's synchronous write nests) was used just before it.
  */
@@ -363,10 +364,20 @@ aw_plan_evict(void)
 
 	if (hash_get_num_entries(aw_plans) <= AW_MAX_PLANS)
 		return;
+	/* A plan of a dropped table first, else the least recently used. */
 	hash_seq_init(&status, aw_plans);
 	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (e->fingerprint == 0 &&
+			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(e->key.relid)))
+		{
+			oldest = e;
+			hash_seq_term(&status);
+			break;
+		}
 		if (oldest == NULL || e->last_used < oldest->last_used)
 			oldest = e;
+	}
 	if (oldest->p.plan != NULL)
 		SPI_freeplan(oldest->p.plan);
 	if (oldest->colsets != NULL)
@@ -415,6 +426,7 @@ aw_plan_for(AwEntryHeader *hdr, Relation rel)
 	{
 		e->p.plan = NULL;
 		e->colsets = NULL;
+		e->fingerprint = 0;
 		aw_plan_evict();
 	}
 

@@ -35,6 +35,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 #include "utils/typcache.h"
 
 #include "convert.h"
@@ -186,7 +187,8 @@ aw_target_build(AwTarget *t, Relation rel)
 }
 
 /*
- * Keep at most AW_MAX_TARGETS targets: forget the least recently used one.
+ * Keep at most AW_MAX_TARGETS targets: forget one of a dropped table, else
+ * the least recently used one.
  * The one being added was used last, and one a caller still uses (a
  * default that queues a write to another table nests) just before it.
  */
@@ -199,10 +201,20 @@ aw_target_evict(void)
 
 	if (hash_get_num_entries(aw_targets) <= AW_MAX_TARGETS)
 		return;
+	/* A target of a dropped table first, else the least recently used. */
 	hash_seq_init(&status, aw_targets);
 	while ((t = hash_seq_search(&status)) != NULL)
+	{
+		if (!t->valid && t->cxt != NULL &&
+			!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(t->relid)))
+		{
+			oldest = t;
+			hash_seq_term(&status);
+			break;
+		}
 		if (oldest == NULL || t->last_used < oldest->last_used)
 			oldest = t;
+	}
 	if (oldest->cxt != NULL)
 		MemoryContextDelete(oldest->cxt);
 	(void) hash_search(aw_targets, &oldest->relid, HASH_REMOVE, NULL);

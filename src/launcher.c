@@ -97,6 +97,13 @@ aw_worker_stop(AwQueue *q, int timeout_ms)
 	return gone;
 }
 
+/* Error cleanup of an eviction: release the slot held for it. */
+static void
+aw_launcher_unhold(int code, Datum arg)
+{
+	aw_queue_release_hold((AwQueue *) DatumGetPointer(arg));
+}
+
 /*
  * The queue of a database, binding a slot to it if it has none.  When every
  * slot is taken but one only by an idle worker (its queue empty and not
@@ -106,17 +113,25 @@ aw_worker_stop(AwQueue *q, int timeout_ms)
 AwQueue *
 aw_launcher_bind(Oid dboid)
 {
-	for (int attempt = 0; attempt < 3; attempt++)
+	for (volatile int attempt = 0; attempt < 3; attempt++)
 	{
 		AwQueue    *idle;
 		AwQueue    *q = aw_queue_bind(dboid, &idle, false);
 
 		if (q != NULL)
 			return q;
-		(void) aw_worker_stop(idle, AW_EVICT_TIMEOUT_MS);
+
+		/* However this backend leaves the wait, the hold goes with it. */
+		PG_ENSURE_ERROR_CLEANUP(aw_launcher_unhold, PointerGetDatum(idle));
+		{
+			(void) aw_worker_stop(idle, AW_EVICT_TIMEOUT_MS);
+		}
+		PG_END_ENSURE_ERROR_CLEANUP(aw_launcher_unhold, PointerGetDatum(idle));
 		q = aw_queue_take_over(idle, dboid);
 		if (q != NULL)
 			return q;
+		/* A write arrived meanwhile: its database needs its worker again. */
+		aw_worker_ensure(idle);
 		CHECK_FOR_INTERRUPTS();
 	}
 	/* The idle slots kept filling up again: the usual error, or a slot. */

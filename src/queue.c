@@ -175,6 +175,9 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 	pg_atomic_write_u64(&q->batches, 0);
 	pg_atomic_write_u64(&q->last_applied_at, 0);
 	pg_atomic_write_u32(&q->applying, 0);
+	pg_atomic_write_u64(&q->sweeps_requested, 0);
+	pg_atomic_write_u64(&q->sweeps_done, 0);
+	pg_atomic_write_u64(&q->sweep_after_id, 0);
 }
 
 /* Create or attach to the shared state; called from shmem_startup_hook. */
@@ -312,6 +315,8 @@ static bool
 aw_queue_evictable(AwQueue *q, bool held_by_us)
 {
 	return q->head == pg_atomic_read_u64(&q->tail) &&
+		pg_atomic_read_u64(&q->sweeps_requested) ==
+		pg_atomic_read_u64(&q->sweeps_done) &&
 		q->worker_pid == 0 && !q->launching && !q->paused &&
 		q->hold == held_by_us &&
 		pg_atomic_read_u32(&q->flush_waiters) == 0;
@@ -325,6 +330,8 @@ static bool
 aw_queue_idle_worker(AwQueue *q)
 {
 	return q->head == pg_atomic_read_u64(&q->tail) &&
+		pg_atomic_read_u64(&q->sweeps_requested) ==
+		pg_atomic_read_u64(&q->sweeps_done) &&
 		q->worker_pid != 0 && !q->paused && !q->hold &&
 		pg_atomic_read_u32(&q->flush_waiters) == 0;
 }
@@ -419,6 +426,15 @@ aw_queue_bind(Oid dboid, AwQueue **idle, bool missing_ok)
 					   aw_control->max_databases),
 			 errhint("Increase asyncwrite.max_databases and restart the server.")));
 	return NULL;				/* keep compiler quiet */
+}
+
+/* Release a hold this backend set (an eviction or DDL that failed). */
+void
+aw_queue_release_hold(AwQueue *q)
+{
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	q->hold = false;
+	LWLockRelease(&q->lock);
 }
 
 /*
@@ -874,11 +890,20 @@ aw_queue_has_writes_for(AwQueue *q, List *relids)
 	AwQueueIter it;
 	AwEntryHeader *hdr;
 
+	uint64		tail;
+
 	aw_queue_iter_begin(q, &it);
+	tail = it.pos;
 	while ((hdr = aw_queue_iter_next(&it)) != NULL)
 		if (hdr->state == AW_ENTRY_READY && list_member_oid(relids, hdr->relid))
 			return true;
-	return it.pos < it.head;
+
+	/*
+	 * Read without the lock: if tail moved meanwhile, the bytes walked may
+	 * have been reused; say "maybe".
+	 */
+	pg_read_barrier();
+	return it.pos < it.head || pg_atomic_read_u64(&q->tail) != tail;
 }
 
 /*
@@ -957,6 +982,7 @@ aw_queue_claim(AwQueue *q, Oid dboid)
 	q->worker_pid = MyProcPid;
 	q->worker_latch = MyLatch;
 	q->launching = false;
+	q->closed = false;
 	LWLockRelease(&q->lock);
 	pg_atomic_write_u32(&q->applying, 0);
 	ConditionVariableBroadcast(&q->worker_cv);

@@ -93,6 +93,7 @@ extern int	aw_queue_slot(AwQueue *q);
 extern AwQueue *aw_queue_lookup(Oid dboid);
 extern AwQueue *aw_queue_bind(Oid dboid, AwQueue **idle, bool missing_ok);
 extern AwQueue *aw_queue_take_over(AwQueue *q, Oid dboid);
+extern void aw_queue_release_hold(AwQueue *q);
 extern uint64 aw_queue_forget(AwQueue *q, Oid dboid);
 
 /* queue.c: reading */

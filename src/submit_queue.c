@@ -85,6 +85,12 @@ aw_submit_reserve(Size len, int nentries, int on_full, AwReservation *r)
 		}
 
 		/* Full. */
+		if (aw_is_worker)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("asyncwrite queue of database \"%s\" is full", get_database_name(MyDatabaseId)),
+					 errdetail("A write queued while asyncwrite applies queued writes cannot wait for room: the apply worker would wait for itself."),
+					 errhint("Increase asyncwrite.queue_size.")));
 		if (on_full == AW_ON_FULL_ERROR)
 			aw_submit_full_error(false);
 		if (on_full == AW_ON_FULL_SYNC)

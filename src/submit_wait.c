@@ -132,12 +132,13 @@ aw_wait_loop(AwQueue *q, uint64 target, bool whole_queue, uint64 sweep_target,
 		if (ConditionVariableTimedSleep(aw_queue_cv(q, AW_CV_APPLIED), sleep_ms,
 										PG_WAIT_EXTENSION))
 		{
-			if (blocked != NULL && aw_worker_blocked_by_us(q) != 0)
+			if (blocked == NULL)
+				aw_check_worker_blocked(q, "queued asyncwrite writes to be applied");
+			else if (aw_worker_blocked_by_us(q) != 0)
 			{
 				*blocked = true;
 				return false;
 			}
-			aw_check_worker_blocked(q, "queued asyncwrite writes to be applied");
 		}
 	}
 }
