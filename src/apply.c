@@ -43,6 +43,11 @@
 
 static void aw_execute_plan(AwPlan *p, Relation rel, AwEntryHeader *first,
 							Datum *elems, int n);
+static int	aw_apply_refusal(void);
+
+/* Outcomes of aw_apply_alone() besides a refusal (AW_BATCH_*). */
+#define AW_ALONE_DONE	1		/* applied or recorded: release it */
+#define AW_ALONE_STUCK	0		/* neither applied nor recorded */
 
 /* The caller's identity, saved while a run executes as the queuing role. */
 typedef struct AwWriterState
@@ -403,17 +408,19 @@ aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied, uint64 *nfailed)
 
 /*
  * Apply one write in a transaction of its own; if even that transaction
- * cannot commit, record the write as failed in another one.  Returns false
- * if the write could be neither applied nor recorded; true with interrupts
- * held, which the caller resumes once it has released the write from the
- * queue (see aw_apply_batch).
+ * cannot commit, record the write as failed in another one.  Each
+ * transaction first makes the batch's checks (aw_apply_refusal).  Returns
+ * AW_ALONE_DONE with interrupts held, which the caller resumes once it has
+ * released the write from the queue (see aw_apply_batch); AW_ALONE_STUCK
+ * if the write could be neither applied nor recorded; or a refusal
+ * (AW_BATCH_*), nothing done.
  */
-static bool
+static int
 aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 			   uint64 *nfailed)
 {
 	ErrorData  *volatile edata = NULL;
-	volatile bool done = false;
+	volatile int result = AW_ALONE_STUCK;
 
 	PG_TRY();
 	{
@@ -421,18 +428,25 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		uint64		f = 0;
 
 		StartTransactionCommand();
-		MemoryContextSwitchTo(cxt);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		aw_apply_runs(row, 1, &a, &f);
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
-		HOLD_INTERRUPTS();		/* until the caller released the write */
-		*napplied += a;
-		*nfailed += f;
-		done = true;
+		result = AW_BATCH_RETRY;	/* should the check itself fail */
+		result = aw_apply_refusal();
+		if (result != 0)
+			AbortCurrentTransaction();
+		else
+		{
+			MemoryContextSwitchTo(cxt);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			PushActiveSnapshot(GetTransactionSnapshot());
+			aw_apply_runs(row, 1, &a, &f);
+			PopActiveSnapshot();
+			SPI_finish();
+			CommitTransactionCommand();
+			HOLD_INTERRUPTS();	/* until the caller released the write */
+			*napplied += a;
+			*nfailed += f;
+			result = AW_ALONE_DONE;
+		}
 	}
 	PG_CATCH();
 	{
@@ -440,25 +454,33 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		/* The check passed (0 == AW_ALONE_STUCK) and the write failed. */
 	}
 	PG_END_TRY();
-	if (done)
-		return true;
+	if (result != AW_ALONE_STUCK)
+		return result;
 
 	PG_TRY();
 	{
 		StartTransactionCommand();
-		MemoryContextSwitchTo(cxt);
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		PushActiveSnapshot(GetTransactionSnapshot());
-		aw_dead_letter_record(row, edata, 1);
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
-		HOLD_INTERRUPTS();		/* until the caller released the write */
-		(*nfailed)++;
-		done = true;
+		result = AW_BATCH_RETRY;
+		result = aw_apply_refusal();
+		if (result != 0)
+			AbortCurrentTransaction();
+		else
+		{
+			MemoryContextSwitchTo(cxt);
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			PushActiveSnapshot(GetTransactionSnapshot());
+			aw_dead_letter_record(row, edata, 1);
+			PopActiveSnapshot();
+			SPI_finish();
+			CommitTransactionCommand();
+			HOLD_INTERRUPTS();	/* until the caller released the write */
+			(*nfailed)++;
+			result = AW_ALONE_DONE;
+		}
 	}
 	PG_CATCH();
 	{
@@ -466,9 +488,10 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
+		result = AW_ALONE_STUCK;
 	}
 	PG_END_TRY();
-	return done;
+	return result;
 }
 
 /*
@@ -581,7 +604,16 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 		*nfailed = 0;
 		for (int i = 0; i < nrows; i++)
 		{
-			if (!aw_apply_alone(&rows[i], batchcxt, napplied, nfailed))
+			int			outcome = aw_apply_alone(&rows[i], batchcxt, napplied,
+												 nfailed);
+
+			if (outcome < 0)
+			{
+				/* Refused: what came before is released; the worker sees why. */
+				handled = i;
+				break;
+			}
+			if (outcome == AW_ALONE_STUCK)
 			{
 				Latch	   *latch;
 				bool		pending;
