@@ -406,81 +406,96 @@ aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied, uint64 *nfailed)
 	aw_apply_runs(rows, nrows, napplied, nfailed);
 }
 
+/* The work of a checked transaction: apply rows, or record one as failed. */
+typedef struct AwXactWork
+{
+	AwApplyRow *rows;
+	int			nrows;
+	uint64	   *napplied;
+	uint64	   *nfailed;
+	ErrorData  *edata;			/* set: record rows[0] as failed with it */
+} AwXactWork;
+
+/*
+ * Do w in a transaction of its own that first makes the batch's checks
+ * (aw_apply_refusal), with SPI and a snapshot, allocating in cxt.  *result
+ * is 0 once it committed, with interrupts held until the caller has
+ * released what it applied from the queue: a termination (SIGTERM is die)
+ * in between would have the writes applied again by the next worker, and
+ * CommitTransaction holds interrupts until it returns, so none is processed
+ * in between.  Else *result is a refusal, nothing done, or AW_BATCH_RETRY
+ * if the check itself failed.  An error in the work propagates with the
+ * transaction open, for the caller's PG_CATCH to abort.
+ */
+static void
+aw_apply_checked_xact(volatile int *result, MemoryContext cxt, AwXactWork *w)
+{
+	StartTransactionCommand();
+	*result = AW_BATCH_RETRY;	/* should the check itself fail */
+	*result = aw_apply_refusal();
+	if (*result != 0)
+	{
+		AbortCurrentTransaction();
+		return;
+	}
+	MemoryContextSwitchTo(cxt);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (w->edata != NULL)
+		aw_dead_letter_record(&w->rows[0], w->edata, 1);
+	else
+		aw_apply_runs(w->rows, w->nrows, w->napplied, w->nfailed);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	HOLD_INTERRUPTS();
+}
+
 /*
  * Apply one write in a transaction of its own; if even that transaction
- * cannot commit, record the write as failed in another one.  Each
- * transaction first makes the batch's checks (aw_apply_refusal).  Returns
+ * cannot commit, record the write as failed in another one.  Returns
  * AW_ALONE_DONE with interrupts held, which the caller resumes once it has
- * released the write from the queue (see aw_apply_batch); AW_ALONE_STUCK
- * if the write could be neither applied nor recorded; or a refusal
- * (AW_BATCH_*), nothing done.
+ * released the write from the queue (see aw_apply_checked_xact);
+ * AW_ALONE_STUCK if the write could be neither applied nor recorded; or a
+ * refusal (AW_BATCH_*), nothing done.
  */
 static int
 aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 			   uint64 *nfailed)
 {
-	ErrorData  *volatile edata = NULL;
 	volatile int result = AW_ALONE_STUCK;
+	uint64		a = 0;
+	uint64		f = 0;
+	AwXactWork	w = {row, 1, &a, &f, NULL};
 
 	PG_TRY();
 	{
-		uint64		a = 0;
-		uint64		f = 0;
-
-		StartTransactionCommand();
-		result = AW_BATCH_RETRY;	/* should the check itself fail */
-		result = aw_apply_refusal();
-		if (result != 0)
-			AbortCurrentTransaction();
-		else
-		{
-			MemoryContextSwitchTo(cxt);
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			PushActiveSnapshot(GetTransactionSnapshot());
-			aw_apply_runs(row, 1, &a, &f);
-			PopActiveSnapshot();
-			SPI_finish();
-			CommitTransactionCommand();
-			HOLD_INTERRUPTS();	/* until the caller released the write */
-			*napplied += a;
-			*nfailed += f;
-			result = AW_ALONE_DONE;
-		}
+		aw_apply_checked_xact(&result, cxt, &w);
 	}
 	PG_CATCH();
 	{
+		/* The write failed, or the check itself (result < 0). */
 		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
+		w.edata = CopyErrorData();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		/* The check passed (0 == AW_ALONE_STUCK) and the write failed. */
 	}
 	PG_END_TRY();
-	if (result != AW_ALONE_STUCK)
+	if (result < 0)
 		return result;
+	if (w.edata == NULL)
+	{
+		*napplied += a;
+		*nfailed += f;
+		return AW_ALONE_DONE;
+	}
 
 	PG_TRY();
 	{
-		StartTransactionCommand();
-		result = AW_BATCH_RETRY;
-		result = aw_apply_refusal();
-		if (result != 0)
-			AbortCurrentTransaction();
-		else
-		{
-			MemoryContextSwitchTo(cxt);
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			PushActiveSnapshot(GetTransactionSnapshot());
-			aw_dead_letter_record(row, edata, 1);
-			PopActiveSnapshot();
-			SPI_finish();
-			CommitTransactionCommand();
-			HOLD_INTERRUPTS();	/* until the caller released the write */
-			(*nfailed)++;
+		aw_apply_checked_xact(&result, cxt, &w);
+		if (result == 0)
 			result = AW_ALONE_DONE;
-		}
 	}
 	PG_CATCH();
 	{
@@ -491,6 +506,8 @@ aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
 		result = AW_ALONE_STUCK;
 	}
 	PG_END_TRY();
+	if (result == AW_ALONE_DONE)
+		(*nfailed)++;
 	return result;
 }
 
@@ -533,10 +550,8 @@ aw_apply_refusal(void)
  * AW_BATCH_CLOSED (see aw_apply_refusal), or AW_BATCH_RETRY when that check
  * failed (a lock timeout waiting for a DROP in progress, say).
  *
- * A termination (SIGTERM is die) between a commit and the release of what
- * it applied would have the writes applied again by the next worker: no
- * interrupt is processed in between (CommitTransaction holds them until it
- * returns, and we hold them from there until the release).
+ * Interrupts stay held from each commit to the release of what it applied
+ * (see aw_apply_checked_xact).
  *
  * If the batch transaction fails as a whole (say, recording a dead letter
  * failed), each write is tried again in a transaction of its own and
@@ -556,29 +571,14 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 	volatile bool ok = true;
 	volatile int refusal = 0;
 	int			handled = nrows;
+	AwXactWork	w = {rows, nrows, napplied, nfailed, NULL};
 
 	*napplied = 0;
 	*nfailed = 0;
 	PG_TRY();
 	{
 		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		refusal = AW_BATCH_RETRY;	/* should the check itself fail */
-		refusal = aw_apply_refusal();
-		if (refusal != 0)
-			AbortCurrentTransaction();
-		else
-		{
-			MemoryContextSwitchTo(batchcxt);
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			PushActiveSnapshot(GetTransactionSnapshot());
-			aw_apply_runs(rows, nrows, napplied, nfailed);
-			PopActiveSnapshot();
-			SPI_finish();
-			CommitTransactionCommand();
-			HOLD_INTERRUPTS();
-		}
+		aw_apply_checked_xact(&refusal, batchcxt, &w);
 	}
 	PG_CATCH();
 	{
