@@ -18,6 +18,7 @@ OBJS = \
 	src/apply_deadletter.o \
 	src/apply_plan.o \
 	src/apply_prepared.o \
+	src/apply_role.o \
 	src/launcher.o \
 	src/queue.o \
 	src/queue_file.o \
@@ -29,7 +30,7 @@ EXTENSION = asyncwrite
 DATA = sql/asyncwrite--1.0.sql sql/asyncwrite--1.0--1.1.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
-REGRESS = api convert errors stats security failures ddl transactional writes bulk_apply
+REGRESS = api convert errors stats security as_role failures ddl transactional writes bulk_apply
 REGRESS_OPTS = --inputdir=test --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
 
 ISOLATION = concurrent_enqueue

@@ -49,48 +49,6 @@ static int	aw_apply_refusal(void);
 #define AW_ALONE_DONE	1		/* applied or recorded: release it */
 #define AW_ALONE_STUCK	0		/* neither applied nor recorded */
 
-/* The caller's identity, saved while a run executes as the queuing role. */
-typedef struct AwWriterState
-{
-	Oid			save_userid;
-	int			save_sec_context;
-	int			save_nestlevel;
-} AwWriterState;
-
-/*
- * Become the role that queued a run of writes.  In the worker, also a
- * security-restricted operation (no SET ROLE, no temporary objects), in a
- * GUC nest level so that settings a trigger changes do not outlive the run:
- * nothing one role's writes do carries over to another role's.  A
- * synchronous write in the caller behaves like an INSERT.  An error inside
- * is undone by the (sub)transaction abort.
- */
-static void
-aw_become_writer(Oid roleid, AwWriterState *s)
-{
-	GetUserIdAndSecContext(&s->save_userid, &s->save_sec_context);
-	s->save_nestlevel = -1;
-	if (aw_is_worker)
-	{
-		SetUserIdAndSecContext(roleid,
-							   s->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-							   SECURITY_RESTRICTED_OPERATION);
-		s->save_nestlevel = NewGUCNestLevel();
-	}
-	else if (roleid != s->save_userid)
-		SetUserIdAndSecContext(roleid,
-							   s->save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
-}
-
-/* Return to the identity aw_become_writer() saved. */
-static void
-aw_end_writer(AwWriterState *s)
-{
-	if (s->save_nestlevel >= 0)
-		AtEOXact_GUC(false, s->save_nestlevel);
-	SetUserIdAndSecContext(s->save_userid, s->save_sec_context);
-}
-
 /*
  * Apply rows[0..n) (same target, role, kind, columns and layout).  Inserts
  * in the worker take COPY's bulk path where it does what an INSERT would
@@ -271,6 +229,7 @@ aw_try_insert(AwApplyRow *rows, int n)
 		edata = CopyErrorData();
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		aw_writer_reset();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 	}

@@ -6,7 +6,8 @@
  *		by run, isolating failures; apply_plan.c holds the statement of each
  *		kind of run, apply_bulk.c the COPY-style insert, apply_deadletter.c
  *		the record of failed writes, apply_prepared.c the writes of
- *		committed prepared transactions.
+ *		committed prepared transactions, apply_role.c the identity writes
+ *		are applied with.
  *
  *-------------------------------------------------------------------------
  */
@@ -36,6 +37,19 @@ extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
 extern void aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied,
 							 uint64 *nfailed);
 extern void aw_apply_now(AwEntryHeader *hdr);
+
+/* apply_role.c: the identity a run is applied with */
+typedef struct AwWriterState
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} AwWriterState;
+extern void aw_role_note_startup_defaults(void);
+extern void aw_role_reload_defaults(void);
+extern void aw_become_writer(Oid roleid, AwWriterState *s);
+extern void aw_end_writer(AwWriterState *s);
+extern void aw_writer_reset(void);
 
 /* apply_plan.c */
 typedef struct AwPlan

@@ -274,10 +274,15 @@ aw_worker_main(Datum arg)
 		proc_exit(0);
 	aw_worker_attach(q);
 
+	aw_role_note_startup_defaults();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, BGWORKER_BYPASS_ALLOWCONN);
 	pgstat_report_appname("asyncwrite worker");
 
-	/* Writes run with a fixed, safe search_path and plain READ COMMITTED. */
+	/*
+	 * The worker's own statements (dead letters, sweeps) run with a fixed,
+	 * safe search_path and plain READ COMMITTED; writes run with their
+	 * role's search_path (apply_role.c).
+	 */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_isolation", "read committed",
 					PGC_SUSET, PGC_S_OVERRIDE);
@@ -288,6 +293,7 @@ aw_worker_main(Datum arg)
 
 	if (!aw_extension_exists())
 		aw_worker_leave_without_extension(q);
+	aw_role_reload_defaults();
 	aw_worker_sweep(q);
 
 	for (;;)
@@ -301,6 +307,7 @@ aw_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			aw_worker_set_lock_timeout();
+			aw_role_reload_defaults();
 		}
 
 		aw_queue_read_state(q, &s);

@@ -122,8 +122,8 @@ SET ROLE aw_sec_monitor;
 SELECT count(*) > 0 AS monitor_sees_all FROM asyncwrite.dead_letters;
 RESET ROLE;
 
--- The worker applies with search_path pg_catalog, pg_temp, whatever the
--- caller's or the role's setting.
+-- The worker applies with the search_path a new session of the role gets
+-- (its ALTER ROLE setting), not the caller's (as_role.sql has the rest).
 CREATE TABLE sec_path (id int, path text);
 CREATE FUNCTION sec_path_record() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

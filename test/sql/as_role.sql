@@ -1,0 +1,112 @@
+-- A queued write is applied as a session of the role that queued it would
+-- apply it: session_user, current_user, is_superuser and search_path are
+-- that session's.  Each case is compared with the same write made directly
+-- (asyncwrite.enabled = off) in a new session of the role.
+\set VERBOSITY default
+\set SHOW_CONTEXT never
+\i test/sql/include/try.sql
+GRANT EXECUTE ON FUNCTION try(text) TO PUBLIC;
+SELECT current_user AS su, current_database() AS db \gset
+
+CREATE ROLE aw_id_writer LOGIN;
+CREATE ROLE aw_id_plain LOGIN;
+
+-- The audit table and trigger of an application schema, written the usual
+-- way: unqualified names, no SET search_path on the function.
+CREATE SCHEMA aw_id_app;
+GRANT USAGE ON SCHEMA aw_id_app TO PUBLIC;
+CREATE TABLE aw_id_app.audit (id int, via text, cur name, sess name,
+                              su text, path text);
+GRANT INSERT ON aw_id_app.audit TO PUBLIC;
+CREATE FUNCTION aw_id_app.audit_row() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO audit VALUES (NEW.id, NEW.via, current_user, session_user,
+                              current_setting('is_superuser'),
+                              current_setting('search_path'));
+    RETURN NEW;
+END $$;
+
+-- docs: a row's owner must be the session user (row-level security).
+CREATE TABLE id_docs (id int, owner name, via text);
+GRANT INSERT ON id_docs TO aw_id_writer, aw_id_plain;
+ALTER TABLE id_docs ENABLE ROW LEVEL SECURITY;
+CREATE POLICY id_docs_own ON id_docs FOR INSERT WITH CHECK (owner = session_user);
+CREATE TRIGGER id_docs_audit BEFORE INSERT ON id_docs
+    FOR EACH ROW EXECUTE FUNCTION aw_id_app.audit_row();
+
+-- admin_only: only a superuser's session may insert (policy on is_superuser).
+CREATE TABLE id_admin_only (id int);
+GRANT INSERT ON id_admin_only TO aw_id_writer;
+ALTER TABLE id_admin_only ENABLE ROW LEVEL SECURITY;
+CREATE POLICY id_admin ON id_admin_only FOR INSERT
+    WITH CHECK (current_setting('is_superuser')::boolean);
+
+-- The most specific search_path setting wins, as at connection start.
+ALTER ROLE aw_id_writer SET search_path = public;
+SELECT format('ALTER ROLE aw_id_writer IN DATABASE %I SET search_path = aw_id_app, public', :'db') \gexec
+
+\c - aw_id_writer
+SHOW search_path;
+SELECT asyncwrite.insert('id_docs', '{"id": 1, "owner": "aw_id_writer", "via": "queued"}');
+SELECT asyncwrite.insert('id_docs', jsonb_build_object('id', 2, 'owner', :'su', 'via', 'queued'));
+SELECT asyncwrite.insert('id_admin_only', '{"id": 1}');
+SELECT asyncwrite.flush();
+-- The oracle: the same writes made directly.
+SET asyncwrite.enabled = off;
+SELECT try($$SELECT asyncwrite.insert('id_docs', '{"id": 1, "owner": "aw_id_writer", "via": "direct"}')$$);
+SELECT try(format($$SELECT asyncwrite.insert('id_docs', '{"id": 2, "owner": %s, "via": "direct"}')$$, to_json(:'su'::text)));
+SELECT try($$SELECT asyncwrite.insert('id_admin_only', '{"id": 1}')$$);
+RESET asyncwrite.enabled;
+
+-- A role without settings: the server's default search_path.
+\c - aw_id_plain
+SHOW search_path;
+SELECT asyncwrite.insert('id_docs', '{"id": 3, "owner": "aw_id_plain", "via": "queued"}');
+SELECT asyncwrite.flush();
+SET asyncwrite.enabled = off;
+SELECT try($$SELECT asyncwrite.insert('id_docs', '{"id": 3, "owner": "aw_id_plain", "via": "direct"}')$$);
+RESET asyncwrite.enabled;
+
+\c - :su
+-- Queued and direct writes gave the same rows, seen by the trigger alike:
+-- the session user's own row only, never a superuser's session.
+SELECT id, owner, via FROM id_docs ORDER BY id, via;
+SELECT id, via, cur, sess, su, path FROM aw_id_app.audit ORDER BY id, via;
+SELECT count(*) AS admin_rows FROM id_admin_only;
+SELECT d.role::regrole AS role, d.target::regclass AS target, d.sqlstate, d.message
+  FROM asyncwrite.dead_letters d
+ WHERE d.target IN ('id_docs'::regclass, 'id_admin_only'::regclass)
+ ORDER BY d.id;
+-- The plain role's trigger found "audit" through the database's setting.
+SELECT format('ALTER DATABASE %I SET search_path = aw_id_app, public', :'db') \gexec
+\c - aw_id_plain
+SELECT asyncwrite.insert('id_docs', '{"id": 4, "owner": "aw_id_plain", "via": "queued"}');
+SELECT asyncwrite.flush();
+\c - :su
+SELECT format('ALTER DATABASE %I RESET search_path', :'db') \gexec
+SELECT id, via, cur, sess, su, path FROM aw_id_app.audit WHERE id = 4;
+
+-- A write whose role is dropped while it waits fails; it is never applied
+-- as a role that no longer exists.
+CREATE ROLE aw_id_gone;
+CREATE TABLE id_public (id int);
+GRANT INSERT ON id_public TO PUBLIC;
+SELECT asyncwrite.pause();
+SET ROLE aw_id_gone;
+SELECT asyncwrite.insert('id_public', '{"id": 1}');
+RESET ROLE;
+SELECT oid AS gone_oid FROM pg_roles WHERE rolname = 'aw_id_gone' \gset
+DROP ROLE aw_id_gone;
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SELECT count(*) AS applied FROM id_public;
+SELECT d.role = :gone_oid AS same_role, d.sqlstate,
+       replace(d.message, :'gone_oid', 'N') AS message, d.detail
+  FROM asyncwrite.dead_letters d WHERE d.target = 'id_public'::regclass;
+
+DELETE FROM asyncwrite.dead_letters;
+DROP TABLE id_public, id_admin_only, id_docs;
+DROP SCHEMA aw_id_app CASCADE;
+SELECT format('ALTER ROLE aw_id_writer IN DATABASE %I RESET search_path', :'db') \gexec
+DROP ROLE aw_id_writer, aw_id_plain;
+DROP FUNCTION try(text);
