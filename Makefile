@@ -30,7 +30,7 @@ EXTENSION = asyncwrite
 DATA = sql/asyncwrite--1.0.sql sql/asyncwrite--1.0--1.1.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
-REGRESS = api convert errors stats security as_role failures ddl transactional writes bulk_apply
+REGRESS = api convert errors stats security as_role semantics failures ddl transactional writes bulk_apply
 REGRESS_OPTS = --inputdir=test --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
 
 ISOLATION = concurrent_enqueue

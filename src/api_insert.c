@@ -10,12 +10,19 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "api.h"
 #include "submit.h"
@@ -110,23 +117,92 @@ aw_insert_record(PG_FUNCTION_ARGS)
 	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
 }
 
+/* capture()'s target of each trigger, by trigger OID (AwCaptureTarget). */
+static HTAB *aw_capture_targets = NULL;
+
+typedef struct AwCaptureTarget
+{
+	Oid			tgoid;			/* hash key */
+	Oid			relid;
+} AwCaptureTarget;
+
+/* A table or schema was created, dropped or renamed: resolve afresh. */
+static void
+aw_capture_targets_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	if (aw_capture_targets != NULL)
+	{
+		hash_destroy(aw_capture_targets);
+		aw_capture_targets = NULL;
+	}
+}
+
 /*
- * The target table named by capture()'s argument.  An unqualified name is
- * looked up first in the schema of the table the trigger is on, so that it
- * resolves the same in any session (the apply worker's search_path holds
- * only pg_catalog), then through the search_path.
+ * The target table named by capture()'s first argument, read as an SQL
+ * name (folded to lower case unless double-quoted).  An unqualified name is
+ * a table in the schema of the table the trigger is on; the session's
+ * search_path is never used, so no session can divert the rows elsewhere.
+ * Resolved once per trigger, again after any table or schema is created,
+ * dropped or renamed.
  */
 static Oid
-aw_capture_target(const char *name, Relation source)
+aw_capture_target(Trigger *trigger, Relation source)
 {
-	if (strchr(name, '.') == NULL && strchr(name, '"') == NULL)
-	{
-		Oid			relid = get_relname_relid(name, RelationGetNamespace(source));
+	List	   *names;
+	RangeVar   *rv;
+	Oid			nspid;
+	Oid			relid;
+	AwCaptureTarget *entry;
+	bool		found;
 
-		if (OidIsValid(relid))
-			return relid;
+	if (aw_capture_targets == NULL)
+	{
+		HASHCTL		ctl;
+		static bool callbacks_registered = false;
+
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(AwCaptureTarget);
+		ctl.hcxt = CacheMemoryContext;
+		aw_capture_targets = hash_create("asyncwrite capture targets", 16, &ctl,
+										 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		if (!callbacks_registered)
+		{
+			CacheRegisterSyscacheCallback(RELNAMENSP, aw_capture_targets_reset, (Datum) 0);
+			CacheRegisterSyscacheCallback(NAMESPACENAME, aw_capture_targets_reset, (Datum) 0);
+			callbacks_registered = true;
+		}
 	}
-	return DatumGetObjectId(DirectFunctionCall1(regclassin, CStringGetDatum(name)));
+	entry = hash_search(aw_capture_targets, &trigger->tgoid, HASH_FIND, NULL);
+	if (entry != NULL)
+		return entry->relid;
+
+#if PG_VERSION_NUM >= 160000
+	names = stringToQualifiedNameList(trigger->tgargs[0], NULL);
+#else
+	names = stringToQualifiedNameList(trigger->tgargs[0]);
+#endif
+	rv = makeRangeVarFromNameList(names);
+	if (rv->catalogname != NULL &&
+		strcmp(rv->catalogname, get_database_name(MyDatabaseId)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cross-database references are not implemented: %s",
+						trigger->tgargs[0])));
+	nspid = rv->schemaname ? get_namespace_oid(rv->schemaname, false) :
+		RelationGetNamespace(source);
+	relid = get_relname_relid(rv->relname, nspid);
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation \"%s.%s\" does not exist",
+						get_namespace_name(nspid), rv->relname),
+				 errdetail("Trigger \"%s\" on table \"%s\" names \"%s\"; an unqualified name is looked up in the schema of the table the trigger is on.",
+						   trigger->tgname, RelationGetRelationName(source),
+						   trigger->tgargs[0]),
+				 errhint("Create the audit table, or name its schema in CREATE TRIGGER.")));
+	entry = hash_search(aw_capture_targets, &trigger->tgoid, HASH_ENTER, &found);
+	entry->relid = relid;
+	return relid;
 }
 
 /*
@@ -181,7 +257,7 @@ aw_capture(PG_FUNCTION_ARGS)
 
 	if (aw_enabled)
 		aw_check_available();
-	target = aw_capture_target(trigger->tgargs[0], trigdata->tg_relation);
+	target = aw_capture_target(trigger, trigdata->tg_relation);
 	rel = aw_open_insert_target(target);
 	t = aw_target_get(rel);
 	row = aw_row_from_record(rel, t,

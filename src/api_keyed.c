@@ -388,6 +388,23 @@ aw_increment(PG_FUNCTION_ARGS)
 					 errhint("asyncwrite.increment() adds to smallint, integer, bigint, numeric, real, double precision and money columns.")));
 	}
 	row = aw_key_write_row(fcinfo, &w, 2, "deltas", 0);
+
+	/*
+	 * A NULL delta makes the sum NULL one by one but is skipped by a summed
+	 * batch: refused, so that both give the same.
+	 */
+	{
+		HeapTupleData tuple;
+
+		aw_tuple_over(DatumGetHeapTupleHeader(row), &tuple);
+		for (int i = 0; i < w.nset; i++)
+			if (heap_attisnull(&tuple, w.set[i], NULL))
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("delta for column \"%s\" is null",
+								get_attname(RelationGetRelid(w.rel), w.set[i], false)),
+						 errhint("Give each column of the deltas a number to add, or leave the column out.")));
+	}
 	aw_check_insert_privileges(w.rel);
 	aw_check_columns(w.rel, ACL_UPDATE, w.set, w.nset);
 	aw_check_columns(w.rel, ACL_SELECT, w.set, w.nset);

@@ -29,6 +29,7 @@
 #include "storage/lmgr.h"
 #include "utils/syscache.h"
 #include "executor/spi.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/array.h"
@@ -43,6 +44,8 @@
 
 static void aw_execute_plan(AwPlan *p, Relation rel, AwEntryHeader *first,
 							Datum *elems, int n);
+static void aw_coalesce_rows(Relation rel, AwApplyRow *rows, int n, bool *keep,
+							 Datum *elems);
 static int	aw_apply_refusal(void);
 
 /* Outcomes of aw_apply_alone() besides a refusal (AW_BATCH_*). */
@@ -79,6 +82,26 @@ aw_insert_rows(AwApplyRow *rows, int n)
 	rel = aw_plan_open_target(first);
 	for (int i = 0; i < n; i++)
 		aw_row_unversion((HeapTupleHeader) AW_ENTRY_PAYLOAD(rows[i].hdr));
+	if (aw_is_worker && first->kind != AW_KIND_DELETE &&
+		aw_target_has_domains(aw_target_get(rel)))
+	{
+		/*
+		 * Domain constraints as they are now, as an INSERT now checks them,
+		 * their expressions run as the role that queued the writes.
+		 */
+		AwTarget   *t = aw_target_get(rel);
+		AwColumnSets *cs = aw_entry_colsets(first);
+		bool		update = (first->kind == AW_KIND_UPDATE);
+		AwWriterState ws;
+
+		aw_become_writer(first->roleid, &ws);
+		for (int i = 0; i < n; i++)
+			aw_target_check_domains(t, rel,
+									PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr)),
+									update ? cs->attnums + cs->nkeys : NULL,
+									update ? cs->nset : 0);
+		aw_end_writer(&ws);
+	}
 	if (first->kind == AW_KIND_INSERT && aw_is_worker)
 	{
 		AwWriterState ws;
@@ -98,19 +121,23 @@ aw_insert_rows(AwApplyRow *rows, int n)
 
 	p = aw_plan_for(first, rel);
 	keep = palloc(sizeof(bool) * n);
-	memset(keep, true, sizeof(bool) * n);
-	if (n > 1 && (first->kind == AW_KIND_UPSERT || first->kind == AW_KIND_UPDATE))
+	elems = palloc(sizeof(Datum) * n);
+	for (int i = 0; i < n; i++)
 	{
-		/* Last write per key wins; keys not comparable by bytes: one by one */
+		keep[i] = true;
+		elems[i] = PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr));
+	}
+	if (n > 1 && first->kind != AW_KIND_INSERT && first->kind != AW_KIND_DELETE)
+	{
+		/* Keys not comparable by their bytes: one by one. */
 		if (p->keys_bitwise)
-			aw_plan_coalesce(rel, rows, n, keep);
+			aw_coalesce_rows(rel, rows, n, keep, elems);
 		else
 			one_by_one = true;
 	}
-	elems = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 		if (keep[i])
-			elems[nelems++] = PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr));
+			elems[nelems++] = elems[i];
 	if (one_by_one)
 	{
 		for (int i = 0; i < nelems; i++)
@@ -121,6 +148,63 @@ aw_insert_rows(AwApplyRow *rows, int n)
 	table_close(rel, NoLock);
 	pfree(elems);
 	pfree(keep);
+}
+
+/*
+ * A row with the columns a keyed write sets taken from row "last" and
+ * every other column from row "first".
+ */
+static Datum
+aw_merge_row(Relation rel, AwColumnSets *cs, Datum first, Datum last)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTupleData ft;
+	HeapTupleData lt;
+	Datum	   *fv = palloc(sizeof(Datum) * desc->natts);
+	bool	   *fn = palloc(sizeof(bool) * desc->natts);
+	Datum	   *lv = palloc(sizeof(Datum) * desc->natts);
+	bool	   *ln = palloc(sizeof(bool) * desc->natts);
+
+	aw_tuple_over(DatumGetHeapTupleHeader(first), &ft);
+	aw_tuple_over(DatumGetHeapTupleHeader(last), &lt);
+	heap_deform_tuple(&ft, desc, fv, fn);
+	heap_deform_tuple(&lt, desc, lv, ln);
+	for (int i = 0; i < cs->nset; i++)
+	{
+		AttrNumber	a = cs->attnums[cs->nkeys + i];
+
+		fv[a - 1] = lv[a - 1];
+		fn[a - 1] = ln[a - 1];
+	}
+	return HeapTupleHeaderGetDatum(heap_form_tuple(desc, fv, fn)->t_data);
+}
+
+/*
+ * Make a run of keyed writes (rows as elems[0..n)) give what applying them
+ * one by one gives (aw_plan_coalesce groups them by key): an upsert or
+ * update of a key becomes its last write (keep[] false for the others),
+ * an upsert's row taking the columns it does not set from the key's first
+ * write, which is the one that would have inserted it; every increment of
+ * a key carries the first write's other columns, so that the statement
+ * inserts those and sums the deltas.
+ */
+static void
+aw_coalesce_rows(Relation rel, AwApplyRow *rows, int n, bool *keep,
+				 Datum *elems)
+{
+	AwColumnSets *cs = aw_entry_colsets(rows[0].hdr);
+	uint8		kind = rows[0].hdr->kind;
+	int		   *firsts = palloc(sizeof(int) * n);
+
+	aw_plan_coalesce(rel, rows, n, keep, firsts);
+	for (int i = 0; i < n; i++)
+	{
+		if (kind == AW_KIND_INCREMENT)
+			keep[i] = true;
+		if (firsts[i] != i && keep[i] && kind != AW_KIND_UPDATE)
+			elems[i] = aw_merge_row(rel, cs, elems[firsts[i]], elems[i]);
+	}
+	pfree(firsts);
 }
 
 /*

@@ -64,7 +64,8 @@ typedef struct AwPlan
 extern Relation aw_plan_open_target(AwEntryHeader *hdr);
 extern AwPlan *aw_plan_for(AwEntryHeader *hdr, Relation rel);
 extern bool aw_layout_compatible(TupleDesc desc, AwEntryHeader *hdr);
-extern void aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep);
+extern void aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep,
+							 int *first);
 
 /* apply_bulk.c */
 extern bool aw_bulk_insert_usable(Relation rel);

@@ -14,9 +14,12 @@
  *					sum(d) OVER (PARTITION BY keys), others FROM unnest($1)
  *					ON CONFLICT (keys) DO UPDATE SET d = t.d + EXCLUDED.d
  *
- * Increments of the same key in a run are summed by the statement; upserts
- * and updates of the same key are coalesced to the last one before the
- * array is built (aw_plan_coalesce).
+ * Rows of the same key in a run are grouped first (aw_plan_coalesce) so
+ * that the result is the one-by-one result: upserts and updates of a key
+ * become its last write, an upsert's row keeping the columns it does not
+ * set from the key's first write (the one that would have inserted it);
+ * increments of a key are summed by the statement, every row carrying the
+ * first write's other columns.
  *
  *-------------------------------------------------------------------------
  */
@@ -76,7 +79,7 @@ static uint64 aw_plan_clock = 0;
 typedef struct AwSeenKey
 {
 	uint32		hash;
-	List	   *later;			/* indexes of later rows kept with this hash */
+	List	   *later;			/* first rows of the keys with this hash */
 } AwSeenKey;
 
 /* Relcache invalidation: rebuild the plans of a table at their next use. */
@@ -460,7 +463,8 @@ aw_plan_for(AwEntryHeader *hdr, Relation rel)
 	if (e->p.plan == NULL)
 		elog(ERROR, "could not prepare asyncwrite %s: %s", aw_kind_name(hdr->kind),
 			 SPI_result_code_string(SPI_result));
-	e->p.keys_bitwise = (hdr->kind == AW_KIND_UPSERT || hdr->kind == AW_KIND_UPDATE) &&
+	e->p.keys_bitwise = (hdr->kind == AW_KIND_UPSERT || hdr->kind == AW_KIND_UPDATE ||
+						 hdr->kind == AW_KIND_INCREMENT) &&
 		aw_plan_keys_bitwise(rel, cs);
 	if (SPI_keepplan(e->p.plan) != 0)
 		elog(ERROR, "could not keep asyncwrite plan");
@@ -474,28 +478,38 @@ aw_plan_for(AwEntryHeader *hdr, Relation rel)
 }
 
 /*
- * Coalesce a run of upserts or updates: of the rows with the same key, keep
- * only the last (keep[i] false for the others), as if applied one by one.
- * Keys are compared by their stored bytes, so only for keys where that is
- * equality (AwPlan.keys_bitwise); other runs are applied row by row.
+ * Group a run's rows by key, as if applied one by one: first[i] receives the
+ * index of the first row with row i's key (i itself if none came before),
+ * keep[i] whether row i is the last one with its key.  Keys are compared
+ * by their stored bytes, so only for keys where that is equality
+ * (AwPlan.keys_bitwise); other runs are applied row by row.  NULL keys
+ * match nothing, as in the statement.
  */
 void
-aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep)
+aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep, int *first)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	AwColumnSets *cs = aw_entry_colsets(rows[0].hdr);
 	int			nkeys = cs->nkeys;
 	Datum	   *keys = palloc(sizeof(Datum) * n * nkeys);
 	bool	   *knulls = palloc(sizeof(bool) * n * nkeys);
-	uint32	   *hashes = palloc(sizeof(uint32) * n);
+	int		   *last = palloc(sizeof(int) * n);
 	HTAB	   *seen;
 	HASHCTL		ctl;
 
+	ctl.keysize = sizeof(uint32);
+	ctl.entrysize = sizeof(AwSeenKey);
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("asyncwrite coalesce", n, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	for (int i = 0; i < n; i++)
 	{
 		HeapTupleHeader td = (HeapTupleHeader) AW_ENTRY_PAYLOAD(rows[i].hdr);
 		HeapTupleData tup;
 		uint32		h = 0;
+		bool		anynull = false;
+		bool		found;
+		AwSeenKey  *entry;
+		ListCell   *lc;
 
 		aw_tuple_over(td, &tup);
 		for (int k = 0; k < nkeys; k++)
@@ -506,7 +520,10 @@ aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep)
 
 			keys[i * nkeys + k] = d;
 			if (knulls[i * nkeys + k])
+			{
+				anynull = true;
 				continue;
+			}
 			if (att->attbyval)
 				h = hash_combine(h, hash_bytes((unsigned char *) &d, sizeof(Datum)));
 			else if (att->attlen == -1)
@@ -516,21 +533,11 @@ aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep)
 				h = hash_combine(h, hash_bytes((unsigned char *) DatumGetPointer(d),
 											   datumGetSize(d, false, att->attlen)));
 		}
-		hashes[i] = h;
-		keep[i] = true;
-	}
-
-	/* From the last row back: a row whose key was seen later is dropped. */
-	ctl.keysize = sizeof(uint32);
-	ctl.entrysize = sizeof(AwSeenKey);
-	ctl.hcxt = CurrentMemoryContext;
-	seen = hash_create("asyncwrite coalesce", n, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	for (int i = n - 1; i >= 0; i--)
-	{
-		bool		found;
-		AwSeenKey  *entry = hash_search(seen, &hashes[i], HASH_ENTER, &found);
-		ListCell   *lc;
-
+		first[i] = i;
+		last[i] = i;
+		if (anynull)
+			continue;
+		entry = hash_search(seen, &h, HASH_ENTER, &found);
 		if (!found)
 			entry->later = NIL;
 		foreach(lc, entry->later)
@@ -541,22 +548,21 @@ aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep)
 			for (int k = 0; k < nkeys && same; k++)
 			{
 				Form_pg_attribute att = TupleDescAttr(desc, cs->attnums[k] - 1);
-				bool		ni = knulls[i * nkeys + k];
-				bool		nj = knulls[j * nkeys + k];
 
-				/* NULL keys match nothing, as in the statement. */
-				same = !ni && !nj &&
-					datumIsEqual(keys[i * nkeys + k], keys[j * nkeys + k],
-								 att->attbyval, att->attlen);
+				same = datumIsEqual(keys[i * nkeys + k], keys[j * nkeys + k],
+									att->attbyval, att->attlen);
 			}
 			if (same)
 			{
-				keep[i] = false;
+				first[i] = j;
+				last[j] = i;
 				break;
 			}
 		}
-		if (keep[i])
+		if (first[i] == i)
 			entry->later = lappend_int(entry->later, i);
 	}
+	for (int i = 0; i < n; i++)
+		keep[i] = (last[first[i]] == i);
 	hash_destroy(seen);
 }

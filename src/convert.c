@@ -56,6 +56,8 @@ typedef struct AwColumn
 	Oid			default_seq;	/* sequence of a DEFAULT left to the worker */
 	bool		default_seq_free;	/* identity: drawn without a privilege
 									 * check */
+	bool		is_domain;		/* typid is a domain */
+	void	   *domain_extra;	/* domain_check()'s cache, in the target's */
 	Expr	   *default_expr;	/* planned DEFAULT, NULL when none */
 	ExprState  *default_state;	/* its executable state, kept with the target */
 } AwColumn;
@@ -69,6 +71,7 @@ struct AwTarget
 	uint32		fingerprint;
 	int			natts;
 	AwColumn   *cols;
+	bool		has_domains;	/* some column's type is a domain */
 	List	   *unique_keys;	/* key column sets found unique (AwKnownKey) */
 	uint64		last_used;		/* aw_target_clock when last used */
 };
@@ -86,6 +89,8 @@ typedef struct AwKnownKey
 	int			nkeys;
 	AttrNumber	attnums[FLEXIBLE_ARRAY_MEMBER];
 } AwKnownKey;
+
+static void aw_build_default(Relation rel, AwTarget *t, int i);
 
 static HTAB *aw_targets = NULL;
 static uint64 aw_target_clock = 0;
@@ -162,6 +167,7 @@ aw_target_build(AwTarget *t, Relation rel)
 	old = MemoryContextSwitchTo(t->cxt);
 	t->natts = desc->natts;
 	t->unique_keys = NIL;
+	t->has_domains = false;
 	t->fingerprint = aw_tupdesc_fingerprint(desc);
 	t->cols = palloc0(sizeof(AwColumn) * Max(desc->natts, 1));
 	for (int i = 0; i < desc->natts; i++)
@@ -179,6 +185,8 @@ aw_target_build(AwTarget *t, Relation rel)
 		c->typid = att->atttypid;
 		c->typmod = att->atttypmod;
 		c->elemtype = get_element_type(getBaseType(att->atttypid));
+		c->is_domain = (get_typtype(att->atttypid) == TYPTYPE_DOMAIN);
+		t->has_domains |= c->is_domain;
 		getTypeInputInfo(att->atttypid, &infunc, &c->typioparam);
 		fmgr_info_cxt(infunc, &c->input, t->cxt);
 	}
@@ -267,6 +275,50 @@ aw_target_row_deferred(AwTarget *t, Datum row)
 			heap_attisnull(&tuple, i + 1, NULL))
 			return true;
 	return false;
+}
+
+/* Whether some column of the target is of a domain type. */
+bool
+aw_target_has_domains(AwTarget *t)
+{
+	return t->has_domains;
+}
+
+/*
+ * Check a queued row's values against their columns' domain constraints as
+ * they are now, as an INSERT now would (an ALTER DOMAIN may have added one
+ * since the call): 23514 or 23502 if one fails.  Only the columns in
+ * attnums[0..n) if attnums is given.  A NULL left for a sequence default
+ * the worker draws is not a value yet: skipped.
+ */
+void
+aw_target_check_domains(AwTarget *t, Relation rel, Datum row,
+						const AttrNumber *attnums, int n)
+{
+	HeapTupleData tuple;
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (!t->has_domains)
+		return;
+	aw_tuple_over(DatumGetHeapTupleHeader(row), &tuple);
+	for (int i = 0; i < t->natts && i < (int) HeapTupleHeaderGetNatts(tuple.t_data); i++)
+	{
+		AwColumn   *c = &t->cols[i];
+		Datum		value;
+		bool		isnull;
+
+		if (!c->is_domain || c->dropped || c->generated ||
+			(attnums != NULL && !aw_attnum_in(attnums, n, i + 1)))
+			continue;
+		value = heap_getattr(&tuple, i + 1, desc, &isnull);
+		if (isnull)
+		{
+			aw_build_default(rel, t, i);
+			if (OidIsValid(c->default_seq))
+				continue;
+		}
+		domain_check(value, isnull, c->typid, &c->domain_extra, t->cxt);
+	}
 }
 
 /* The row-layout fingerprint of a target. */
@@ -743,14 +795,23 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
 
 	if (typid == RelationGetDescr(rel)->tdtypeid && recdesc->natts == t->natts)
 	{
-		/* The target's own row type: take every stored column as is. */
+		/*
+		 * The target's own row type: take every stored column as is, except
+		 * that a generated or GENERATED ALWAYS identity column takes no
+		 * value, as in INSERT (428C9): a composite cannot say DEFAULT, so a
+		 * NULL there means it (capture() ignores what the source had).
+		 */
 		for (int i = 0; i < t->natts; i++)
 		{
 			AwColumn   *c = &t->cols[i];
+			bool		computed = c->generated ||
+				c->identity == ATTRIBUTE_IDENTITY_ALWAYS;
 
+			if (computed && !recnulls[i] && !c->dropped && !ignore_unknown)
+				aw_check_assignable(rel, c);
 			values[i] = recvalues[i];
-			nulls[i] = recnulls[i] || c->dropped || c->generated;
-			given[i] = true;
+			nulls[i] = recnulls[i] || c->dropped || computed;
+			given[i] = !computed || c->generated;
 		}
 		aw_defer_defaults(rel, t, values, nulls, given, ignore_unknown);
 	}

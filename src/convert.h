@@ -51,6 +51,9 @@ typedef struct AwTarget AwTarget;
 extern AwTarget *aw_target_get(Relation rel);
 extern uint32 aw_target_fingerprint(AwTarget *t);
 extern bool aw_target_row_deferred(AwTarget *t, Datum row);
+extern bool aw_target_has_domains(AwTarget *t);
+extern void aw_target_check_domains(AwTarget *t, Relation rel, Datum row,
+									const AttrNumber *attnums, int n);
 extern bool aw_target_key_known(AwTarget *t, const AttrNumber *attnums,
 								int nkeys, bool for_conflict);
 extern void aw_target_key_remember(AwTarget *t, const AttrNumber *attnums,

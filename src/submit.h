@@ -25,7 +25,7 @@ extern Datum aw_submit_write(FunctionCallInfo fcinfo, Relation rel,
 
 /* submit_queue.c */
 extern bool aw_submit_now(const AwWriteSpec *w, uint64 *write_id);
-extern void aw_submit_reserve_many(int n, const AwWriteSpec *writes,
+extern bool aw_submit_reserve_many(int n, const AwWriteSpec *writes,
 								   AwEntryHeader **entries, AwReservation *r);
 extern void aw_submit_wake(const AwReservation *r);
 extern void aw_submit_too_large(Size len);

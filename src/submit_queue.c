@@ -161,11 +161,12 @@ aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
  * Reserve the entries of several writes as one block, waiting for the
  * whole block to fit before reserving anything: a producer never waits for
  * space while it holds reserved entries (which the worker cannot pass).
- * on_full "sync" waits too: at commit it is too late to write
- * synchronously.  Fills the entries, marked reserved; entries[i] receives
- * each.  The block must be at most a quarter of the queue.
+ * Fills the entries, marked reserved; entries[i] receives each.  Returns
+ * false, reserving nothing, when the queue has no room for the block (or
+ * the block is larger than a quarter of it) and asyncwrite.on_full is
+ * "sync": the caller writes them synchronously instead.
  */
-void
+bool
 aw_submit_reserve_many(int n, const AwWriteSpec *writes,
 					   AwEntryHeader **entries, AwReservation *r)
 {
@@ -177,13 +178,15 @@ aw_submit_reserve_many(int n, const AwWriteSpec *writes,
 	for (int i = 0; i < n; i++)
 		total += aw_entry_size(writes[i].payload_len, writes[i].extra_len);
 	if (total > aw_queue_capacity() / 4)
+	{
+		if (aw_on_full == AW_ON_FULL_SYNC)
+			return false;
 		aw_submit_too_large(total);
+	}
 
-	block = (char *) aw_submit_reserve(total, n,
-									   aw_on_full == AW_ON_FULL_SYNC ?
-									   AW_ON_FULL_WAIT : aw_on_full, r);
+	block = (char *) aw_submit_reserve(total, n, aw_on_full, r);
 	if (block == NULL)
-		elog(ERROR, "could not reserve asyncwrite queue space");
+		return false;
 
 	/* Nothing below may fail: the entries are reserved. */
 	for (int i = 0; i < n; i++)
@@ -192,6 +195,7 @@ aw_submit_reserve_many(int n, const AwWriteSpec *writes,
 		aw_entry_fill(entries[i], &writes[i], now);
 		block += entries[i]->length;
 	}
+	return true;
 }
 
 /*

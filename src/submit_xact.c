@@ -19,16 +19,20 @@
  *
  * A transaction whose kept writes would take more than a quarter of the
  * queue switches to writing them synchronously, in the transaction itself,
- * so that it never waits at commit for room it cannot get.
+ * so that it never waits at commit for room it cannot get.  With
+ * asyncwrite.on_full "sync", writes that find the queue full at commit are
+ * written synchronously in the committing transaction.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
@@ -100,9 +104,27 @@ aw_xact_reserve_all(void)
 			specs[n++] = w->spec;
 	}
 	Assert(n == aw_pending_kept);
-	aw_submit_reserve_many(n, specs, entries, &aw_reservation);
-	aw_reserved = entries;
-	aw_nreserved = n;
+	if (aw_submit_reserve_many(n, specs, entries, &aw_reservation))
+	{
+		aw_reserved = entries;
+		aw_nreserved = n;
+		return;
+	}
+
+	/*
+	 * No room, and on_full is "sync": write them in the committing
+	 * transaction.  Deferred triggers have already fired by now, so the
+	 * rows' constraints are made immediate first: a deferred constraint
+	 * is checked as each row is written, never skipped.
+	 */
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not make constraints immediate");
+	SPI_finish();
+	aw_xact_write_now(false);
+	PopActiveSnapshot();
 }
 
 /*

@@ -88,6 +88,26 @@ SELECT asyncwrite.insert('big', jsonb_build_object('id', 5, 'blob', repeat('x', 
 SELECT id, length(blob) FROM big ORDER BY id;
 -- A row over a quarter of the queue is refused, or written at once with sync.
 SELECT asyncwrite.insert('big', jsonb_build_object('id', 6, 'blob', repeat('y', 2200000))) IS NULL AS written_now;
+-- on_full = sync also at COMMIT: a transaction's writes that find the queue
+-- full are written in the committing transaction.
+BEGIN;
+SELECT asyncwrite.insert('big', jsonb_build_object('id', 8, 'blob', repeat('z', 1900000)), transactional => true) IS NULL AS kept;
+COMMIT;
+SELECT id, length(blob) FROM big WHERE id = 8;
+-- Their deferred constraints are checked then, as for the rows' own INSERT.
+CREATE TABLE big_ref (id int PRIMARY KEY, big_id int REFERENCES big DEFERRABLE INITIALLY DEFERRED, blob text);
+BEGIN;
+SELECT asyncwrite.insert('big_ref', jsonb_build_object('id', 1, 'big_id', 999, 'blob', repeat('z', 1900000)), transactional => true) IS NULL AS kept;
+COMMIT;
+BEGIN;
+SELECT asyncwrite.insert('big_ref', jsonb_build_object('id', 2, 'big_id', 8, 'blob', repeat('z', 1900000)), transactional => true) IS NULL AS kept;
+COMMIT;
+SELECT id, big_id FROM big_ref;
+-- The same rows inserted directly (the oracle).
+BEGIN;
+INSERT INTO big_ref VALUES (3, 999, 'z');
+COMMIT;
+DROP TABLE big_ref;
 RESET asyncwrite.on_full;
 SELECT try($$SELECT asyncwrite.insert('big', jsonb_build_object('id', 7, 'blob', repeat('y', 2200000)))$$);
 RESET asyncwrite.full_timeout;
