@@ -805,7 +805,7 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
 		{
 			AwColumn   *c = &t->cols[i];
 			bool		computed = c->generated ||
-				c->identity == ATTRIBUTE_IDENTITY_ALWAYS;
+			c->identity == ATTRIBUTE_IDENTITY_ALWAYS;
 
 			if (computed && !recnulls[i] && !c->dropped && !ignore_unknown)
 				aw_check_assignable(rel, c);

@@ -113,9 +113,9 @@ aw_xact_reserve_all(void)
 
 	/*
 	 * No room, and on_full is "sync": write them in the committing
-	 * transaction.  Deferred triggers have already fired by now, so the
-	 * rows' constraints are made immediate first: a deferred constraint
-	 * is checked as each row is written, never skipped.
+	 * transaction.  Deferred triggers have already fired by now, so the rows'
+	 * constraints are made immediate first: a deferred constraint is checked
+	 * as each row is written, never skipped.
 	 */
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -280,8 +280,8 @@ aw_worker_main(Datum arg)
 
 	/*
 	 * The worker's own statements (dead letters, sweeps) run with a fixed,
-	 * safe search_path and plain READ COMMITTED; writes run with their
-	 * role's search_path (apply_role.c).
+	 * safe search_path and plain READ COMMITTED; writes run with their role's
+	 * search_path (apply_role.c).
 	 */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("default_transaction_isolation", "read committed",
