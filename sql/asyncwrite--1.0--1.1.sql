@@ -32,3 +32,49 @@ COMMENT ON VIEW @extschema@.stats IS
 'one row per database queue: worker, state, queue depth and counters; held_by_pid: the backend whose committing transaction holds the oldest entry';
 
 GRANT SELECT ON @extschema@.stats TO PUBLIC;
+
+-- Dead letters survive pg_dump and restore, and their owners manage them.
+--
+-- The rows and their id sequence are dumped with the extension's data
+-- (pg_extension_config_dump); the id becomes a plain sequence default, as
+-- pg_cron's job ids, since an identity column's sequence cannot be marked.
+-- role and target become regrole and regclass, so that a restore brings
+-- them back by name, not by a meaningless OID.
+ALTER TABLE @extschema@.dead_letters ALTER COLUMN id DROP IDENTITY;
+CREATE SEQUENCE @extschema@.dead_letters_id_seq OWNED BY @extschema@.dead_letters.id;
+SELECT pg_catalog.setval('@extschema@.dead_letters_id_seq',
+                         pg_catalog.max(id), true)
+  FROM @extschema@.dead_letters HAVING pg_catalog.max(id) IS NOT NULL;
+ALTER TABLE @extschema@.dead_letters
+    ALTER COLUMN id SET DEFAULT pg_catalog.nextval('@extschema@.dead_letters_id_seq');
+DROP POLICY dead_letters_visible ON @extschema@.dead_letters;
+ALTER TABLE @extschema@.dead_letters
+    ALTER COLUMN target TYPE pg_catalog.regclass,
+    ALTER COLUMN role TYPE pg_catalog.regrole;
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.dead_letters', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.dead_letters_id_seq', '');
+
+-- A role sees and may delete its own dead letters; superusers and members
+-- of pg_read_all_data see every one.  Payloads (rows of tables a reader
+-- may not read) are visible to no one else: pg_monitor reads
+-- dead_letters_overview, every dead letter without its payload and detail.
+CREATE POLICY dead_letters_own ON @extschema@.dead_letters FOR SELECT
+    USING (role OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                         WHERE r.rolname OPERATOR(pg_catalog.=) current_user));
+CREATE POLICY dead_letters_read_all ON @extschema@.dead_letters FOR SELECT
+    USING (pg_catalog.pg_has_role(current_user, 'pg_read_all_data', 'USAGE'));
+CREATE POLICY dead_letters_delete_own ON @extschema@.dead_letters FOR DELETE
+    USING (role OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r
+                                         WHERE r.rolname OPERATOR(pg_catalog.=) current_user));
+GRANT SELECT, DELETE ON @extschema@.dead_letters TO PUBLIC;
+
+CREATE VIEW @extschema@.dead_letters_overview AS
+SELECT id, write_id, target_name, target, operation, role, enqueued_at,
+       failed_at, attempts, sqlstate, message, key_columns, set_columns
+  FROM @extschema@.dead_letters;
+
+COMMENT ON VIEW @extschema@.dead_letters_overview IS
+'every dead letter without its payload or error detail, for monitoring (granted to pg_monitor)';
+
+REVOKE ALL ON @extschema@.dead_letters_overview FROM PUBLIC;
+GRANT SELECT ON @extschema@.dead_letters_overview TO pg_monitor;

@@ -1,0 +1,104 @@
+# Dead letters survive an upgrade from 1.0 and a pg_dump / restore, with
+# their role and table by name; each role sees and deletes its own,
+# pg_read_all_data reads all, pg_monitor reads every one without payloads.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use FindBin;
+use lib $FindBin::RealBin;
+use AsyncWriteTest;
+
+my $node = aw_node('dead');
+$node->safe_psql('postgres', q{
+	CREATE ROLE aw_dl_writer LOGIN;
+	CREATE ROLE aw_dl_other LOGIN;
+	CREATE ROLE aw_dl_monitor LOGIN IN ROLE pg_monitor;
+	CREATE ROLE aw_dl_reader LOGIN IN ROLE pg_read_all_data;
+	CREATE DATABASE d1;
+});
+
+# 1.0, with dead letters of two roles.
+$node->safe_psql('d1', q{
+	CREATE EXTENSION asyncwrite VERSION '1.0';
+	CREATE SCHEMA app;
+	CREATE TABLE app.t (id int PRIMARY KEY, v int CHECK (v > 0));
+	GRANT USAGE ON SCHEMA app TO PUBLIC;
+	GRANT INSERT, SELECT ON app.t TO PUBLIC;
+});
+my $fail = q{SELECT asyncwrite.insert('app.t', jsonb_build_object('id', g, 'v', -g), transactional => false)
+	FROM generate_series(%d, %d) g; SELECT asyncwrite.flush();};
+$node->safe_psql('d1', sprintf($fail, 1, 3), extra_params => [ '-U', 'aw_dl_writer' ]);
+$node->safe_psql('d1', sprintf($fail, 4, 5), extra_params => [ '-U', 'aw_dl_other' ]);
+is($node->safe_psql('d1', q{SELECT extversion FROM pg_extension WHERE extname = 'asyncwrite'}),
+	'1.0', 'version 1.0 installed');
+is($node->safe_psql('d1', q{SELECT count(*), max(id) FROM asyncwrite.dead_letters}),
+	'5|5', 'five dead letters under 1.0');
+
+$node->safe_psql('d1', 'ALTER EXTENSION asyncwrite UPDATE');
+is($node->safe_psql('d1', q{SELECT extversion FROM pg_extension WHERE extname = 'asyncwrite'}),
+	'1.1', 'updated to 1.1');
+is($node->safe_psql('d1',
+		q{SELECT string_agg(format('%s:%s:%s:%s', id, role, target, payload->>'v'), ' ' ORDER BY id)
+		  FROM asyncwrite.dead_letters}),
+	'1:aw_dl_writer:app.t:-1 2:aw_dl_writer:app.t:-2 3:aw_dl_writer:app.t:-3 4:aw_dl_other:app.t:-4 5:aw_dl_other:app.t:-5',
+	'after the update every dead letter is kept, role and target by name');
+is($node->safe_psql('d1', q{SELECT count(*) FROM asyncwrite.stats WHERE held_by_pid IS NULL}),
+	'1', 'the new stats column works');
+$node->safe_psql('d1', sprintf($fail, 6, 6), extra_params => [ '-U', 'aw_dl_writer' ]);
+is($node->safe_psql('d1', q{SELECT max(id) FROM asyncwrite.dead_letters}),
+	'6', 'ids go on after the update');
+
+# Who sees what.
+my %sees = (
+	aw_dl_writer => '1,2,3,6',
+	aw_dl_other => '4,5',
+	aw_dl_monitor => '',
+	aw_dl_reader => '1,2,3,4,5,6');
+for my $role (sort keys %sees)
+{
+	is($node->safe_psql('d1',
+			q{SELECT coalesce(string_agg(id::text, ',' ORDER BY id), '') FROM asyncwrite.dead_letters WHERE payload IS NOT NULL},
+			extra_params => [ '-U', $role ]),
+		$sees{$role}, "$role reads the payloads of exactly these dead letters");
+}
+is($node->safe_psql('d1', q{SELECT count(*), count(DISTINCT role) FROM asyncwrite.dead_letters_overview},
+		extra_params => [ '-U', 'aw_dl_monitor' ]),
+	'6|2', 'pg_monitor sees every dead letter in the overview');
+my ($ret, $out, $err) = $node->psql('d1', 'SELECT payload FROM asyncwrite.dead_letters_overview',
+	extra_params => [ '-U', 'aw_dl_monitor' ]);
+like($err, qr/column "payload" does not exist/, 'the overview has no payloads');
+($ret, $out, $err) = $node->psql('d1', 'SELECT count(*) FROM asyncwrite.dead_letters_overview',
+	extra_params => [ '-U', 'aw_dl_other' ]);
+like($err, qr/permission denied/, 'other roles cannot read the overview');
+
+# A role deletes its own dead letters, never another's.
+is($node->safe_psql('d1', q{WITH d AS (DELETE FROM asyncwrite.dead_letters RETURNING id) SELECT count(*) FROM d},
+		extra_params => [ '-U', 'aw_dl_other' ]),
+	'2', 'a role deletes its own dead letters');
+is($node->safe_psql('d1', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM asyncwrite.dead_letters}),
+	'1,2,3,6', 'and only those');
+$node->safe_psql('d1', sprintf($fail, 7, 7), extra_params => [ '-U', 'aw_dl_other' ]);
+
+# pg_dump and restore into a new database: rows, names and the id sequence.
+my $dump = $node->basedir . '/d1.sql';
+$node->command_ok([ 'pg_dump', '-d', $node->connstr('d1'), '-f', $dump ], 'pg_dump');
+$node->safe_psql('postgres', 'CREATE DATABASE d2');
+$node->command_ok([ 'psql', '-X', '-v', 'ON_ERROR_STOP=1', '-q', '-d', $node->connstr('d2'), '-f', $dump ],
+	'restore into a new database');
+my $rows = q{SELECT string_agg(format('%s:%s:%s:%s:%s', id, role, target, payload->>'v', sqlstate), ' ' ORDER BY id)
+	FROM asyncwrite.dead_letters};
+is($node->safe_psql('d2', $rows), $node->safe_psql('d1', $rows),
+	'the restored dead letters are the dumped ones, role and target by name');
+is($node->safe_psql('d2', q{SELECT count(*) FROM asyncwrite.dead_letters}), '5', 'five restored');
+$node->safe_psql('d2', sprintf($fail, 8, 8), extra_params => [ '-U', 'aw_dl_writer' ]);
+is($node->safe_psql('d2', q{SELECT max(id), count(*) FROM asyncwrite.dead_letters}),
+	'8|6', 'new dead letters after a restore get new ids');
+is($node->safe_psql('d2', q{SELECT asyncwrite.retry_failed(1)}), '1',
+	'a restored dead letter can be retried by a superuser');
+is($node->safe_psql('d2', q{SELECT asyncwrite.flush(); SELECT count(*) FROM asyncwrite.dead_letters WHERE id = 1}),
+	"t\n1", 'its retry fails again, as the row still violates the check');
+
+$node->stop;
+done_testing();
