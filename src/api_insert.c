@@ -32,22 +32,43 @@ PG_FUNCTION_INFO_V1(aw_insert_record);
 PG_FUNCTION_INFO_V1(aw_insert_text);
 PG_FUNCTION_INFO_V1(aw_capture);
 
-/* aw_open_target() for an insert: with the caller's INSERT privileges. */
+/*
+ * aw_open_target() for an insert, checking the caller's INSERT privileges:
+ * *convert_options gets AW_CONVERT_GIVEN_ONLY when the caller may insert
+ * into only some columns (then aw_submit_row checks the columns a write
+ * gives, and the others take their defaults when it is applied).
+ */
 static Relation
-aw_open_insert_target(Oid relid)
+aw_open_insert_target(Oid relid, int *convert_options)
 {
 	Relation	rel = aw_open_target(relid);
 
-	aw_check_insert_privileges(rel);
+	*convert_options = aw_may_insert_all(rel) ? 0 : AW_CONVERT_GIVEN_ONLY;
 	return rel;
 }
 
-/* Submit an insert. */
+/*
+ * Submit an insert.  With given (AW_CONVERT_GIVEN_ONLY), the row holds only
+ * the columns given marks: each needs the caller's INSERT privilege.
+ */
 static Datum
 aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
-			  bool transactional)
+			  const bool *given, bool transactional)
 {
-	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INSERT, NULL, transactional);
+	AttrNumber *attnums;
+	int			n = 0;
+
+	if (given == NULL)
+		return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INSERT, NULL, 0,
+							   transactional);
+	aw_check_insert_columns(rel, given);
+	attnums = palloc(sizeof(AttrNumber) * Max(RelationGetDescr(rel)->natts, 1));
+	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
+		if (given[i])
+			attnums[n++] = i + 1;
+	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INSERT,
+						   aw_colsets_make(NULL, 0, attnums, n), AW_FLAG_GIVEN,
+						   transactional);
 }
 
 /* asyncwrite.insert(target regclass, data jsonb) */
@@ -57,15 +78,19 @@ aw_insert_jsonb(PG_FUNCTION_ARGS)
 	Relation	rel;
 	AwTarget   *t;
 	Datum		row;
+	int			options;
+	bool	   *given;
 
 	aw_require_arg(fcinfo, 0, "target");
 	aw_require_arg(fcinfo, 1, "data");
 	if (aw_enabled)
 		aw_check_available();
-	rel = aw_open_insert_target(PG_GETARG_OID(0));
+	rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
 	t = aw_target_get(rel);
-	row = aw_row_from_jsonb(rel, t, PG_GETARG_DATUM(1), AW_CONVERT_INSERT);
-	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
+	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1),
+								AW_CONVERT_INSERT | options, &given);
+	return aw_submit_row(fcinfo, rel, t, row, options ? given : NULL,
+						 aw_call_transactional(fcinfo, 2));
 }
 
 /*
@@ -78,6 +103,8 @@ aw_insert_text(PG_FUNCTION_ARGS)
 	Relation	rel;
 	AwTarget   *t;
 	Datum		row;
+	int			options;
+	bool	   *given;
 	Datum		jsonb;
 
 	aw_require_arg(fcinfo, 0, "target");
@@ -86,10 +113,12 @@ aw_insert_text(PG_FUNCTION_ARGS)
 		aw_check_available();
 	jsonb = DirectFunctionCall1(jsonb_in,
 								CStringGetDatum(TextDatumGetCString(PG_GETARG_DATUM(1))));
-	rel = aw_open_insert_target(PG_GETARG_OID(0));
+	rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
 	t = aw_target_get(rel);
-	row = aw_row_from_jsonb(rel, t, jsonb, AW_CONVERT_INSERT);
-	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
+	row = aw_row_from_jsonb_ext(rel, t, jsonb, AW_CONVERT_INSERT | options,
+								&given);
+	return aw_submit_row(fcinfo, rel, t, row, options ? given : NULL,
+						 aw_call_transactional(fcinfo, 2));
 }
 
 /* asyncwrite.insert(target regclass, rec anyelement) */
@@ -100,6 +129,8 @@ aw_insert_record(PG_FUNCTION_ARGS)
 	Relation	rel;
 	AwTarget   *t;
 	Datum		row;
+	int			options;
+	bool	   *given;
 
 	aw_require_arg(fcinfo, 0, "target");
 	aw_require_arg(fcinfo, 1, "row");
@@ -111,10 +142,12 @@ aw_insert_record(PG_FUNCTION_ARGS)
 				 errhint("Pass ROW(...)::table_name, a table row, or a jsonb object.")));
 	if (aw_enabled)
 		aw_check_available();
-	rel = aw_open_insert_target(PG_GETARG_OID(0));
+	rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
 	t = aw_target_get(rel);
-	row = aw_row_from_record(rel, t, PG_GETARG_DATUM(1), false, NULL, NULL);
-	return aw_submit_row(fcinfo, rel, t, row, aw_call_transactional(fcinfo, 2));
+	row = aw_row_from_record(rel, t, PG_GETARG_DATUM(1), false, NULL, NULL,
+							 options, &given);
+	return aw_submit_row(fcinfo, rel, t, row, options ? given : NULL,
+						 aw_call_transactional(fcinfo, 2));
 }
 
 /* capture()'s target of each trigger, by trigger OID (AwCaptureTarget). */
@@ -223,6 +256,8 @@ aw_capture(PG_FUNCTION_ARGS)
 	Relation	rel;
 	AwTarget   *t;
 	Datum		row;
+	int			options;
+	bool	   *given;
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -258,12 +293,14 @@ aw_capture(PG_FUNCTION_ARGS)
 	if (aw_enabled)
 		aw_check_available();
 	target = aw_capture_target(trigger, trigdata->tg_relation);
-	rel = aw_open_insert_target(target);
+	rel = aw_open_insert_target(target, &options);
 	t = aw_target_get(rel);
 	row = aw_row_from_record(rel, t,
 							 heap_copy_tuple_as_datum(tuple, RelationGetDescr(trigdata->tg_relation)),
-							 true, trigger->tgnargs == 2 ? trigger->tgargs[1] : NULL, op);
-	(void) aw_submit_row(fcinfo, rel, t, row, aw_transactional);
+							 true, trigger->tgnargs == 2 ? trigger->tgargs[1] : NULL, op,
+							 options, &given);
+	(void) aw_submit_row(fcinfo, rel, t, row, options ? given : NULL,
+						 aw_transactional);
 	fcinfo->isnull = false;		/* a trigger returns a tuple pointer, or none */
 
 	/* A BEFORE trigger lets the row through unchanged. */

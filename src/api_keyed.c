@@ -142,19 +142,6 @@ aw_require_key_values(Relation rel, Datum row, const AttrNumber *keys, int nkeys
 	}
 }
 
-/* The column sets of a write. */
-static AwColumnSets *
-aw_make_colsets(const AttrNumber *keys, int nkeys, const AttrNumber *set, int nset)
-{
-	AwColumnSets *cs = palloc0(AW_COLSETS_SIZE(nkeys, nset));
-
-	cs->nkeys = (int16) nkeys;
-	cs->nset = (int16) nset;
-	memcpy(cs->attnums, keys, sizeof(AttrNumber) * nkeys);
-	memcpy(cs->attnums + nkeys, set, sizeof(AttrNumber) * nset);
-	return cs;
-}
-
 /* A jsonb key object and data object as one, refusing overlapping keys. */
 static Datum
 aw_merge_objects(Relation rel, Datum key, const AttrNumber *keys, int nkeys,
@@ -206,6 +193,7 @@ aw_upsert(PG_FUNCTION_ARGS)
 	int			nkeys = 0;
 	int			nset = 0;
 	bool	   *given;
+	bool		all_columns;
 	Datum		row;
 
 	aw_require_arg(fcinfo, 0, "target");
@@ -237,17 +225,26 @@ aw_upsert(PG_FUNCTION_ARGS)
 	}
 	aw_require_unique_key(rel, t, keys, nkeys, true);
 
-	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1), 0, &given);
+	/* A role that may insert into only some columns gives only those. */
+	all_columns = aw_may_insert_all(rel);
+	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1),
+								all_columns ? 0 : AW_CONVERT_NO_DEFAULTS, &given);
 	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
 		if (given[i] && !aw_attnum_in(keys, nkeys, i + 1))
 			set[nset++] = i + 1;
-	aw_check_insert_privileges(rel);
+	if (!all_columns)
+		aw_check_insert_columns(rel, given);
+	/* DO UPDATE SET c = EXCLUDED.c reads c: the statement needs SELECT. */
 	if (nset > 0)
+	{
 		aw_check_columns(rel, ACL_UPDATE, set, nset);
+		aw_check_columns(rel, ACL_SELECT, set, nset);
+	}
 	/* ON CONFLICT reads the conflict columns. */
 	aw_check_columns(rel, ACL_SELECT, keys, nkeys);
 	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_UPSERT,
-						   aw_make_colsets(keys, nkeys, set, nset),
+						   aw_colsets_make(keys, nkeys, set, nset),
+						   all_columns ? 0 : AW_FLAG_GIVEN,
 						   aw_call_transactional(fcinfo, 3));
 }
 
@@ -333,7 +330,7 @@ aw_update(PG_FUNCTION_ARGS)
 	aw_check_columns(w.rel, ACL_UPDATE, w.set, w.nset);
 	aw_check_columns(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_UPDATE,
-						   aw_make_colsets(w.keys, w.nkeys, w.set, w.nset),
+						   aw_colsets_make(w.keys, w.nkeys, w.set, w.nset), 0,
 						   aw_call_transactional(fcinfo, 3));
 }
 
@@ -354,7 +351,7 @@ aw_delete(PG_FUNCTION_ARGS)
 					   RelationGetRelationName(w.rel));
 	aw_check_columns(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_DELETE,
-						   aw_make_colsets(w.keys, w.nkeys, NULL, 0),
+						   aw_colsets_make(w.keys, w.nkeys, NULL, 0), 0,
 						   aw_call_transactional(fcinfo, 2));
 }
 
@@ -369,6 +366,7 @@ aw_increment(PG_FUNCTION_ARGS)
 {
 	AwKeyWrite	w;
 	Datum		row;
+	bool		all_columns;
 
 	aw_key_write_begin(fcinfo, &w, "asyncwrite.increment() deltas name no column",
 					   2, "deltas", true);
@@ -387,7 +385,10 @@ aw_increment(PG_FUNCTION_ARGS)
 							format_type_be(typid)),
 					 errhint("asyncwrite.increment() adds to smallint, integer, bigint, numeric, real, double precision and money columns.")));
 	}
-	row = aw_key_write_row(fcinfo, &w, 2, "deltas", 0);
+	/* A role that may insert into only some columns gives only those. */
+	all_columns = aw_may_insert_all(w.rel);
+	row = aw_key_write_row(fcinfo, &w, 2, "deltas",
+						   all_columns ? 0 : AW_CONVERT_NO_DEFAULTS);
 
 	/*
 	 * A NULL delta makes the sum NULL one by one but is skipped by a summed
@@ -405,11 +406,21 @@ aw_increment(PG_FUNCTION_ARGS)
 								get_attname(RelationGetRelid(w.rel), w.set[i], false)),
 						 errhint("Give each column of the deltas a number to add, or leave the column out.")));
 	}
-	aw_check_insert_privileges(w.rel);
+	if (!all_columns)
+	{
+		bool	   *given = palloc0(sizeof(bool) * RelationGetDescr(w.rel)->natts);
+
+		for (int i = 0; i < w.nkeys; i++)
+			given[w.keys[i] - 1] = true;
+		for (int i = 0; i < w.nset; i++)
+			given[w.set[i] - 1] = true;
+		aw_check_insert_columns(w.rel, given);
+	}
 	aw_check_columns(w.rel, ACL_UPDATE, w.set, w.nset);
 	aw_check_columns(w.rel, ACL_SELECT, w.set, w.nset);
 	aw_check_columns(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_INCREMENT,
-						   aw_make_colsets(w.keys, w.nkeys, w.set, w.nset),
+						   aw_colsets_make(w.keys, w.nkeys, w.set, w.nset),
+						   all_columns ? 0 : AW_FLAG_GIVEN,
 						   aw_call_transactional(fcinfo, 3));
 }

@@ -91,18 +91,30 @@ aw_insert_rows(AwApplyRow *rows, int n)
 		 */
 		AwTarget   *t = aw_target_get(rel);
 		AwColumnSets *cs = aw_entry_colsets(first);
-		bool		update = (first->kind == AW_KIND_UPDATE);
+		const AttrNumber *attnums = NULL;
+		int			nattnums = 0;
 		AwWriterState ws;
 
+		/* An update sets only its set columns; a row of given columns, those. */
+		if (first->kind == AW_KIND_UPDATE)
+		{
+			attnums = cs->attnums + cs->nkeys;
+			nattnums = cs->nset;
+		}
+		else if (first->flags & AW_FLAG_GIVEN)
+		{
+			attnums = cs->attnums;
+			nattnums = cs->nkeys + cs->nset;
+		}
 		aw_become_writer(first->roleid, &ws);
 		for (int i = 0; i < n; i++)
 			aw_target_check_domains(t, rel,
 									PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr)),
-									update ? cs->attnums + cs->nkeys : NULL,
-									update ? cs->nset : 0);
+									attnums, nattnums);
 		aw_end_writer(&ws);
 	}
-	if (first->kind == AW_KIND_INSERT && aw_is_worker)
+	if (first->kind == AW_KIND_INSERT && aw_is_worker &&
+		!(first->flags & AW_FLAG_GIVEN))
 	{
 		AwWriterState ws;
 		bool		bulk;

@@ -53,6 +53,8 @@ typedef struct AwPlanKey
 	Oid			relid;
 	uint32		kind;
 	uint32		colsets_hash;
+	uint32		given;			/* AW_FLAG_GIVEN: only the column sets'
+								 * columns */
 } AwPlanKey;
 
 typedef struct AwPlanEntry
@@ -232,8 +234,8 @@ aw_plan_keys_bitwise(Relation rel, AwColumnSets *cs)
 
 /* Build the SQL of a plan. */
 static char *
-aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, const char *nsp,
-			const char *relname)
+aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, bool given,
+			const char *nsp, const char *relname)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	StringInfoData cols;
@@ -249,6 +251,9 @@ aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, const char *nsp,
 		const char *name;
 
 		if (att->attisdropped || att->attgenerated)
+			continue;
+		/* The others take their defaults, as in an INSERT naming these. */
+		if (given && !aw_attnum_in(cs->attnums, cs->nkeys + cs->nset, att->attnum))
 			continue;
 		name = quote_identifier(NameStr(att->attname));
 		appendStringInfo(&cols, "%s%s", cols.len > 0 ? ", " : "", name);
@@ -423,6 +428,7 @@ aw_plan_for(AwEntryHeader *hdr, Relation rel)
 	key.relid = hdr->relid;
 	key.kind = hdr->kind;
 	key.colsets_hash = cs ? hash_bytes((const unsigned char *) cs, cs_size) : 0;
+	key.given = hdr->flags & AW_FLAG_GIVEN;
 	e = hash_search(aw_plans, &key, HASH_ENTER, &found);
 	e->last_used = ++aw_plan_clock;
 	if (!found)
@@ -457,6 +463,7 @@ aw_plan_for(AwEntryHeader *hdr, Relation rel)
 	get_typlenbyvalalign(e->p.rowtype, &e->p.typlen, &e->p.typbyval, &e->p.typalign);
 	argtype = get_array_type(e->p.rowtype);
 	e->p.plan = SPI_prepare(aw_plan_sql(rel, hdr->kind, cs,
+										(hdr->flags & AW_FLAG_GIVEN) != 0,
 										quote_identifier(NameStr(e->nspname)),
 										quote_identifier(NameStr(e->relname))),
 							1, &argtype);

@@ -65,6 +65,10 @@ typedef enum AwOnFull
 #define AW_FLAG_RETRY		0x0001	/* retry of a dead letter: its id follows */
 #define AW_FLAG_DEFERRED	0x0002	/* an insert whose sequence defaults the
 									 * worker draws (convert_defaults.c) */
+#define AW_FLAG_GIVEN		0x0004	/* the row holds only the columns of its
+									 * column sets (a role that may insert
+									 * into only some columns): the others
+									 * take their defaults when applied */
 
 /* The name of a write kind, as dead letters record it. */
 static inline const char *

@@ -684,7 +684,8 @@ aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb, int options)
  * aw_row_from_jsonb() with options: AW_CONVERT_RESTORING as above,
  * AW_CONVERT_NO_DEFAULTS to leave columns without a value NULL (an update
  * or delete key), AW_CONVERT_INSERT to leave sequence defaults to the
- * worker (convert_defaults.c).  *given_out, if asked for, receives which
+ * worker (convert_defaults.c), AW_CONVERT_GIVEN_ONLY to leave columns
+ * without a value NULL, for their defaults when the row is applied.  *given_out, if asked for, receives which
  * columns the object named (by attribute index).
  */
 Datum
@@ -745,9 +746,9 @@ aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb, int options,
 		*given_out = palloc(sizeof(bool) * Max(t->natts, 1));
 		memcpy(*given_out, given, sizeof(bool) * t->natts);
 	}
-	if (options & AW_CONVERT_INSERT)
+	if ((options & AW_CONVERT_INSERT) && !(options & AW_CONVERT_GIVEN_ONLY))
 		aw_defer_defaults(rel, t, values, nulls, given, restoring);
-	if (options & AW_CONVERT_NO_DEFAULTS)
+	if (options & (AW_CONVERT_NO_DEFAULTS | AW_CONVERT_GIVEN_ONLY))
 	{
 		for (int i = 0; i < t->natts; i++)
 			if (!given[i])
@@ -766,12 +767,17 @@ aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb, int options,
  * With ignore_unknown, fields that name no column are left out; with
  * op_column, that column gets op_value (capture()'s TG_OP).  The row is
  * an insert's: sequence defaults are left to the worker
- * (convert_defaults.c), also for a NULL captured from the source row.
+ * (convert_defaults.c), also for a NULL captured from the source row;
+ * with AW_CONVERT_GIVEN_ONLY in options, columns not given stay NULL, for
+ * their defaults when the row is applied.  *given_out, if asked for,
+ * receives which columns got a value.
  */
 Datum
 aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
-				   const char *op_column, const char *op_value)
+				   const char *op_column, const char *op_value, int options,
+				   bool **given_out)
 {
+	bool		given_only = (options & AW_CONVERT_GIVEN_ONLY) != 0;
 	HeapTupleHeader td = DatumGetHeapTupleHeader(rec);
 	Oid			typid = HeapTupleHeaderGetTypeId(td);
 	int32		typmod = HeapTupleHeaderGetTypMod(td);
@@ -813,7 +819,15 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
 			nulls[i] = recnulls[i] || c->dropped || computed;
 			given[i] = !computed || c->generated;
 		}
-		aw_defer_defaults(rel, t, values, nulls, given, ignore_unknown);
+		if (given_out != NULL)
+		{
+			*given_out = palloc(sizeof(bool) * Max(t->natts, 1));
+			for (int i = 0; i < t->natts; i++)
+				(*given_out)[i] = given[i] && !t->cols[i].generated &&
+					!t->cols[i].dropped;
+		}
+		if (!given_only)
+			aw_defer_defaults(rel, t, values, nulls, given, ignore_unknown);
 	}
 	else
 	{
@@ -873,8 +887,22 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
 			given[i] = true;
 			ctx.column = NULL;
 		}
-		aw_defer_defaults(rel, t, values, nulls, given, ignore_unknown);
-		aw_fill_defaults(rel, t, values, nulls, given, &ctx);
+		if (given_out != NULL)
+		{
+			*given_out = palloc(sizeof(bool) * Max(t->natts, 1));
+			memcpy(*given_out, given, sizeof(bool) * t->natts);
+		}
+		if (given_only)
+		{
+			for (int i = 0; i < t->natts; i++)
+				if (!given[i])
+					nulls[i] = true;
+		}
+		else
+		{
+			aw_defer_defaults(rel, t, values, nulls, given, ignore_unknown);
+			aw_fill_defaults(rel, t, values, nulls, given, &ctx);
+		}
 	}
 	error_context_stack = errcb.previous;
 	ReleaseTupleDesc(recdesc);

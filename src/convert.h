@@ -65,17 +65,22 @@ extern uint32 aw_tupdesc_fingerprint_prefix(TupleDesc desc, int natts);
 #define AW_CONVERT_RESTORING	0x01	/* a dead letter's payload */
 #define AW_CONVERT_NO_DEFAULTS	0x02	/* columns not given stay NULL */
 #define AW_CONVERT_INSERT		0x04	/* the row is inserted as is */
+#define AW_CONVERT_GIVEN_ONLY	0x08	/* no defaults now: columns not given
+										 * take theirs when applied */
 extern Datum aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb,
 							   int options);
 extern Datum aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb,
 								   int options, bool **given_out);
 extern Datum aw_row_from_record(Relation rel, AwTarget *t, Datum rec,
 								bool ignore_unknown, const char *op_column,
-								const char *op_value);
+								const char *op_value, int options,
+								bool **given_out);
 
 /* convert_target.c */
 extern Relation aw_open_target(Oid relid);
 extern void aw_check_insert_privileges(Relation rel);
+extern bool aw_may_insert_all(Relation rel);
+extern void aw_check_insert_columns(Relation rel, const bool *given);
 extern void aw_check_schema_usage(Relation rel);
 extern bool aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum);
 extern bool aw_find_key_index(Relation rel, const AttrNumber *keys, int nkeys,

@@ -89,9 +89,15 @@ aw_check_schema_usage(Relation rel)
 					   get_namespace_name(RelationGetNamespace(rel)));
 }
 
-/* Check that the caller may insert every column a queued row fills. */
-void
-aw_check_insert_privileges(Relation rel)
+/*
+ * Whether the caller may insert into every column of the target (the table
+ * privilege, or each column's), after checking that it may use the schema.
+ * If not, a write gives only the columns it names, each checked with
+ * aw_check_insert_columns(), and the others take their defaults when it
+ * is applied: as an INSERT naming only those columns.
+ */
+bool
+aw_may_insert_all(Relation rel)
 {
 	Oid			userid = GetUserId();
 	Oid			relid = RelationGetRelid(rel);
@@ -99,9 +105,7 @@ aw_check_insert_privileges(Relation rel)
 
 	aw_check_schema_usage(rel);
 	if (pg_class_aclcheck(relid, userid, ACL_INSERT) == ACLCHECK_OK)
-		return;
-
-	/* Without the table privilege, every column written needs its own. */
+		return true;
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
@@ -110,10 +114,37 @@ aw_check_insert_privileges(Relation rel)
 			continue;
 		if (pg_attribute_aclcheck(relid, att->attnum, userid,
 								  ACL_INSERT) != ACLCHECK_OK)
+			return false;
+	}
+	return true;
+}
+
+/* Check that the caller may insert into each column given[] marks. */
+void
+aw_check_insert_columns(Relation rel, const bool *given)
+{
+	Oid			relid = RelationGetRelid(rel);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		if (!given[i] || TupleDescAttr(desc, i)->attisdropped)
+			continue;
+		if (pg_attribute_aclcheck(relid, i + 1, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
 			aclcheck_error(ACLCHECK_NO_PRIV,
 						   get_relkind_objtype(rel->rd_rel->relkind),
 						   RelationGetRelationName(rel));
 	}
+}
+
+/* Check that the caller may insert into every column of the target. */
+void
+aw_check_insert_privileges(Relation rel)
+{
+	if (!aw_may_insert_all(rel))
+		aclcheck_error(ACLCHECK_NO_PRIV,
+					   get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
 }
 
 /* Whether attnum is among the first n of attnums. */

@@ -63,7 +63,8 @@ aw_clock_to_timestamp(uint32 ms, TimestampTz now)
 /*
  * The columns a write other than an insert works on: its key columns (a
  * unique key of the target) and the columns it sets (upsert, update) or adds
- * to (increment).  Stored after the row in the entry.
+ * to (increment); for an insert of AW_FLAG_GIVEN, no keys and the columns it
+ * gives.  Stored after the row in the entry.
  */
 typedef struct AwColumnSets
 {
@@ -74,6 +75,22 @@ typedef struct AwColumnSets
 
 #define AW_COLSETS_SIZE(nkeys, nset) \
 	(offsetof(AwColumnSets, attnums) + sizeof(AttrNumber) * ((nkeys) + (nset)))
+
+/* Column sets of these keys and set columns, palloc'd. */
+static inline AwColumnSets *
+aw_colsets_make(const AttrNumber *keys, int nkeys, const AttrNumber *set,
+				int nset)
+{
+	AwColumnSets *cs = palloc0(AW_COLSETS_SIZE(nkeys, nset));
+
+	cs->nkeys = (int16) nkeys;
+	cs->nset = (int16) nset;
+	if (nkeys > 0)
+		memcpy(cs->attnums, keys, sizeof(AttrNumber) * nkeys);
+	if (nset > 0)
+		memcpy(cs->attnums + nkeys, set, sizeof(AttrNumber) * nset);
+	return cs;
+}
 
 /*
  * An entry's payload: the row, a composite datum of the target's row type;
@@ -86,11 +103,14 @@ typedef struct AwColumnSets
 #define AW_ENTRY_NATTS(hdr) \
 	HeapTupleHeaderGetNatts((HeapTupleHeader) AW_ENTRY_PAYLOAD(hdr))
 
-/* The column sets of an entry, or NULL for an insert. */
+/*
+ * The column sets of an entry, or NULL for an insert (unless its row holds
+ * only the columns given: AW_FLAG_GIVEN, with no key columns).
+ */
 static inline AwColumnSets *
 aw_entry_colsets(const AwEntryHeader *hdr)
 {
-	if (hdr->kind == AW_KIND_INSERT)
+	if (hdr->kind == AW_KIND_INSERT && !(hdr->flags & AW_FLAG_GIVEN))
 		return NULL;
 	return (AwColumnSets *) (AW_ENTRY_PAYLOAD(hdr) + MAXALIGN(AW_ENTRY_DATUM_LEN(hdr)));
 }

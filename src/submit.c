@@ -26,7 +26,8 @@
  */
 Datum
 aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
-				uint8 kind, const AwColumnSets *cs, bool transactional)
+				uint8 kind, const AwColumnSets *cs, uint32 flags,
+				bool transactional)
 {
 	HeapTupleHeader td = DatumGetHeapTupleHeader(row);
 	AwWriteSpec w;
@@ -36,9 +37,10 @@ aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	w.roleid = GetUserId();
 	w.fingerprint = aw_target_fingerprint(t);
 	w.kind = kind;
-	w.flags = 0;
-	if (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row))
-		w.flags = AW_FLAG_DEFERRED;
+	w.flags = flags;
+	if (kind == AW_KIND_INSERT && !(flags & AW_FLAG_GIVEN) &&
+		aw_target_row_deferred(t, row))
+		w.flags |= AW_FLAG_DEFERRED;
 	w.payload = td;
 	w.payload_len = HeapTupleHeaderGetDatumLength(td);
 	w.extra = cs;

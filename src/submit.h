@@ -21,7 +21,8 @@
 /* submit.c */
 extern Datum aw_submit_write(FunctionCallInfo fcinfo, Relation rel,
 							 AwTarget *t, Datum row, uint8 kind,
-							 const AwColumnSets *cs, bool transactional);
+							 const AwColumnSets *cs, uint32 flags,
+							 bool transactional);
 
 /* submit_queue.c */
 extern bool aw_submit_now(const AwWriteSpec *w, uint64 *write_id);

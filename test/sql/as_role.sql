@@ -86,6 +86,38 @@ SELECT asyncwrite.flush();
 SELECT format('ALTER DATABASE %I RESET search_path', :'db') \gexec
 SELECT id, via, cur, sess, su, path FROM aw_id_app.audit WHERE id = 4;
 
+-- Column privileges: a role that may insert into only some columns gives
+-- only those; the other columns take their defaults, as in its INSERT
+-- naming only its columns.
+\c - :su
+CREATE TABLE id_cols (id int PRIMARY KEY, note text, by_role name DEFAULT current_user,
+                      secret text DEFAULT 'kept', n int NOT NULL DEFAULT 0);
+GRANT INSERT (id, note, n), UPDATE (note, n), SELECT (id, n) ON id_cols TO aw_id_writer;
+-- An upsert's DO UPDATE SET note = EXCLUDED.note reads note: SELECT on it too.
+GRANT SELECT (note) ON id_cols TO aw_id_writer;
+\c - aw_id_writer
+SELECT asyncwrite.insert('id_cols', '{"id": 1, "note": "queued"}');
+SELECT asyncwrite.upsert('id_cols', '{"id": 2, "note": "queued"}');
+SELECT asyncwrite.upsert('id_cols', '{"id": 2, "note": "queued again"}');
+SELECT asyncwrite.increment('id_cols', '{"id": 3}', '{"n": 5}');
+SELECT asyncwrite.increment('id_cols', '{"id": 3}', '{"n": 2}');
+SELECT try($$SELECT asyncwrite.insert('id_cols', '{"id": 4, "secret": "mine"}')$$);
+SELECT try($$SELECT asyncwrite.upsert('id_cols', '{"id": 4, "by_role": "x"}')$$);
+SELECT asyncwrite.flush();
+-- The oracle: the role's own INSERTs naming its columns, and the same
+-- calls made directly.
+INSERT INTO id_cols (id, note) VALUES (11, 'direct');
+SELECT try($$INSERT INTO id_cols (id, secret) VALUES (14, 'mine')$$);
+SET asyncwrite.enabled = off;
+SELECT asyncwrite.insert('id_cols', '{"id": 21, "note": "direct"}');
+SELECT asyncwrite.upsert('id_cols', '{"id": 22, "note": "direct"}');
+SELECT asyncwrite.upsert('id_cols', '{"id": 22, "note": "direct again"}');
+SELECT asyncwrite.increment('id_cols', '{"id": 23}', '{"n": 5}');
+SELECT asyncwrite.increment('id_cols', '{"id": 23}', '{"n": 2}');
+RESET asyncwrite.enabled;
+\c - :su
+SELECT * FROM id_cols ORDER BY id;
+
 -- A write whose role is dropped while it waits fails; it is never applied
 -- as a role that no longer exists.
 CREATE ROLE aw_id_gone;
@@ -105,7 +137,7 @@ SELECT d.role = :gone_oid AS same_role, d.sqlstate,
   FROM asyncwrite.dead_letters d WHERE d.target = 'id_public'::regclass;
 
 DELETE FROM asyncwrite.dead_letters;
-DROP TABLE id_public, id_admin_only, id_docs;
+DROP TABLE id_public, id_admin_only, id_docs, id_cols;
 DROP SCHEMA aw_id_app CASCADE;
 SELECT format('ALTER ROLE aw_id_writer IN DATABASE %I RESET search_path', :'db') \gexec
 DROP ROLE aw_id_writer, aw_id_plain;
