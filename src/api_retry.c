@@ -100,7 +100,8 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 	row = aw_row_from_jsonb(rel, t, payload, AW_CONVERT_RESTORING |
 							(kind == AW_KIND_INSERT ? AW_CONVERT_INSERT : 0));
 	td = DatumGetHeapTupleHeader(row);
-	if (kind != AW_KIND_INSERT)
+	/* An insert of only the columns given (AW_FLAG_GIVEN) recorded them. */
+	if (kind != AW_KIND_INSERT || !set_null)
 	{
 		int			natts = RelationGetDescr(rel)->natts;
 
@@ -119,7 +120,9 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 	w.fingerprint = aw_target_fingerprint(t);
 	w.kind = kind;
 	w.flags = AW_FLAG_RETRY;
-	if (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row))
+	if (kind == AW_KIND_INSERT && cs != NULL)
+		w.flags |= AW_FLAG_GIVEN;
+	else if (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row))
 		w.flags |= AW_FLAG_DEFERRED;
 	w.payload = td;
 	w.payload_len = HeapTupleHeaderGetDatumLength(td);

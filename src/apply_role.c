@@ -209,6 +209,7 @@ aw_become_writer(Oid roleid, AwWriterState *s)
 	{
 		/* Outermost: not a write a trigger of a run makes (that nests). */
 		bool		outer = (s->save_sec_context & SECURITY_RESTRICTED_OPERATION) == 0;
+		const char *path = NULL;
 
 		if (outer && !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(roleid)))
 			ereport(ERROR,
@@ -217,11 +218,14 @@ aw_become_writer(Oid roleid, AwWriterState *s)
 					 errdetail("The role that queued the write was dropped before the write was applied.")));
 
 		/*
-		 * The session user changes only outside a security-restricted
-		 * operation (SetSessionAuthorization asserts it): first.
+		 * The role's search_path is read while still the worker's own role
+		 * (pg_file_settings), and the session user changes only outside a
+		 * security-restricted operation (SetSessionAuthorization asserts it):
+		 * both first.
 		 */
 		if (outer)
 		{
+			path = aw_role_search_path(roleid);
 			if (!aw_session_switched)
 				aw_own_session_user = GetSessionUserId();
 			SetSessionAuthorization(roleid, superuser_arg(roleid));
@@ -232,7 +236,7 @@ aw_become_writer(Oid roleid, AwWriterState *s)
 							   SECURITY_RESTRICTED_OPERATION);
 		s->save_nestlevel = NewGUCNestLevel();
 		if (outer)
-			(void) set_config_option("search_path", aw_role_search_path(roleid),
+			(void) set_config_option("search_path", path,
 									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 									 true, 0, false);
 	}

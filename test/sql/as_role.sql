@@ -117,6 +117,21 @@ SELECT asyncwrite.increment('id_cols', '{"id": 23}', '{"n": 2}');
 RESET asyncwrite.enabled;
 \c - :su
 SELECT * FROM id_cols ORDER BY id;
+-- Such a write that failed is retried with the same columns.
+\c - aw_id_writer
+SELECT asyncwrite.insert('id_cols', '{"id": 1, "note": "again"}');
+SELECT asyncwrite.flush();
+\c - :su
+SELECT role, sqlstate, key_columns, set_columns FROM asyncwrite.dead_letters
+ WHERE target = 'id_cols'::regclass;
+DELETE FROM id_cols WHERE id = 1;
+\c - aw_id_writer
+SELECT asyncwrite.retry_failed(id) FROM asyncwrite.dead_letters
+ WHERE target = 'id_cols'::regclass;
+SELECT asyncwrite.flush();
+\c - :su
+SELECT * FROM id_cols WHERE id = 1;
+SELECT count(*) AS dead_left FROM asyncwrite.dead_letters WHERE target = 'id_cols'::regclass;
 
 -- A write whose role is dropped while it waits fails; it is never applied
 -- as a role that no longer exists.

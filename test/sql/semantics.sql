@@ -84,6 +84,23 @@ SELECT count(*) AS keys, sum(n) AS total, min(first_call) AS min_first, max(firs
   FROM sem_inc_q;
 SELECT (SELECT array_agg(i ORDER BY k) FROM sem_inc_q i)::text =
        (SELECT array_agg(i ORDER BY k) FROM sem_inc_d i)::text AS increments_same;
+-- The documented difference: deltas are summed before they are added, so
+-- an overflow one by one would hit only on the way is not seen.
+INSERT INTO sem_inc_q VALUES (100, 2147483000, 0), (101, 2147483000, 0);
+CREATE FUNCTION sem_overflow(k int) RETURNS void LANGUAGE sql AS $$
+    SELECT asyncwrite.increment('sem_inc_q', jsonb_build_object('k', k), '{"n": 1000}');
+    SELECT asyncwrite.increment('sem_inc_q', jsonb_build_object('k', k), '{"n": -1000}');
+$$;
+SELECT asyncwrite.pause();
+SELECT sem_overflow(100);
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SET asyncwrite.enabled = off;
+SELECT try('SELECT sem_overflow(101)');
+RESET asyncwrite.enabled;
+SELECT k, n FROM sem_inc_q WHERE k >= 100 ORDER BY k;
+SELECT count(*) AS overflow_dead_letters FROM asyncwrite.dead_letters WHERE target = 'sem_inc_q'::regclass;
+DROP FUNCTION sem_overflow(int);
 -- A NULL delta would make the sum NULL one by one but not in a batch:
 -- refused at the call.
 SELECT try($$SELECT asyncwrite.increment('sem_inc_q', '{"k": 1}', '{"n": null}')$$);
