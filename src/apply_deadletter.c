@@ -9,7 +9,11 @@
  *		and updated when it fails again.
  *
  * These statements run as the worker's own role with fixed, fully
- * qualified SQL: never as the role that queued the write.
+ * qualified SQL: never as the role that queued the write.  The payload,
+ * whose conversion to json may run user code (a type's cast to json), is
+ * made as the role that queued the write (aw_become_writer), never as the
+ * worker's own; when that role is gone, from the columns' output functions
+ * only.
  *
  *-------------------------------------------------------------------------
  */
@@ -18,6 +22,7 @@
 #include "access/relation.h"
 #include "access/xact.h"
 #include "access/table.h"
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "executor/spi.h"
@@ -28,6 +33,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
@@ -49,9 +55,59 @@ aw_keep_plan(const char *sql, int nargs, Oid *argtypes)
 }
 
 /*
+ * A row as a jsonb object of its columns' text (output functions only: no
+ * user code runs), for a write whose role no longer exists.
+ */
+static Datum
+aw_row_text_jsonb(TupleDesc desc, HeapTupleHeader td)
+{
+	HeapTupleData tuple;
+	JsonbParseState *state = NULL;
+	JsonbValue *res;
+
+	aw_tuple_over(td, &tuple);
+	(void) pushJsonbValue(&state, WJB_BEGIN_OBJECT, NULL);
+	for (int i = 0; i < desc->natts && i < (int) HeapTupleHeaderGetNatts(td); i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		JsonbValue	k;
+		JsonbValue	v;
+		bool		isnull;
+		Datum		d;
+
+		if (att->attisdropped)
+			continue;
+		k.type = jbvString;
+		k.val.string.val = NameStr(att->attname);
+		k.val.string.len = strlen(NameStr(att->attname));
+		(void) pushJsonbValue(&state, WJB_KEY, &k);
+		d = heap_getattr(&tuple, i + 1, desc, &isnull);
+		if (isnull)
+			v.type = jbvNull;
+		else
+		{
+			Oid			outfunc;
+			bool		isvarlena;
+			char	   *str;
+
+			getTypeOutputInfo(att->atttypid, &outfunc, &isvarlena);
+			str = OidOutputFunctionCall(outfunc, d);
+			v.type = jbvString;
+			v.val.string.val = str;
+			v.val.string.len = strlen(str);
+		}
+		(void) pushJsonbValue(&state, WJB_VALUE, &v);
+	}
+	res = pushJsonbValue(&state, WJB_END_OBJECT, NULL);
+	return JsonbPGetDatum(JsonbValueToJsonb(res));
+}
+
+/*
  * The payload of a write as jsonb, or NULL when its layout is stale or it
  * cannot be shown as json (say, a column type whose output fails): a write
- * is recorded as failed even then, so that the queue goes on.
+ * is recorded as failed even then, so that the queue goes on.  Converted as
+ * the role that queued it, in a security-restricted operation: a cast to
+ * json of a user's type runs as that user, never as the worker.
  */
 static Datum
 aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
@@ -60,26 +116,39 @@ aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	volatile Datum result = (Datum) 0;
+	TupleDesc	desc;
 	bool		usable;
+	bool		role_exists;
 
 	*isnull = true;
 	if (rel == NULL)
 		return (Datum) 0;
 	usable = aw_layout_compatible(RelationGetDescr(rel), hdr);
+	desc = CreateTupleDescCopy(RelationGetDescr(rel));
 	table_close(rel, AccessShareLock);
 	if (!usable)
 		return (Datum) 0;
 	aw_row_unversion((HeapTupleHeader) AW_ENTRY_PAYLOAD(hdr));
+	role_exists = SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(hdr->roleid));
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		Datum		json = DirectFunctionCall1(row_to_json,
-											   PointerGetDatum(AW_ENTRY_PAYLOAD(hdr)));
+		if (role_exists)
+		{
+			AwWriterState ws;
+			Datum		json;
 
-		result = DirectFunctionCall1(jsonb_in,
-									 CStringGetDatum(TextDatumGetCString(json)));
+			aw_become_writer(hdr->roleid, &ws);
+			json = DirectFunctionCall1(row_to_json,
+									   PointerGetDatum(AW_ENTRY_PAYLOAD(hdr)));
+			result = DirectFunctionCall1(jsonb_in,
+										 CStringGetDatum(TextDatumGetCString(json)));
+			aw_end_writer(&ws);
+		}
+		else
+			result = aw_row_text_jsonb(desc, (HeapTupleHeader) AW_ENTRY_PAYLOAD(hdr));
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -90,6 +159,7 @@ aw_payload_jsonb(AwEntryHeader *hdr, bool *isnull)
 		MemoryContextSwitchTo(oldcontext);
 		FlushErrorState();
 		RollbackAndReleaseCurrentSubTransaction();
+		aw_writer_reset();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 	}

@@ -18,11 +18,17 @@
 #include "utils/timestamp.h"
 
 #include "apply.h"
+#include "launcher.h"
 #include "submit.h"
 
 /*
  * Submit a converted write of the caller's role.  Returns the write id of
- * a write queued at once, else NULL.  Closes rel (keeping its lock).
+ * a write queued at once, else NULL.  Closes rel (keeping its lock).  In
+ * the apply worker (a trigger on a target queues a write) every write,
+ * transactional or not, is written synchronously in the run's
+ * (sub)transaction: a run that fails and is tried again in halves takes
+ * its writes back, so none is made twice, and the worker never waits for
+ * room in its own queue.
  */
 Datum
 aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
@@ -61,7 +67,7 @@ aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 		else if (aw_on_full != AW_ON_FULL_SYNC)
 			aw_submit_too_large(size);
 	}
-	else if (aw_enabled && aw_submit_now(&w, &write_id))
+	else if (aw_enabled && !aw_is_worker && aw_submit_now(&w, &write_id))
 	{
 		aw_xact_note_write_id(write_id);
 		table_close(rel, NoLock);

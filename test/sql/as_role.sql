@@ -133,6 +133,31 @@ SELECT asyncwrite.flush();
 SELECT * FROM id_cols WHERE id = 1;
 SELECT count(*) AS dead_left FROM asyncwrite.dead_letters WHERE target = 'id_cols'::regclass;
 
+-- A dead letter's payload is made as the role too: a cast to json of the
+-- role's own type runs as that role, never as the worker's superuser.
+\c - :su
+CREATE SCHEMA aw_id_own AUTHORIZATION aw_id_writer;
+\c - aw_id_writer
+SET search_path = aw_id_own;
+CREATE TYPE mood AS ENUM ('sad');
+CREATE TABLE cast_seen (cur name, sess name, su text);
+CREATE FUNCTION mood_json(mood) RETURNS json LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO aw_id_own.cast_seen VALUES (current_user, session_user,
+                                           current_setting('is_superuser'));
+    RETURN to_json($1::text);
+END $$;
+CREATE CAST (mood AS json) WITH FUNCTION mood_json(mood);
+CREATE TABLE moods (id int PRIMARY KEY, m mood, v int CHECK (v > 0));
+SELECT asyncwrite.insert('aw_id_own.moods', '{"id": 1, "m": "sad", "v": -1}');
+SELECT asyncwrite.flush();
+SELECT * FROM cast_seen;
+SELECT payload, sqlstate FROM asyncwrite.dead_letters
+ WHERE target = 'aw_id_own.moods'::regclass;
+\c - :su
+SELECT rolsuper FROM pg_roles WHERE rolname = 'aw_id_writer';
+DROP SCHEMA aw_id_own CASCADE;
+
 -- A write whose role is dropped while it waits fails; it is never applied
 -- as a role that no longer exists.
 CREATE ROLE aw_id_gone;
@@ -147,7 +172,7 @@ DROP ROLE aw_id_gone;
 SELECT asyncwrite.resume();
 SELECT asyncwrite.flush();
 SELECT count(*) AS applied FROM id_public;
-SELECT d.role = :gone_oid AS same_role, d.sqlstate,
+SELECT d.role = :gone_oid AS same_role, d.payload, d.sqlstate,
        replace(d.message, :'gone_oid', 'N') AS message, d.detail
   FROM asyncwrite.dead_letters d WHERE d.target = 'id_public'::regclass;
 
