@@ -3,11 +3,12 @@
  * apply_role.c
  *		The identity a run of writes is applied with: that of a session of
  *		the role that queued them.  In the worker, session_user,
- *		current_user and is_superuser are the role's, and the search_path
- *		is the one a new session of the role in this database would get
- *		(ALTER ROLE ... IN DATABASE, ALTER ROLE, ALTER DATABASE, else the
- *		server's default), so that triggers, defaults and row-level security
- *		policies see what they would see for the role's own statement.  A
+ *		current_user and is_superuser are the role's, and its settings are
+ *		those a new session of the role in this database would get (ALTER
+ *		ROLE ... IN DATABASE, ALTER ROLE, ALTER DATABASE, ALTER ROLE ALL,
+ *		else the server's search_path), so that triggers, defaults and
+ *		row-level security policies see what they would see for the role's
+ *		own statement.  A
  *		synchronous write in the caller keeps the caller's session.
  *
  *-------------------------------------------------------------------------
@@ -28,6 +29,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -35,17 +37,32 @@
 #include "apply.h"
 #include "launcher.h"
 
-/* The server's search_path: postgresql.conf's, else the command line's. */
+/*
+ * The server's search_path, what a new session starts with before database
+ * and role settings: the postmaster's at the worker's start, then
+ * postgresql.conf's (or the built-in default) at each reload, unless the
+ * command line set it.
+ */
 static char *aw_server_search_path = NULL;
+static bool aw_search_path_from_argv = false;
 
-/* search_path before the worker connected (file, command line or built-in). */
-static char *aw_startup_search_path = NULL;
-static bool aw_startup_path_from_file = false;
+/*
+ * The settings a new session of one role gets in this database, valid in
+ * one transaction: the server's search_path, then ALTER ROLE ALL, ALTER
+ * DATABASE, ALTER ROLE and ALTER ROLE ... IN DATABASE settings, each later
+ * one overriding an earlier one of the same name (their precedence at
+ * connection start).
+ */
+typedef struct AwRoleSetting
+{
+	char	   *name;
+	char	   *value;
+} AwRoleSetting;
 
-/* The search_path of one role, valid in one transaction. */
-static Oid	aw_path_role = InvalidOid;
-static LocalTransactionId aw_path_lxid = InvalidLocalTransactionId;
-static char *aw_path_value = NULL;
+static Oid	aw_settings_role = InvalidOid;
+static LocalTransactionId aw_settings_lxid = InvalidLocalTransactionId;
+static List *aw_settings = NIL;
+static MemoryContext aw_settings_cxt = NULL;
 
 /* Whether the session user was switched to a queuing role. */
 static bool aw_session_switched = false;
@@ -53,21 +70,33 @@ static Oid	aw_own_session_user = InvalidOid;
 
 /*
  * Note the search_path the worker inherited from the postmaster, before
- * the database's and its own role's settings are applied.
+ * the database's and its own role's settings are applied: what a new
+ * session starts with.  Whether the command line set it (then a reload
+ * never changes it).
  */
 void
 aw_role_note_startup_defaults(void)
 {
-	aw_startup_search_path = MemoryContextStrdup(TopMemoryContext,
-												 GetConfigOption("search_path", false, false));
+	struct config_generic **vars;
+	int			nvars;
+
+#if PG_VERSION_NUM >= 160000
+	vars = get_guc_variables(&nvars);
+#else
+	vars = get_guc_variables();
+	nvars = GetNumConfigOptions();
+#endif
+	for (int i = 0; i < nvars; i++)
+		if (strcmp(vars[i]->name, "search_path") == 0)
+			aw_search_path_from_argv = (vars[i]->source == PGC_S_ARGV);
+	aw_server_search_path = MemoryContextStrdup(TopMemoryContext,
+												GetConfigOption("search_path", false, false));
 }
 
 /*
- * Read the server's default search_path again (at the worker's start, in a
- * transaction, and after each configuration reload): postgresql.conf's
- * (postgresql.auto.conf included) as pg_file_settings reads it now, else
- * what the worker started with if that did not come from the file, else
- * the built-in default.
+ * After a configuration reload (the postmaster reloaded too), read the
+ * server's search_path again: postgresql.conf's (postgresql.auto.conf
+ * included), else the built-in default; the command line's stays.
  */
 void
 aw_role_reload_defaults(void)
@@ -75,6 +104,9 @@ aw_role_reload_defaults(void)
 	char	   *file_value = NULL;
 	bool		started_xact = !IsTransactionState();
 
+	aw_settings_lxid = InvalidLocalTransactionId;
+	if (aw_search_path_from_argv)
+		return;
 	if (started_xact)
 	{
 		StartTransactionCommand();
@@ -87,38 +119,45 @@ aw_role_reload_defaults(void)
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		file_value = SPI_getvalue(SPI_tuptable->vals[0],
 								  SPI_tuptable->tupdesc, 1);
-	if (file_value != NULL)
-		file_value = MemoryContextStrdup(TopMemoryContext, file_value);
+	if (aw_server_search_path != NULL)
+		pfree(aw_server_search_path);
+	aw_server_search_path = MemoryContextStrdup(TopMemoryContext,
+												file_value ? file_value : "\"$user\", public");
 	SPI_finish();
 	if (started_xact)
 	{
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
-
-	if (aw_server_search_path == NULL)
-		aw_startup_path_from_file = (file_value != NULL);
-	else
-		pfree(aw_server_search_path);
-	if (file_value != NULL)
-		aw_server_search_path = file_value;
-	else if (!aw_startup_path_from_file && aw_startup_search_path != NULL)
-		aw_server_search_path = MemoryContextStrdup(TopMemoryContext,
-													aw_startup_search_path);
-	else
-		aw_server_search_path = MemoryContextStrdup(TopMemoryContext,
-													"\"$user\", public");
-	aw_path_lxid = InvalidLocalTransactionId;
 }
 
-/* The search_path in one pg_db_role_setting row, or NULL. */
-static char *
-aw_setting_search_path(Relation relsetting, Oid databaseid, Oid roleid)
+/*
+ * Whether a role's setting is left out of its writes' session: the role
+ * is already the queuing one, and the worker's own timeouts govern how
+ * long a batch may wait (asyncwrite.apply_lock_timeout).
+ */
+static bool
+aw_setting_skipped(const char *name)
+{
+	static const char *const skipped[] = {
+		"role", "session_authorization", "statement_timeout", "lock_timeout",
+		"idle_in_transaction_session_timeout", "idle_session_timeout",
+		"transaction_timeout"
+	};
+
+	for (int i = 0; i < (int) lengthof(skipped); i++)
+		if (pg_strcasecmp(name, skipped[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Append the settings of one pg_db_role_setting row to aw_settings. */
+static void
+aw_read_settings(Relation relsetting, Oid databaseid, Oid roleid)
 {
 	ScanKeyData keys[2];
 	SysScanDesc scan;
 	HeapTuple	tup;
-	char	   *result = NULL;
 
 	ScanKeyInit(&keys[0], Anum_pg_db_role_setting_setdatabase,
 				BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(databaseid));
@@ -140,53 +179,63 @@ aw_setting_search_path(Relation relsetting, Oid databaseid, Oid roleid)
 		{
 			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false,
 							  TYPALIGN_INT, &elems, &nulls, &n);
-			/* Later entries for the same name replace earlier ones. */
 			for (int i = 0; i < n; i++)
 			{
+				AwRoleSetting *setting;
 				char	   *name;
 				char	   *value;
 
 				if (nulls[i])
 					continue;
 				ParseLongOption(TextDatumGetCString(elems[i]), &name, &value);
-				if (value != NULL && pg_strcasecmp(name, "search_path") == 0)
-					result = value;
+				if (value == NULL || aw_setting_skipped(name))
+					continue;
+				setting = palloc(sizeof(AwRoleSetting));
+				setting->name = name;
+				setting->value = value;
+				aw_settings = lappend(aw_settings, setting);
 			}
 		}
 	}
 	systable_endscan(scan);
-	return result;
 }
 
 /*
- * The search_path a new session of roleid in this database would start
- * with: the most specific setting wins, as at connection start.
+ * The settings a new session of roleid in this database would start with
+ * (see AwRoleSetting), read once per transaction.
  */
-static const char *
-aw_role_search_path(Oid roleid)
+static List *
+aw_role_settings(Oid roleid)
 {
 	Relation	relsetting;
-	char	   *path;
+	MemoryContext old;
+	AwRoleSetting *path;
 
-	if (aw_path_role == roleid && aw_path_lxid == MyProc->lxid &&
-		aw_path_lxid != InvalidLocalTransactionId)
-		return aw_path_value;
-	if (aw_server_search_path == NULL)
-		aw_role_reload_defaults();
+	if (aw_settings_role == roleid && aw_settings_lxid == MyProc->lxid &&
+		aw_settings_lxid != InvalidLocalTransactionId)
+		return aw_settings;
+	if (aw_settings_cxt == NULL)
+		aw_settings_cxt = AllocSetContextCreate(TopMemoryContext,
+												"asyncwrite role settings",
+												ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(aw_settings_cxt);
+	old = MemoryContextSwitchTo(aw_settings_cxt);
+	aw_settings = NIL;
+	path = palloc(sizeof(AwRoleSetting));
+	path->name = pstrdup("search_path");
+	path->value = pstrdup(aw_server_search_path ? aw_server_search_path :
+						  "\"$user\", public");
+	aw_settings = lappend(aw_settings, path);
 	relsetting = table_open(DbRoleSettingRelationId, AccessShareLock);
-	path = aw_setting_search_path(relsetting, MyDatabaseId, roleid);
-	if (path == NULL)
-		path = aw_setting_search_path(relsetting, InvalidOid, roleid);
-	if (path == NULL)
-		path = aw_setting_search_path(relsetting, MyDatabaseId, InvalidOid);
+	aw_read_settings(relsetting, InvalidOid, InvalidOid);
+	aw_read_settings(relsetting, MyDatabaseId, InvalidOid);
+	aw_read_settings(relsetting, InvalidOid, roleid);
+	aw_read_settings(relsetting, MyDatabaseId, roleid);
 	table_close(relsetting, AccessShareLock);
-	if (aw_path_value != NULL)
-		pfree(aw_path_value);
-	aw_path_value = MemoryContextStrdup(TopMemoryContext,
-										path ? path : aw_server_search_path);
-	aw_path_role = roleid;
-	aw_path_lxid = MyProc->lxid;
-	return aw_path_value;
+	MemoryContextSwitchTo(old);
+	aw_settings_role = roleid;
+	aw_settings_lxid = MyProc->lxid;
+	return aw_settings;
 }
 
 /*
@@ -209,7 +258,8 @@ aw_become_writer(Oid roleid, AwWriterState *s)
 	{
 		/* Outermost: not a write a trigger of a run makes (that nests). */
 		bool		outer = (s->save_sec_context & SECURITY_RESTRICTED_OPERATION) == 0;
-		const char *path = NULL;
+		List	   *settings = NIL;
+		ListCell   *lc;
 
 		if (outer && !SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(roleid)))
 			ereport(ERROR,
@@ -225,7 +275,7 @@ aw_become_writer(Oid roleid, AwWriterState *s)
 		 */
 		if (outer)
 		{
-			path = aw_role_search_path(roleid);
+			settings = aw_role_settings(roleid);
 			if (!aw_session_switched)
 				aw_own_session_user = GetSessionUserId();
 			SetSessionAuthorization(roleid, superuser_arg(roleid));
@@ -235,10 +285,19 @@ aw_become_writer(Oid roleid, AwWriterState *s)
 							   s->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
 							   SECURITY_RESTRICTED_OPERATION);
 		s->save_nestlevel = NewGUCNestLevel();
-		if (outer)
-			(void) set_config_option("search_path", path,
-									 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-									 true, 0, false);
+
+		/*
+		 * Settings stored by ALTER ROLE / DATABASE were checked when stored
+		 * (a superuser-only one by a superuser), as at connection start.
+		 */
+		foreach(lc, settings)
+		{
+			AwRoleSetting *setting = (AwRoleSetting *) lfirst(lc);
+
+			(void) set_config_option(setting->name, setting->value,
+									 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+									 true, DEBUG1, false);
+		}
 	}
 	else if (roleid != s->save_userid)
 		SetUserIdAndSecContext(roleid,

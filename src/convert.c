@@ -27,6 +27,7 @@
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "rewrite/rewriteHandler.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/hsearch.h"
@@ -58,6 +59,11 @@ typedef struct AwColumn
 									 * check */
 	bool		is_domain;		/* typid is a domain */
 	void	   *domain_extra;	/* domain_check()'s cache, in the target's */
+	bool		elem_is_domain; /* an array of a domain: elemtype */
+	int16		elem_len;
+	bool		elem_byval;
+	char		elem_align;
+	void	   *elem_domain_extra;	/* domain_check()'s cache for elements */
 	Expr	   *default_expr;	/* planned DEFAULT, NULL when none */
 	ExprState  *default_state;	/* its executable state, kept with the target */
 } AwColumn;
@@ -186,7 +192,12 @@ aw_target_build(AwTarget *t, Relation rel)
 		c->typmod = att->atttypmod;
 		c->elemtype = get_element_type(getBaseType(att->atttypid));
 		c->is_domain = (get_typtype(att->atttypid) == TYPTYPE_DOMAIN);
-		t->has_domains |= c->is_domain;
+		c->elem_is_domain = OidIsValid(c->elemtype) &&
+			get_typtype(c->elemtype) == TYPTYPE_DOMAIN;
+		if (c->elem_is_domain)
+			get_typlenbyvalalign(c->elemtype, &c->elem_len, &c->elem_byval,
+								 &c->elem_align);
+		t->has_domains |= c->is_domain || c->elem_is_domain;
 		getTypeInputInfo(att->atttypid, &infunc, &c->typioparam);
 		fmgr_info_cxt(infunc, &c->input, t->cxt);
 	}
@@ -307,10 +318,26 @@ aw_target_check_domains(AwTarget *t, Relation rel, Datum row,
 		Datum		value;
 		bool		isnull;
 
-		if (!c->is_domain || c->dropped || c->generated ||
+		if (!(c->is_domain || c->elem_is_domain) || c->dropped || c->generated ||
 			(attnums != NULL && !aw_attnum_in(attnums, n, i + 1)))
 			continue;
 		value = heap_getattr(&tuple, i + 1, desc, &isnull);
+		if (c->elem_is_domain && !isnull)
+		{
+			/* An array of a domain: each element, as the array's input does. */
+			Datum	   *elems;
+			bool	   *enulls;
+			int			nelems;
+
+			deconstruct_array(DatumGetArrayTypeP(value), c->elemtype,
+							  c->elem_len, c->elem_byval, c->elem_align,
+							  &elems, &enulls, &nelems);
+			for (int e = 0; e < nelems; e++)
+				domain_check(elems[e], enulls[e], c->elemtype,
+							 &c->elem_domain_extra, t->cxt);
+		}
+		if (!c->is_domain)
+			continue;
 		if (isnull)
 		{
 			aw_build_default(rel, t, i);

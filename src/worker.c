@@ -293,7 +293,6 @@ aw_worker_main(Datum arg)
 
 	if (!aw_extension_exists())
 		aw_worker_leave_without_extension(q);
-	aw_role_reload_defaults();
 	aw_worker_sweep(q);
 
 	for (;;)

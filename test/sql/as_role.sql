@@ -41,6 +41,14 @@ ALTER TABLE id_admin_only ENABLE ROW LEVEL SECURITY;
 CREATE POLICY id_admin ON id_admin_only FOR INSERT
     WITH CHECK (current_setting('is_superuser')::boolean);
 
+-- tenants: a policy on a setting the role's sessions get (ALTER ROLE SET).
+CREATE TABLE id_tenant (id int, tenant text);
+GRANT INSERT ON id_tenant TO aw_id_writer;
+ALTER TABLE id_tenant ENABLE ROW LEVEL SECURITY;
+CREATE POLICY id_tenant_own ON id_tenant FOR INSERT
+    WITH CHECK (tenant = current_setting('app.tenant', true));
+ALTER ROLE aw_id_writer SET app.tenant = 'acme';
+
 -- The most specific search_path setting wins, as at connection start.
 ALTER ROLE aw_id_writer SET search_path = public;
 SELECT format('ALTER ROLE aw_id_writer IN DATABASE %I SET search_path = aw_id_app, public', :'db') \gexec
@@ -50,12 +58,16 @@ SHOW search_path;
 SELECT asyncwrite.insert('id_docs', '{"id": 1, "owner": "aw_id_writer", "via": "queued"}');
 SELECT asyncwrite.insert('id_docs', jsonb_build_object('id', 2, 'owner', :'su', 'via', 'queued'));
 SELECT asyncwrite.insert('id_admin_only', '{"id": 1}');
+SELECT asyncwrite.insert('id_tenant', '{"id": 1, "tenant": "acme"}');
+SELECT asyncwrite.insert('id_tenant', '{"id": 2, "tenant": "other"}');
 SELECT asyncwrite.flush();
 -- The oracle: the same writes made directly.
 SET asyncwrite.enabled = off;
 SELECT try($$SELECT asyncwrite.insert('id_docs', '{"id": 1, "owner": "aw_id_writer", "via": "direct"}')$$);
 SELECT try(format($$SELECT asyncwrite.insert('id_docs', '{"id": 2, "owner": %s, "via": "direct"}')$$, to_json(:'su'::text)));
 SELECT try($$SELECT asyncwrite.insert('id_admin_only', '{"id": 1}')$$);
+SELECT try($$SELECT asyncwrite.insert('id_tenant', '{"id": 11, "tenant": "acme"}')$$);
+SELECT try($$SELECT asyncwrite.insert('id_tenant', '{"id": 12, "tenant": "other"}')$$);
 RESET asyncwrite.enabled;
 
 -- A role without settings: the server's default search_path.
@@ -73,9 +85,10 @@ RESET asyncwrite.enabled;
 SELECT id, owner, via FROM id_docs ORDER BY id, via;
 SELECT id, via, cur, sess, su, path FROM aw_id_app.audit ORDER BY id, via;
 SELECT count(*) AS admin_rows FROM id_admin_only;
+SELECT * FROM id_tenant ORDER BY id;
 SELECT d.role::regrole AS role, d.target::regclass AS target, d.sqlstate, d.message
   FROM asyncwrite.dead_letters d
- WHERE d.target IN ('id_docs'::regclass, 'id_admin_only'::regclass)
+ WHERE d.target IN ('id_docs'::regclass, 'id_admin_only'::regclass, 'id_tenant'::regclass)
  ORDER BY d.id;
 -- The plain role's trigger found "audit" through the database's setting.
 SELECT format('ALTER DATABASE %I SET search_path = aw_id_app, public', :'db') \gexec
@@ -177,7 +190,8 @@ SELECT d.role = :gone_oid AS same_role, d.payload, d.sqlstate,
   FROM asyncwrite.dead_letters d WHERE d.target = 'id_public'::regclass;
 
 DELETE FROM asyncwrite.dead_letters;
-DROP TABLE id_public, id_admin_only, id_docs, id_cols;
+DROP TABLE id_public, id_admin_only, id_docs, id_cols, id_tenant;
+ALTER ROLE aw_id_writer RESET app.tenant;
 DROP SCHEMA aw_id_app CASCADE;
 SELECT format('ALTER ROLE aw_id_writer IN DATABASE %I RESET search_path', :'db') \gexec
 DROP ROLE aw_id_writer, aw_id_plain;

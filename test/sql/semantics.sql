@@ -22,13 +22,17 @@ SELECT * FROM sem_ident ORDER BY id;
 -- Domain constraints added while writes wait are checked when the writes
 -- are applied, as an INSERT then would: 23514 and 23502 dead letters.
 CREATE DOMAIN sem_pos AS int;
-CREATE TABLE sem_dom (id int, v sem_pos);
+CREATE DOMAIN sem_small AS int;
+CREATE TABLE sem_dom (id int, v sem_pos, vs sem_small[]);
 SELECT asyncwrite.pause();
 SELECT asyncwrite.insert('sem_dom', '{"id": 1, "v": -5}', transactional => false) > 0 AS queued;
 SELECT asyncwrite.insert('sem_dom', '{"id": 2, "v": null}', transactional => false) > 0 AS queued;
 SELECT asyncwrite.insert('sem_dom', '{"id": 3, "v": 5}', transactional => false) > 0 AS queued;
+SELECT asyncwrite.insert('sem_dom', '{"id": 4, "v": 5, "vs": [5, 50]}', transactional => false) > 0 AS queued;
+SELECT asyncwrite.insert('sem_dom', '{"id": 5, "v": 5, "vs": [5, 6]}', transactional => false) > 0 AS queued;
 ALTER DOMAIN sem_pos ADD CONSTRAINT sem_pos_check CHECK (VALUE > 0) NOT VALID;
 ALTER DOMAIN sem_pos SET NOT NULL;
+ALTER DOMAIN sem_small ADD CONSTRAINT sem_small_check CHECK (VALUE < 10) NOT VALID;
 SELECT asyncwrite.resume();
 SELECT asyncwrite.flush();
 SELECT * FROM sem_dom ORDER BY id;
@@ -37,6 +41,7 @@ SELECT payload->>'id' AS id, sqlstate, message FROM asyncwrite.dead_letters
 -- The oracle: the same rows inserted now.
 SELECT try($$INSERT INTO sem_dom VALUES (1, -5)$$);
 SELECT try($$INSERT INTO sem_dom VALUES (2, NULL)$$);
+SELECT try($$INSERT INTO sem_dom VALUES (4, 5, '{5,50}')$$);
 DELETE FROM asyncwrite.dead_letters WHERE target = 'sem_dom'::regclass;
 
 -- Coalescing: writes of one key applied together give the one-by-one
@@ -159,7 +164,7 @@ DROP SCHEMA sem_app, sem_other CASCADE;
 DROP SCHEMA aw_sem_user CASCADE;
 DROP ROLE aw_sem_user;
 DROP TABLE sem_ident, sem_dom, sem_up_q, sem_up_d, sem_inc_q, sem_inc_d;
-DROP DOMAIN sem_pos;
+DROP DOMAIN sem_pos, sem_small;
 DROP SEQUENCE sem_calls;
 DROP FUNCTION sem_writes(text);
 DROP FUNCTION try(text);

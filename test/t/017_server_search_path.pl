@@ -1,5 +1,7 @@
 # A role without search_path settings gets the server's: postgresql.conf's,
-# read again by the worker at each reload, as a new session would.
+# read again by the worker at each reload, as a new session would; a worker
+# started meanwhile takes the loaded value, not an unloaded file's.  ALTER
+# ROLE ALL and a role's own setting come on top.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -52,6 +54,23 @@ for (1 .. 100)
 	select(undef, undef, undef, 0.1);
 }
 is($seen, 'public, app', "after a reload the worker applies with the new default");
+
+# postgresql.auto.conf changed but not reloaded: a worker started now
+# still gets what new sessions get, the loaded value.
+$node->safe_psql('postgres', q{ALTER SYSTEM SET search_path = 'app'});
+my $pid = aw_worker_pid($node, 'postgres');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+$node->poll_query_until('postgres', q{SELECT worker_pid IS NULL FROM asyncwrite.stats WHERE database = 'postgres'})
+  or die 'worker did not stop';
+is(path_of(500), 'public, app', 'a new worker takes the loaded value, not the unloaded file');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET search_path});
+$node->reload;
+$node->poll_query_until('postgres', q{SELECT current_setting('search_path') = 'public, app'})
+  or die 'reload not seen';
+
+# ALTER ROLE ALL applies to every role, below a role's own setting.
+$node->safe_psql('postgres', q{ALTER ROLE ALL SET search_path = app, public});
+is(path_of(600), 'app, public', 'ALTER ROLE ALL SET search_path is applied');
 
 # A role setting takes precedence, without a reload.
 $node->safe_psql('postgres', 'ALTER ROLE aw_path_user SET search_path = app');
