@@ -40,11 +40,28 @@ GRANT SELECT ON @extschema@.stats TO PUBLIC;
 -- pg_cron's job ids, since an identity column's sequence cannot be marked.
 -- role and target become regrole and regclass, so that a restore brings
 -- them back by name, not by a meaningless OID.
-ALTER TABLE @extschema@.dead_letters ALTER COLUMN id DROP IDENTITY;
-CREATE SEQUENCE @extschema@.dead_letters_id_seq OWNED BY @extschema@.dead_letters.id;
-SELECT pg_catalog.setval('@extschema@.dead_letters_id_seq',
-                         pg_catalog.max(id), true)
-  FROM @extschema@.dead_letters HAVING pg_catalog.max(id) IS NOT NULL;
+-- The new sequence goes on from where the identity's stood (never lower:
+-- a retry still queued names its dead letter by id, which must not be
+-- given to another); it takes the identity sequence's name once that is
+-- dropped.
+DO $$
+DECLARE
+    last_id bigint;
+BEGIN
+    EXECUTE pg_catalog.format(
+        'SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM %s',
+        pg_catalog.pg_get_serial_sequence('@extschema@.dead_letters', 'id'))
+      INTO last_id;
+    SELECT pg_catalog.max(v) INTO last_id
+      FROM (SELECT last_id AS v
+            UNION ALL SELECT pg_catalog.max(id) FROM @extschema@.dead_letters) s;
+    ALTER TABLE @extschema@.dead_letters ALTER COLUMN id DROP IDENTITY;
+    CREATE SEQUENCE @extschema@.dead_letters_id_seq
+        OWNED BY @extschema@.dead_letters.id;
+    IF last_id > 0 THEN
+        PERFORM pg_catalog.setval('@extschema@.dead_letters_id_seq', last_id, true);
+    END IF;
+END $$;
 ALTER TABLE @extschema@.dead_letters
     ALTER COLUMN id SET DEFAULT pg_catalog.nextval('@extschema@.dead_letters_id_seq');
 DROP POLICY dead_letters_visible ON @extschema@.dead_letters;

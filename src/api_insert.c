@@ -10,10 +10,12 @@
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
 #include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -66,6 +68,12 @@ aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
 		if (given[i])
 			attnums[n++] = i + 1;
+	/* Every column its default: INSERT then needs INSERT on some column. */
+	if (n == 0 &&
+		pg_attribute_aclcheck_all(RelationGetRelid(rel), GetUserId(), ACL_INSERT,
+								  ACLMASK_ANY) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
 	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INSERT,
 						   aw_colsets_make(NULL, 0, attnums, n), AW_FLAG_GIVEN,
 						   transactional);
@@ -150,12 +158,21 @@ aw_insert_record(PG_FUNCTION_ARGS)
 						 aw_call_transactional(fcinfo, 2));
 }
 
-/* capture()'s target of each trigger, by trigger OID (AwCaptureTarget). */
+/*
+ * capture()'s target of each trigger, by trigger OID (AwCaptureTarget), in
+ * a memory context of its own.  A syscache callback only marks it stale
+ * (it may run in the middle of a lookup); it is emptied before the next
+ * lookup.
+ */
 static HTAB *aw_capture_targets = NULL;
+static MemoryContext aw_capture_cxt = NULL;
+static bool aw_capture_stale = false;
 
 typedef struct AwCaptureTarget
 {
 	Oid			tgoid;			/* hash key */
+	Oid			source_nsp;		/* schema of the trigger's table then */
+	char	   *name;			/* the trigger's argument then */
 	Oid			relid;
 } AwCaptureTarget;
 
@@ -163,11 +180,7 @@ typedef struct AwCaptureTarget
 static void
 aw_capture_targets_reset(Datum arg, int cacheid, uint32 hashvalue)
 {
-	if (aw_capture_targets != NULL)
-	{
-		hash_destroy(aw_capture_targets);
-		aw_capture_targets = NULL;
-	}
+	aw_capture_stale = true;
 }
 
 /*
@@ -175,8 +188,9 @@ aw_capture_targets_reset(Datum arg, int cacheid, uint32 hashvalue)
  * name (folded to lower case unless double-quoted).  An unqualified name is
  * a table in the schema of the table the trigger is on; the session's
  * search_path is never used, so no session can divert the rows elsewhere.
- * Resolved once per trigger, again after any table or schema is created,
- * dropped or renamed.
+ * Resolved once per trigger (and argument: CREATE OR REPLACE TRIGGER keeps
+ * the OID), again after any table or schema is created, dropped or
+ * renamed.
  */
 static Oid
 aw_capture_target(Trigger *trigger, Relation source)
@@ -188,25 +202,29 @@ aw_capture_target(Trigger *trigger, Relation source)
 	AwCaptureTarget *entry;
 	bool		found;
 
-	if (aw_capture_targets == NULL)
+	if (aw_capture_cxt == NULL)
+	{
+		aw_capture_cxt = AllocSetContextCreate(CacheMemoryContext,
+											   "asyncwrite capture targets",
+											   ALLOCSET_SMALL_SIZES);
+		CacheRegisterSyscacheCallback(RELNAMENSP, aw_capture_targets_reset, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACENAME, aw_capture_targets_reset, (Datum) 0);
+	}
+	if (aw_capture_stale || aw_capture_targets == NULL)
 	{
 		HASHCTL		ctl;
-		static bool callbacks_registered = false;
 
+		MemoryContextReset(aw_capture_cxt);
 		ctl.keysize = sizeof(Oid);
 		ctl.entrysize = sizeof(AwCaptureTarget);
-		ctl.hcxt = CacheMemoryContext;
+		ctl.hcxt = aw_capture_cxt;
 		aw_capture_targets = hash_create("asyncwrite capture targets", 16, &ctl,
 										 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		if (!callbacks_registered)
-		{
-			CacheRegisterSyscacheCallback(RELNAMENSP, aw_capture_targets_reset, (Datum) 0);
-			CacheRegisterSyscacheCallback(NAMESPACENAME, aw_capture_targets_reset, (Datum) 0);
-			callbacks_registered = true;
-		}
+		aw_capture_stale = false;
 	}
 	entry = hash_search(aw_capture_targets, &trigger->tgoid, HASH_FIND, NULL);
-	if (entry != NULL)
+	if (entry != NULL && entry->source_nsp == RelationGetNamespace(source) &&
+		strcmp(entry->name, trigger->tgargs[0]) == 0)
 		return entry->relid;
 
 #if PG_VERSION_NUM >= 160000
@@ -232,8 +250,12 @@ aw_capture_target(Trigger *trigger, Relation source)
 				 errdetail("Trigger \"%s\" on table \"%s\" names \"%s\"; an unqualified name is looked up in the schema of the table the trigger is on.",
 						   trigger->tgname, RelationGetRelationName(source),
 						   trigger->tgargs[0]),
-				 errhint("Create the audit table, or name its schema in CREATE TRIGGER.")));
+				 errhint("Create the audit table, or name its schema in CREATE TRIGGER; a mixed-case name needs double quotes.")));
+
+	/* The lookups above may have marked the cache stale: keep it for later. */
 	entry = hash_search(aw_capture_targets, &trigger->tgoid, HASH_ENTER, &found);
+	entry->source_nsp = RelationGetNamespace(source);
+	entry->name = MemoryContextStrdup(aw_capture_cxt, trigger->tgargs[0]);
 	entry->relid = relid;
 	return relid;
 }

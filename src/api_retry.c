@@ -120,7 +120,16 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 	w.fingerprint = aw_target_fingerprint(t);
 	w.kind = kind;
 	w.flags = AW_FLAG_RETRY;
+
+	/*
+	 * A write of only the columns its role may insert into (AW_FLAG_GIVEN)
+	 * stays one: an insert recorded its columns; an upsert or increment gives
+	 * its key and set columns when its role may not insert all.
+	 */
 	if (kind == AW_KIND_INSERT && cs != NULL)
+		w.flags |= AW_FLAG_GIVEN;
+	else if ((kind == AW_KIND_UPSERT || kind == AW_KIND_INCREMENT) &&
+			 !aw_role_may_insert_all(rel, roleid))
 		w.flags |= AW_FLAG_GIVEN;
 	else if (kind == AW_KIND_INSERT && aw_target_row_deferred(t, row))
 		w.flags |= AW_FLAG_DEFERRED;

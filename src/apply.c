@@ -110,7 +110,8 @@ aw_insert_rows(AwApplyRow *rows, int n)
 		for (int i = 0; i < n; i++)
 			aw_target_check_domains(t, rel,
 									PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr)),
-									attnums, nattnums);
+									attnums, nattnums,
+									(first->flags & AW_FLAG_DEFERRED) != 0);
 		aw_end_writer(&ws);
 	}
 	if (first->kind == AW_KIND_INSERT && aw_is_worker &&
@@ -392,12 +393,13 @@ aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 	if (aw_error_is_transient(edata->sqlerrcode) ||
 		edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
 		edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE ||
+		edata->sqlerrcode == ERRCODE_UNDEFINED_OBJECT ||
 		edata->sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE)
 	{
 		/*
 		 * Likely to fail every write alike (a lock or statement timeout, a
-		 * revoked privilege, a dropped or changed table): halving would try
-		 * each write about twice; go one by one at once.
+		 * revoked privilege, a dropped or changed table, a dropped role):
+		 * halving would try each write about twice; go one by one at once.
 		 */
 		FreeErrorData(edata);
 		for (int i = 0; i < n; i++)
@@ -486,6 +488,7 @@ static void
 aw_apply_checked_xact(volatile int *result, MemoryContext cxt, AwXactWork *w)
 {
 	StartTransactionCommand();
+	aw_writer_reset();			/* the worker's own session, whatever failed */
 	*result = AW_BATCH_RETRY;	/* should the check itself fail */
 	*result = aw_apply_refusal();
 	if (*result != 0)

@@ -272,9 +272,15 @@ aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, bool given,
 	{
 		case AW_KIND_INSERT:
 		case AW_KIND_UPSERT:
-			appendStringInfo(&sql, "INSERT INTO %s.%s AS t (%s) OVERRIDING SYSTEM VALUE "
-							 "SELECT %s FROM pg_catalog.unnest($1) AS r",
-							 nsp, relname, cols.data, sel.data);
+			/* No column given (AW_FLAG_GIVEN): every column its default. */
+			if (cols.len == 0)
+				appendStringInfo(&sql, "INSERT INTO %s.%s AS t OVERRIDING SYSTEM VALUE "
+								 "SELECT FROM pg_catalog.unnest($1) AS r",
+								 nsp, relname);
+			else
+				appendStringInfo(&sql, "INSERT INTO %s.%s AS t (%s) OVERRIDING SYSTEM VALUE "
+								 "SELECT %s FROM pg_catalog.unnest($1) AS r",
+								 nsp, relname, cols.data, sel.data);
 			if (kind == AW_KIND_UPSERT)
 			{
 				appendStringInfoString(&sql, " ON CONFLICT (");
@@ -525,6 +531,9 @@ aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep, int *first)
 			Form_pg_attribute att = TupleDescAttr(desc, attnum - 1);
 			Datum		d = heap_getattr(&tup, attnum, desc, &knulls[i * nkeys + k]);
 
+			/* A compressed value (from a table row) compares uncompressed. */
+			if (att->attlen == -1 && !knulls[i * nkeys + k])
+				d = PointerGetDatum(pg_detoast_datum_packed((struct varlena *) DatumGetPointer(d)));
 			keys[i * nkeys + k] = d;
 			if (knulls[i * nkeys + k])
 			{
@@ -556,8 +565,18 @@ aw_plan_coalesce(Relation rel, AwApplyRow *rows, int n, bool *keep, int *first)
 			{
 				Form_pg_attribute att = TupleDescAttr(desc, cs->attnums[k] - 1);
 
-				same = datumIsEqual(keys[i * nkeys + k], keys[j * nkeys + k],
-									att->attbyval, att->attlen);
+				Datum		a = keys[i * nkeys + k];
+				Datum		b = keys[j * nkeys + k];
+
+				/* Varlenas by their data: a short header equals a long one. */
+				if (att->attlen == -1)
+					same = VARSIZE_ANY_EXHDR(DatumGetPointer(a)) ==
+						VARSIZE_ANY_EXHDR(DatumGetPointer(b)) &&
+						memcmp(VARDATA_ANY(DatumGetPointer(a)),
+							   VARDATA_ANY(DatumGetPointer(b)),
+							   VARSIZE_ANY_EXHDR(DatumGetPointer(a))) == 0;
+				else
+					same = datumIsEqual(a, b, att->attbyval, att->attlen);
 			}
 			if (same)
 			{

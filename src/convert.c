@@ -299,12 +299,12 @@ aw_target_has_domains(AwTarget *t)
  * Check a queued row's values against their columns' domain constraints as
  * they are now, as an INSERT now would (an ALTER DOMAIN may have added one
  * since the call): 23514 or 23502 if one fails.  Only the columns in
- * attnums[0..n) if attnums is given.  A NULL left for a sequence default
- * the worker draws is not a value yet: skipped.
+ * attnums[0..n) if attnums is given.  In a row that left sequence defaults
+ * to the worker (deferred), a NULL there is not a value yet: skipped.
  */
 void
 aw_target_check_domains(AwTarget *t, Relation rel, Datum row,
-						const AttrNumber *attnums, int n)
+						const AttrNumber *attnums, int n, bool deferred)
 {
 	HeapTupleData tuple;
 	TupleDesc	desc = RelationGetDescr(rel);
@@ -338,7 +338,7 @@ aw_target_check_domains(AwTarget *t, Relation rel, Datum row,
 		}
 		if (!c->is_domain)
 			continue;
-		if (isnull)
+		if (isnull && deferred)
 		{
 			aw_build_default(rel, t, i);
 			if (OidIsValid(c->default_seq))

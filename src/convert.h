@@ -53,7 +53,8 @@ extern uint32 aw_target_fingerprint(AwTarget *t);
 extern bool aw_target_row_deferred(AwTarget *t, Datum row);
 extern bool aw_target_has_domains(AwTarget *t);
 extern void aw_target_check_domains(AwTarget *t, Relation rel, Datum row,
-									const AttrNumber *attnums, int n);
+									const AttrNumber *attnums, int n,
+									bool deferred);
 extern bool aw_target_key_known(AwTarget *t, const AttrNumber *attnums,
 								int nkeys, bool for_conflict);
 extern void aw_target_key_remember(AwTarget *t, const AttrNumber *attnums,
@@ -80,6 +81,7 @@ extern Datum aw_row_from_record(Relation rel, AwTarget *t, Datum rec,
 extern Relation aw_open_target(Oid relid);
 extern void aw_check_insert_privileges(Relation rel);
 extern bool aw_may_insert_all(Relation rel);
+extern bool aw_role_may_insert_all(Relation rel, Oid userid);
 extern void aw_check_insert_columns(Relation rel, const bool *given);
 extern void aw_check_schema_usage(Relation rel);
 extern bool aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum);

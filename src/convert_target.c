@@ -99,11 +99,17 @@ aw_check_schema_usage(Relation rel)
 bool
 aw_may_insert_all(Relation rel)
 {
-	Oid			userid = GetUserId();
+	aw_check_schema_usage(rel);
+	return aw_role_may_insert_all(rel, GetUserId());
+}
+
+/* Whether roleid may insert into every column of the target. */
+bool
+aw_role_may_insert_all(Relation rel, Oid userid)
+{
 	Oid			relid = RelationGetRelid(rel);
 	TupleDesc	desc = RelationGetDescr(rel);
 
-	aw_check_schema_usage(rel);
 	if (pg_class_aclcheck(relid, userid, ACL_INSERT) == ACLCHECK_OK)
 		return true;
 	for (int i = 0; i < desc->natts; i++)

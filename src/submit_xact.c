@@ -271,8 +271,8 @@ aw_xact_write_now(bool switch_mode)
  * Keep a write until the transaction commits.  Returns false when it must
  * be written synchronously instead (the caller does that): in the apply
  * worker (a capture() trigger: then it commits with the batch, and the
- * worker never waits on its own queue), or when the transaction switched
- * to synchronous writes.
+ * worker never waits on its own queue), in a security-restricted
+ * operation, or when the transaction switched to synchronous writes.
  */
 bool
 aw_xact_keep(const AwWriteSpec *spec)
@@ -283,6 +283,14 @@ aw_xact_keep(const AwWriteSpec *spec)
 
 	aw_check_available();
 	if (aw_is_worker)
+		return false;
+
+	/*
+	 * Inside a security-restricted operation (REFRESH MATERIALIZED VIEW, an
+	 * index expression run by VACUUM or ANALYZE as the table's owner),
+	 * nothing may be left to run at commit, outside it: written now, in it.
+	 */
+	if (InSecurityRestrictedOperation())
 		return false;
 	if (!aw_callbacks_registered)
 	{

@@ -145,6 +145,23 @@ SELECT asyncwrite.flush();
 \c - :su
 SELECT * FROM id_cols WHERE id = 1;
 SELECT count(*) AS dead_left FROM asyncwrite.dead_letters WHERE target = 'id_cols'::regclass;
+-- So is an upsert, and an insert giving no column (all defaults, as
+-- INSERT ... DEFAULT VALUES, which needs INSERT on some column).
+ALTER TABLE id_cols ADD CONSTRAINT id_cols_note CHECK (note <> 'bad');
+\c - aw_id_writer
+SELECT asyncwrite.upsert('id_cols', '{"id": 5, "note": "bad"}');
+SELECT asyncwrite.flush();
+\c - :su
+ALTER TABLE id_cols DROP CONSTRAINT id_cols_note;
+ALTER TABLE id_cols ALTER COLUMN id SET DEFAULT 99;
+\c - aw_id_writer
+SELECT asyncwrite.retry_failed(id) FROM asyncwrite.dead_letters
+ WHERE target = 'id_cols'::regclass;
+SELECT asyncwrite.insert('id_cols', '{}');
+SELECT asyncwrite.flush();
+\c - :su
+SELECT * FROM id_cols WHERE id IN (5, 99) ORDER BY id;
+SELECT count(*) AS dead_left FROM asyncwrite.dead_letters WHERE target = 'id_cols'::regclass;
 
 -- A dead letter's payload is made as the role too: a cast to json of the
 -- role's own type runs as that role, never as the worker's superuser.

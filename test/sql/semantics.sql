@@ -38,6 +38,21 @@ SELECT asyncwrite.flush();
 SELECT * FROM sem_dom ORDER BY id;
 SELECT payload->>'id' AS id, sqlstate, message FROM asyncwrite.dead_letters
  WHERE target = 'sem_dom'::regclass ORDER BY id;
+-- An explicit NULL in a column whose default is a sequence is a value too.
+CREATE DOMAIN sem_nn AS bigint;
+CREATE SEQUENCE sem_nn_seq;
+CREATE TABLE sem_dom_seq (k int PRIMARY KEY, c sem_nn DEFAULT nextval('sem_nn_seq'));
+SELECT asyncwrite.pause();
+SELECT asyncwrite.upsert('sem_dom_seq', '{"k": 1, "c": null}', transactional => false) > 0 AS queued;
+ALTER DOMAIN sem_nn SET NOT NULL;
+SELECT asyncwrite.resume();
+SELECT asyncwrite.flush();
+SELECT count(*) AS applied FROM sem_dom_seq;
+SELECT sqlstate, message FROM asyncwrite.dead_letters WHERE target = 'sem_dom_seq'::regclass;
+SELECT try($$INSERT INTO sem_dom_seq VALUES (1, NULL) ON CONFLICT (k) DO UPDATE SET c = EXCLUDED.c$$);
+DROP TABLE sem_dom_seq;
+DROP DOMAIN sem_nn;
+DROP SEQUENCE sem_nn_seq;
 -- The oracle: the same rows inserted now.
 SELECT try($$INSERT INTO sem_dom VALUES (1, -5)$$);
 SELECT try($$INSERT INTO sem_dom VALUES (2, NULL)$$);
@@ -110,12 +125,30 @@ DROP FUNCTION sem_overflow(int);
 -- refused at the call.
 SELECT try($$SELECT asyncwrite.increment('sem_inc_q', '{"k": 1}', '{"n": null}')$$);
 
+-- A write made inside a security-restricted operation (REFRESH
+-- MATERIALIZED VIEW) is written then, inside it, never left for COMMIT.
+CREATE TABLE sem_refresh_log (n int);
+CREATE FUNCTION sem_log_refresh() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM asyncwrite.insert('public.sem_refresh_log', '{"n": 1}', transactional => true);
+    RETURN 1;
+END $$;
+CREATE MATERIALIZED VIEW sem_mv AS SELECT sem_log_refresh() AS x WITH NO DATA;
+BEGIN;
+REFRESH MATERIALIZED VIEW sem_mv;
+SELECT count(*) AS written_in_refresh FROM sem_refresh_log;
+COMMIT;
+DROP MATERIALIZED VIEW sem_mv;
+DROP FUNCTION sem_log_refresh();
+DROP TABLE sem_refresh_log;
+
 -- capture(): the audit table is found without the session's search_path:
 -- in the source table's schema, or the schema CREATE TRIGGER names.
 CREATE SCHEMA sem_app;
 CREATE TABLE sem_app.acc (id int, v text);
 CREATE TABLE sem_app.acc_audit (id int, v text, op text);
 CREATE TABLE sem_app.acc_log (id int, v text, op text);
+CREATE TABLE sem_app.acc_second (id int, v text, op text);
 CREATE SCHEMA sem_other;
 CREATE TABLE sem_other.acc_audit (id int, v text, op text);
 CREATE ROLE aw_sem_user;
@@ -152,6 +185,16 @@ CREATE TRIGGER a3 AFTER INSERT ON sem_app.acc
     FOR EACH ROW EXECUTE FUNCTION asyncwrite.capture('"Acc_Audit"', 'op');
 SELECT try($$INSERT INTO sem_app.acc VALUES (2, 'b')$$);
 DROP TRIGGER a3 ON sem_app.acc;
+-- CREATE OR REPLACE TRIGGER keeps the trigger's OID: its new target is
+-- used, in this session too.
+CREATE OR REPLACE TRIGGER a2 AFTER INSERT ON sem_app.acc
+    FOR EACH ROW EXECUTE FUNCTION asyncwrite.capture('acc_second', 'op');
+INSERT INTO sem_app.acc VALUES (9, 'z');
+SELECT asyncwrite.flush();
+SELECT * FROM sem_app.acc_second;
+SELECT count(*) AS other_rows FROM sem_other.acc_audit WHERE id = 9;
+DROP TRIGGER a2 ON sem_app.acc;
+DELETE FROM sem_app.acc_audit WHERE id = 9;
 -- The resolution is kept per trigger, and made again after a rename.
 ALTER TABLE sem_app.acc_audit RENAME TO acc_audit_old;
 ALTER TABLE sem_app.acc_log RENAME TO acc_audit;

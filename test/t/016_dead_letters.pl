@@ -35,6 +35,9 @@ is($node->safe_psql('d1', q{SELECT extversion FROM pg_extension WHERE extname = 
 	'1.0', 'version 1.0 installed');
 is($node->safe_psql('d1', q{SELECT count(*), max(id) FROM asyncwrite.dead_letters}),
 	'5|5', 'five dead letters under 1.0');
+# The last one deleted: its id must not be given again after the update.
+$node->safe_psql('d1', sprintf($fail, 6, 6), extra_params => [ '-U', 'aw_dl_writer' ]);
+$node->safe_psql('d1', 'DELETE FROM asyncwrite.dead_letters WHERE id = 6');
 
 $node->safe_psql('d1', 'ALTER EXTENSION asyncwrite UPDATE');
 is($node->safe_psql('d1', q{SELECT extversion FROM pg_extension WHERE extname = 'asyncwrite'}),
@@ -48,14 +51,14 @@ is($node->safe_psql('d1', q{SELECT count(*) FROM asyncwrite.stats WHERE held_by_
 	'1', 'the new stats column works');
 $node->safe_psql('d1', sprintf($fail, 6, 6), extra_params => [ '-U', 'aw_dl_writer' ]);
 is($node->safe_psql('d1', q{SELECT max(id) FROM asyncwrite.dead_letters}),
-	'6', 'ids go on after the update');
+	'7', 'ids go on after the update from where they stood, never reusing a deleted one');
 
 # Who sees what.
 my %sees = (
-	aw_dl_writer => '1,2,3,6',
+	aw_dl_writer => '1,2,3,7',
 	aw_dl_other => '4,5',
 	aw_dl_monitor => '',
-	aw_dl_reader => '1,2,3,4,5,6');
+	aw_dl_reader => '1,2,3,4,5,7');
 for my $role (sort keys %sees)
 {
 	is($node->safe_psql('d1',
@@ -78,7 +81,7 @@ is($node->safe_psql('d1', q{WITH d AS (DELETE FROM asyncwrite.dead_letters RETUR
 		extra_params => [ '-U', 'aw_dl_other' ]),
 	'2', 'a role deletes its own dead letters');
 is($node->safe_psql('d1', q{SELECT string_agg(id::text, ',' ORDER BY id) FROM asyncwrite.dead_letters}),
-	'1,2,3,6', 'and only those');
+	'1,2,3,7', 'and only those');
 $node->safe_psql('d1', sprintf($fail, 7, 7), extra_params => [ '-U', 'aw_dl_other' ]);
 
 # pg_dump and restore into a new database: rows, names and the id sequence.
@@ -94,7 +97,7 @@ is($node->safe_psql('d2', $rows), $node->safe_psql('d1', $rows),
 is($node->safe_psql('d2', q{SELECT count(*) FROM asyncwrite.dead_letters}), '5', 'five restored');
 $node->safe_psql('d2', sprintf($fail, 8, 8), extra_params => [ '-U', 'aw_dl_writer' ]);
 is($node->safe_psql('d2', q{SELECT max(id), count(*) FROM asyncwrite.dead_letters}),
-	'8|6', 'new dead letters after a restore get new ids');
+	'9|6', 'new dead letters after a restore get new ids');
 is($node->safe_psql('d2', q{SELECT asyncwrite.retry_failed(1)}), '1',
 	'a restored dead letter can be retried by a superuser');
 is($node->safe_psql('d2', q{SELECT asyncwrite.flush(); SELECT count(*) FROM asyncwrite.dead_letters WHERE id = 1}),
