@@ -140,7 +140,7 @@ aw_insert_rows(AwApplyRow *rows, int n)
 		keep[i] = true;
 		elems[i] = PointerGetDatum(AW_ENTRY_PAYLOAD(rows[i].hdr));
 	}
-	if (n > 1 && first->kind != AW_KIND_INSERT && first->kind != AW_KIND_DELETE)
+	if (n > 1 && (first->kind == AW_KIND_UPSERT || first->kind == AW_KIND_UPDATE))
 	{
 		/* Keys not comparable by their bytes: one by one. */
 		if (p->keys_bitwise)
@@ -193,13 +193,12 @@ aw_merge_row(Relation rel, AwColumnSets *cs, Datum first, Datum last)
 }
 
 /*
- * Make a run of keyed writes (rows as elems[0..n)) give what applying them
- * one by one gives (aw_plan_coalesce groups them by key): an upsert or
- * update of a key becomes its last write (keep[] false for the others),
- * an upsert's row taking the columns it does not set from the key's first
- * write, which is the one that would have inserted it; every increment of
- * a key carries the first write's other columns, so that the statement
- * inserts those and sums the deltas.
+ * Make a run of upserts or updates (rows as elems[0..n)) give what
+ * applying them one by one gives (aw_plan_coalesce groups them by key): an
+ * upsert or update of a key becomes its last write (keep[] false for the
+ * others), an upsert's row taking the columns it does not set from the
+ * key's first write, which is the one that would have inserted it.
+ * Increments are summed by their statement (apply_plan.c).
  */
 static void
 aw_coalesce_rows(Relation rel, AwApplyRow *rows, int n, bool *keep,
@@ -212,8 +211,6 @@ aw_coalesce_rows(Relation rel, AwApplyRow *rows, int n, bool *keep,
 	aw_plan_coalesce(rel, rows, n, keep, firsts);
 	for (int i = 0; i < n; i++)
 	{
-		if (kind == AW_KIND_INCREMENT)
-			keep[i] = true;
 		if (firsts[i] != i && keep[i] && kind != AW_KIND_UPDATE)
 			elems[i] = aw_merge_row(rel, cs, elems[firsts[i]], elems[i]);
 	}

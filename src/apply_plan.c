@@ -18,8 +18,8 @@
  * that the result is the one-by-one result: upserts and updates of a key
  * become its last write, an upsert's row keeping the columns it does not
  * set from the key's first write (the one that would have inserted it);
- * increments of a key are summed by the statement, every row carrying the
- * first write's other columns.
+ * increments of a key are summed by the statement, which inserts a
+ * missing key's first row (rows numbered in call order WITH ORDINALITY).
  *
  *-------------------------------------------------------------------------
  */
@@ -300,12 +300,38 @@ aw_plan_sql(Relation rel, uint8 kind, AwColumnSets *cs, bool given,
 			}
 			break;
 		case AW_KIND_INCREMENT:
-			appendStringInfo(&sql, "INSERT INTO %s.%s AS t (%s) OVERRIDING SYSTEM VALUE "
-							 "SELECT DISTINCT ON (",
-							 nsp, relname, cols.data);
-			aw_append_keys(&sql, desc, cs, "r.");
-			appendStringInfo(&sql, ") %s FROM pg_catalog.unnest($1) AS r ORDER BY ", sel.data);
-			aw_append_keys(&sql, desc, cs, "r.");
+			{
+				/*
+				 * The row inserted for a missing key is its first increment's
+				 * (with the summed deltas): rows numbered in call order,
+				 * under a name no column has.
+				 */
+				StringInfoData aliases;
+				char		ord[NAMEDATALEN];
+				int			n = 0;
+
+				do
+					snprintf(ord, sizeof(ord), "aw_call_order%s%d",
+							 n > 0 ? "_" : "", n);
+				while (get_attnum(RelationGetRelid(rel), ord) != InvalidAttrNumber && ++n);
+				initStringInfo(&aliases);
+				for (int i = 0; i < desc->natts; i++)
+				{
+					Form_pg_attribute att = TupleDescAttr(desc, i);
+
+					if (!att->attisdropped)
+						appendStringInfo(&aliases, "%s, ",
+										 quote_identifier(NameStr(att->attname)));
+				}
+				appendStringInfo(&sql, "INSERT INTO %s.%s AS t (%s) OVERRIDING SYSTEM VALUE "
+								 "SELECT DISTINCT ON (",
+								 nsp, relname, cols.data);
+				aw_append_keys(&sql, desc, cs, "r.");
+				appendStringInfo(&sql, ") %s FROM pg_catalog.unnest($1) WITH ORDINALITY AS r(%s%s) ORDER BY ",
+								 sel.data, aliases.data, ord);
+				aw_append_keys(&sql, desc, cs, "r.");
+				appendStringInfo(&sql, ", r.%s", ord);
+			}
 			appendStringInfoString(&sql, " ON CONFLICT (");
 			aw_append_keys(&sql, desc, cs, "");
 			appendStringInfoString(&sql, ") DO UPDATE SET ");
@@ -476,8 +502,7 @@ aw_plan_for(AwEntryHeader *hdr, Relation rel)
 	if (e->p.plan == NULL)
 		elog(ERROR, "could not prepare asyncwrite %s: %s", aw_kind_name(hdr->kind),
 			 SPI_result_code_string(SPI_result));
-	e->p.keys_bitwise = (hdr->kind == AW_KIND_UPSERT || hdr->kind == AW_KIND_UPDATE ||
-						 hdr->kind == AW_KIND_INCREMENT) &&
+	e->p.keys_bitwise = (hdr->kind == AW_KIND_UPSERT || hdr->kind == AW_KIND_UPDATE) &&
 		aw_plan_keys_bitwise(rel, cs);
 	if (SPI_keepplan(e->p.plan) != 0)
 		elog(ERROR, "could not keep asyncwrite plan");
