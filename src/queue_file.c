@@ -10,12 +10,22 @@
  * immediate shutdown does, but its workers were killed without cleaning up,
  * so a batch they were applying is left out (it may have committed).
  *
+ * The file names the cluster (its system identifier) and the PostgreSQL
+ * major version that wrote it, and is loaded only by that cluster starting
+ * as a primary: a standby or a server recovering to a target started from
+ * a copy of the data directory would apply the writes a second time (the
+ * primary applies them), and a file of another major or cluster may not
+ * fit.  Such a file is kept aside, untouched, with a WARNING.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 
@@ -25,7 +35,19 @@
 #define AW_PERSIST_TMP		"asyncwrite.queue.tmp"
 #define AW_PERSIST_ASIDE	"asyncwrite.queue.unloaded"
 #define AW_PERSIST_LOADING	"asyncwrite.queue.loading"
-#define AW_PERSIST_MAGIC	0x41575132	/* "AWQ2": 24-byte entry headers */
+#define AW_PERSIST_MAGIC	0x41575133	/* "AWQ3": 24-byte entry headers,
+										 * the header below */
+#define AW_PERSIST_MAGIC_V2	0x41575132	/* "AWQ2": no cluster header */
+
+/* What the file says of itself after its magic number. */
+typedef struct AwPersistHeader
+{
+	uint32		pg_major;		/* PG_VERSION_NUM / 10000 of the writer */
+	uint32		padding;
+	uint64		system_identifier;	/* the cluster that wrote it */
+	uint64		high_water;		/* every write id ever issued is below */
+	uint32		nqueues;
+} AwPersistHeader;
 
 /* What the file says of one queue before its entries. */
 typedef struct AwPersistQueue
@@ -69,7 +91,7 @@ aw_queue_file_save(int code, Datum arg)
 {
 	FILE	   *f;
 	uint32		magic = AW_PERSIST_MAGIC;
-	uint64		high_water;
+	AwPersistHeader h;
 	uint32		nqueues = 0;
 	AwQueueIter it;
 	Oid			dboid;
@@ -80,18 +102,21 @@ aw_queue_file_save(int code, Datum arg)
 	if (code != 0 || !aw_queue_loaded())
 		return;
 
-	high_water = aw_queue_id_high_water();
 	for (int i = 0; i < aw_queue_count(); i++)
 		if (aw_queue_iter_begin_stopped(aw_queue_at(i), &it, &dboid,
 										&applying, &in_flight))
 			nqueues++;
+	memset(&h, 0, sizeof(h));
+	h.pg_major = PG_VERSION_NUM / 10000;
+	h.system_identifier = GetSystemIdentifier();
+	h.high_water = aw_queue_id_high_water();
+	h.nqueues = nqueues;
 
 	f = AllocateFile(AW_PERSIST_TMP, PG_BINARY_W);
 	if (f == NULL)
 		goto error;
 	fwrite(&magic, sizeof(magic), 1, f);
-	fwrite(&high_water, sizeof(high_water), 1, f);
-	fwrite(&nqueues, sizeof(nqueues), 1, f);
+	fwrite(&h, sizeof(h), 1, f);
 	for (int i = 0; i < aw_queue_count(); i++)
 	{
 		AwQueue    *q = aw_queue_at(i);
@@ -172,17 +197,43 @@ aw_queue_file_read_entries(FILE *f, AwQueue *q, uint64 nbytes)
 }
 
 /*
+ * Why a saved file must not be loaded by this server, or NULL: it was
+ * written by another cluster or PostgreSQL major version, or this server
+ * starts as a standby or recovers to a target (a copy of the data
+ * directory: the primary it was copied from applies the writes).
+ */
+static const char *
+aw_queue_file_foreign(const AwPersistHeader *h)
+{
+	struct stat st;
+
+	if (h->pg_major != PG_VERSION_NUM / 10000)
+		return psprintf("it was written by PostgreSQL %u, this server is %d",
+						h->pg_major, PG_VERSION_NUM / 10000);
+	if (h->system_identifier != GetSystemIdentifier())
+		return psprintf("it was written by the cluster with system identifier " UINT64_FORMAT ", not this one (" UINT64_FORMAT ")",
+						h->system_identifier, GetSystemIdentifier());
+	if (stat(STANDBY_SIGNAL_FILE, &st) == 0)
+		return "the server starts as a standby (standby.signal): the primary applies these writes";
+	if (stat(RECOVERY_SIGNAL_FILE, &st) == 0)
+		return "the server starts in targeted recovery (recovery.signal), from a copy of a data directory";
+	return NULL;
+}
+
+/*
  * At postmaster start: load the saved queues.  A file that does not fit the
- * current settings is kept aside, untouched, and the server says so.
+ * current settings, or must not be loaded here (aw_queue_file_foreign), is
+ * kept aside, untouched, and the server says so.
  */
 void
 aw_queue_file_load(void)
 {
 	FILE	   *f;
 	uint32		magic;
-	uint64		high_water = 0;
-	uint32		nqueues;
+	AwPersistHeader h;
+	uint32		nqueues = 0;
 	const char *problem = NULL;
+	bool		ours = false;
 
 	/*
 	 * Move the file out of the way before loading it: if it could not be
@@ -205,15 +256,23 @@ aw_queue_file_load(void)
 				 errmsg("could not read file \"%s\": %m", AW_PERSIST_LOADING)));
 		return;
 	}
-	if (fread(&magic, sizeof(magic), 1, f) != 1 || magic != AW_PERSIST_MAGIC ||
-		fread(&high_water, sizeof(high_water), 1, f) != 1 ||
-		fread(&nqueues, sizeof(nqueues), 1, f) != 1)
+	if (fread(&magic, sizeof(magic), 1, f) != 1)
 		problem = "the file is not an asyncwrite queue file";
-	else if (nqueues > (uint32) aw_queue_count())
-		problem = "it holds more databases than asyncwrite.max_databases";
+	else if (magic == AW_PERSIST_MAGIC_V2)
+		problem = "it was written by an earlier asyncwrite, without the cluster's identity";
+	else if (magic != AW_PERSIST_MAGIC || fread(&h, sizeof(h), 1, f) != 1)
+		problem = "the file is not an asyncwrite queue file";
+	else if ((problem = aw_queue_file_foreign(&h)) == NULL)
+	{
+		ours = true;
+		nqueues = h.nqueues;
+		if (nqueues > (uint32) aw_queue_count())
+			problem = "it holds more databases than asyncwrite.max_databases";
+	}
 
-	/* Even when the writes cannot be loaded, ids must never be reused. */
-	aw_queue_raise_id_high_water(high_water);
+	/* Even when this cluster's writes cannot be loaded, ids are not reused. */
+	if (ours)
+		aw_queue_raise_id_high_water(h.high_water);
 	for (uint32 i = 0; problem == NULL && i < nqueues; i++)
 	{
 		AwQueue    *q = aw_queue_at((int) i);
@@ -245,7 +304,7 @@ aw_queue_file_load(void)
 				(errmsg("could not restore the queued asyncwrite writes: %s", problem),
 				 errdetail("The file was renamed to \"%s\"; its writes are not applied.",
 						   AW_PERSIST_ASIDE),
-				 errhint("To apply them, rename the file back to \"%s\" and start the server with settings large enough to hold it.", AW_PERSIST_FILE)));
+				 errhint("If they were not applied elsewhere, rename the file back to \"%s\" for a start of this cluster's primary, with settings large enough to hold them.", AW_PERSIST_FILE)));
 		(void) durable_rename(AW_PERSIST_LOADING, AW_PERSIST_ASIDE, LOG);
 		return;
 	}
