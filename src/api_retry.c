@@ -21,9 +21,11 @@
 #include "tcop/utility.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "api.h"
 #include "submit.h"
@@ -81,6 +83,9 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 	HeapTupleHeader td;
 	AwWriteSpec w;
 	uint64		write_id;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
 
 	if (payload_null)
 	{
@@ -96,9 +101,29 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 				(errmsg("dead letter " INT64_FORMAT " cannot be retried: its table no longer exists", id)));
 		return false;
 	}
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(roleid)))
+	{
+		table_close(rel, RowExclusiveLock);
+		ereport(NOTICE,
+				(errmsg("dead letter " INT64_FORMAT " cannot be retried: its role no longer exists", id)));
+		return false;
+	}
 	t = aw_target_get(rel);
+
+	/*
+	 * The row is converted again (input functions, domain checks, defaults of
+	 * columns added since) as the role that queued it, in a
+	 * security-restricted operation: never as the caller, who may be a
+	 * superuser retrying another role's write.
+	 */
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(roleid, save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
 	row = aw_row_from_jsonb(rel, t, payload, AW_CONVERT_RESTORING |
 							(kind == AW_KIND_INSERT ? AW_CONVERT_INSERT : 0));
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 	td = DatumGetHeapTupleHeader(row);
 	/* An insert of only the columns given (AW_FLAG_GIVEN) recorded them. */
 	if (kind != AW_KIND_INSERT || !set_null)

@@ -35,8 +35,8 @@
 #define AW_PERSIST_TMP		"asyncwrite.queue.tmp"
 #define AW_PERSIST_ASIDE	"asyncwrite.queue.unloaded"
 #define AW_PERSIST_LOADING	"asyncwrite.queue.loading"
-#define AW_PERSIST_MAGIC	0x41575133	/* "AWQ3": 24-byte entry headers,
-										 * the header below */
+#define AW_PERSIST_MAGIC	0x41575133	/* "AWQ3": 24-byte entry headers, the
+										 * header below */
 #define AW_PERSIST_MAGIC_V2	0x41575132	/* "AWQ2": no cluster header */
 
 /* What the file says of itself after its magic number. */

@@ -184,7 +184,27 @@ SELECT asyncwrite.flush();
 SELECT * FROM cast_seen;
 SELECT payload, sqlstate FROM asyncwrite.dead_letters
  WHERE target = 'aw_id_own.moods'::regclass;
+-- retry_failed() by a superuser converts the row again as that role too:
+-- the role's domain check (or a default added since) never runs as the
+-- superuser.
+CREATE TABLE retry_seen (cur name);
+CREATE FUNCTION probe(int) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO aw_id_own.retry_seen VALUES (current_user);
+    RETURN true;
+END $$;
+CREATE DOMAIN checked AS int CHECK (aw_id_own.probe(VALUE));
+CREATE TABLE retried (a checked, b int CHECK (b > 0));
+SELECT asyncwrite.insert('aw_id_own.retried', '{"a": 1, "b": -1}');
+SELECT asyncwrite.flush();
+ALTER TABLE retried DROP CONSTRAINT retried_b_check;
+DELETE FROM retry_seen;
 \c - :su
+SELECT asyncwrite.retry_failed(id) FROM asyncwrite.dead_letters
+ WHERE target = 'aw_id_own.retried'::regclass;
+SELECT asyncwrite.flush();
+SELECT cur, count(*) > 0 AS probed FROM aw_id_own.retry_seen GROUP BY cur;
+SELECT * FROM aw_id_own.retried;
 SELECT rolsuper FROM pg_roles WHERE rolname = 'aw_id_writer';
 DROP SCHEMA aw_id_own CASCADE;
 
