@@ -36,6 +36,7 @@ int			aw_on_full = AW_ON_FULL_WAIT;
 int			aw_full_timeout_ms = 10000;
 int			aw_ddl_flush_timeout_ms = 5000;
 int			aw_apply_lock_timeout_ms = 5000;
+uint64		aw_layout_seed = 0;
 
 static const struct config_enum_entry aw_on_full_options[] = {
 	{"wait", AW_ON_FULL_WAIT, false},

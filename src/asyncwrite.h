@@ -44,6 +44,13 @@ extern int	aw_full_timeout_ms;
 extern int	aw_ddl_flush_timeout_ms;
 extern int	aw_apply_lock_timeout_ms;
 
+/*
+ * The secret key of row-layout fingerprints (convert.c), the same in every
+ * process of a server run and across a saved queue (queue.c sets it): no
+ * user can choose a table layout whose fingerprint matches another's.
+ */
+extern uint64 aw_layout_seed;
+
 /* asyncwrite.on_full: what a write does when its queue is full */
 typedef enum AwOnFull
 {

@@ -132,24 +132,32 @@ aw_target_invalidate(Datum arg, Oid relid)
 /*
  * A hash of the layout of the first natts columns, to detect DDL between
  * enqueue and apply.  A row queued before columns were appended matches the
- * prefix of the new layout.
+ * prefix of the new layout.  Keyed with the server's secret aw_layout_seed:
+ * a user who could find two layouts with the same fingerprint could have a
+ * queued row read with the wrong column types.
  */
 uint32
 aw_tupdesc_fingerprint_prefix(TupleDesc desc, int natts)
 {
-	uint32		h = hash_uint32((uint32) natts);
+	uint32	   *buf = palloc(sizeof(uint32) * (1 + 5 * Max(natts, 1)));
+	int			n = 0;
+	uint64		h;
 
+	buf[n++] = (uint32) natts;
 	for (int i = 0; i < natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
-		h = hash_combine(h, hash_uint32((uint32) att->atttypid));
-		h = hash_combine(h, hash_uint32((uint32) att->atttypmod));
-		h = hash_combine(h, hash_uint32((uint32) att->attlen));
-		h = hash_combine(h, hash_uint32((uint32) att->attisdropped));
-		h = hash_combine(h, hash_uint32((uint32) att->attgenerated));
+		buf[n++] = (uint32) att->atttypid;
+		buf[n++] = (uint32) att->atttypmod;
+		buf[n++] = (uint32) att->attlen;
+		buf[n++] = (uint32) att->attisdropped;
+		buf[n++] = (uint32) att->attgenerated;
 	}
-	return h;
+	h = hash_bytes_extended((const unsigned char *) buf, sizeof(uint32) * n,
+							aw_layout_seed);
+	pfree(buf);
+	return (uint32) (h ^ (h >> 32));
 }
 
 /* The layout hash of a whole row type. */

@@ -98,6 +98,8 @@ typedef struct AwControl
 	int			max_databases;
 	uint64		capacity;		/* ring bytes per queue */
 	uint64		id_high_water;	/* highest id of any unbound queue */
+	uint64		layout_seed;	/* aw_layout_seed: set at creation, or from a
+								 * loaded save file, in the postmaster */
 	AwQueue		queues[FLEXIBLE_ARRAY_MEMBER];
 } AwControl;
 
@@ -198,6 +200,9 @@ aw_queue_shmem_init(void)
 		aw_control->max_databases = aw_max_databases;
 		aw_control->capacity = aw_ring_capacity();
 		aw_control->id_high_water = 0;
+		if (!pg_strong_random(&aw_control->layout_seed, sizeof(uint64)))
+			ereport(FATAL,
+					(errmsg("could not generate a random number for asyncwrite")));
 		for (i = 0; i < aw_max_databases; i++)
 		{
 			AwQueue    *q = &aw_control->queues[i];
@@ -231,6 +236,7 @@ aw_queue_shmem_init(void)
 		for (i = 0; i < MaxBackends; i++)
 			pg_atomic_init_u64(&aw_holders[i].pos_plus1, 0);
 	}
+	aw_layout_seed = aw_control->layout_seed;
 	LWLockRelease(AddinShmemInitLock);
 	LWLockRegisterTranche(aw_control->queue_tranche, "asyncwrite queue");
 }
@@ -1162,6 +1168,24 @@ aw_queue_id_high_water(void)
 			high_water = Max(high_water, q->next_write_id - 1);
 	}
 	return high_water;
+}
+
+/*
+ * Take the layout seed of a loaded save file (the postmaster, before any
+ * backend starts): its rows' fingerprints were made with it.
+ */
+void
+aw_queue_set_layout_seed(uint64 seed)
+{
+	aw_control->layout_seed = seed;
+	aw_layout_seed = seed;
+}
+
+/* The layout seed, for the save file. */
+uint64
+aw_queue_layout_seed(void)
+{
+	return aw_control->layout_seed;
 }
 
 /* At startup: no queue may give out ids up to id again. */

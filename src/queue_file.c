@@ -46,6 +46,7 @@ typedef struct AwPersistHeader
 	uint32		padding;
 	uint64		system_identifier;	/* the cluster that wrote it */
 	uint64		high_water;		/* every write id ever issued is below */
+	uint64		layout_seed;	/* the key of its rows' fingerprints */
 	uint32		nqueues;
 } AwPersistHeader;
 
@@ -110,6 +111,7 @@ aw_queue_file_save(int code, Datum arg)
 	h.pg_major = PG_VERSION_NUM / 10000;
 	h.system_identifier = GetSystemIdentifier();
 	h.high_water = aw_queue_id_high_water();
+	h.layout_seed = aw_queue_layout_seed();
 	h.nqueues = nqueues;
 
 	f = AllocateFile(AW_PERSIST_TMP, PG_BINARY_W);
@@ -266,6 +268,7 @@ aw_queue_file_load(void)
 	{
 		ours = true;
 		nqueues = h.nqueues;
+		aw_queue_set_layout_seed(h.layout_seed);
 		if (nqueues > (uint32) aw_queue_count())
 			problem = "it holds more databases than asyncwrite.max_databases";
 	}
