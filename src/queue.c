@@ -12,6 +12,11 @@
  * entries strictly in ring order (aw_queue_iter_next), so write ids are
  * applied in order.
  *
+ * Write ids are never given out twice, also across a crash (which resets
+ * shared memory): every id handed out is at most a ceiling kept on disk
+ * (AW_IDS_FILE), raised a million ids ahead when reached, as a sequence
+ * logs values ahead; a new server run starts its ids above it.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -22,6 +27,7 @@
 
 #include "miscadmin.h"
 #include "storage/backendid.h"
+#include "storage/fd.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
@@ -100,6 +106,9 @@ typedef struct AwControl
 	uint64		id_high_water;	/* highest id of any unbound queue */
 	uint64		layout_seed;	/* aw_layout_seed: set at creation, or from a
 								 * loaded save file, in the postmaster */
+	pg_atomic_uint64 id_ceiling;	/* no id handed out is above it, and it is
+									 * on disk: read under a queue's lock,
+									 * raised under AwControl->lock */
 	AwQueue		queues[FLEXIBLE_ARRAY_MEMBER];
 } AwControl;
 
@@ -182,6 +191,79 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 	pg_atomic_write_u64(&q->sweep_after_id, 0);
 }
 
+/* The file of the write id ceiling, and ids taken ahead when it is raised. */
+#define AW_IDS_FILE		"asyncwrite.ids"
+#define AW_IDS_TMP		"asyncwrite.ids.tmp"
+#define AW_IDS_AHEAD	1000000
+
+/*
+ * The write id ceiling on disk, 0 if none: every id an earlier server run
+ * handed out is at most this.  Read in the postmaster when shared memory
+ * is set up (also after a crash).
+ */
+static uint64
+aw_ids_file_read(void)
+{
+	FILE	   *f = AllocateFile(AW_IDS_FILE, PG_BINARY_R);
+	uint64		ceiling = 0;
+
+	if (f == NULL)
+	{
+		if (errno != ENOENT)
+			ereport(FATAL,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", AW_IDS_FILE),
+					 errdetail("asyncwrite cannot tell which write ids were given out before.")));
+		return 0;
+	}
+	if (fread(&ceiling, sizeof(ceiling), 1, f) != 1)
+		ereport(FATAL,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("file \"%s\" is truncated", AW_IDS_FILE),
+				 errhint("If the server crashed while writing it, remove it; write ids given out since the last clean start may then be given out again.")));
+	FreeFile(f);
+	return ceiling;
+}
+
+/*
+ * Make sure ids up to needed may be handed out: raise the ceiling on disk
+ * (durably, before any such id is given out) AW_IDS_AHEAD past it.  Lock
+ * order: takes AwControl->lock, so the caller holds no queue lock.
+ */
+static void
+aw_ids_raise_ceiling(uint64 needed)
+{
+	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
+	if (needed > pg_atomic_read_u64(&aw_control->id_ceiling))
+	{
+		uint64		ceiling = needed + AW_IDS_AHEAD;
+		FILE	   *f = AllocateFile(AW_IDS_TMP, PG_BINARY_W);
+
+		if (f == NULL ||
+			fwrite(&ceiling, sizeof(ceiling), 1, f) != 1 ||
+			pg_fsync(fileno(f)) != 0 || FreeFile(f) != 0)
+		{
+			int			save_errno = errno;
+
+			LWLockRelease(aw_control->lock);
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write file \"%s\": %m", AW_IDS_TMP)));
+		}
+		if (durable_rename(AW_IDS_TMP, AW_IDS_FILE, LOG) != 0)
+		{
+			LWLockRelease(aw_control->lock);
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not rename file \"%s\" to \"%s\": %m",
+							AW_IDS_TMP, AW_IDS_FILE)));
+		}
+		pg_atomic_write_u64(&aw_control->id_ceiling, ceiling);
+	}
+	LWLockRelease(aw_control->lock);
+}
+
 /* Create or attach to the shared state; called from shmem_startup_hook. */
 void
 aw_queue_shmem_init(void)
@@ -199,7 +281,8 @@ aw_queue_shmem_init(void)
 		aw_control->queue_tranche = LWLockNewTrancheId();
 		aw_control->max_databases = aw_max_databases;
 		aw_control->capacity = aw_ring_capacity();
-		aw_control->id_high_water = 0;
+		aw_control->id_high_water = aw_ids_file_read();
+		pg_atomic_init_u64(&aw_control->id_ceiling, aw_control->id_high_water);
 		if (!pg_strong_random(&aw_control->layout_seed, sizeof(uint64)))
 			ereport(FATAL,
 					(errmsg("could not generate a random number for asyncwrite")));
@@ -628,11 +711,22 @@ aw_queue_reserve(AwQueue *q, Size len, int nentries, AwReservation *r)
 	uint64		pending;
 
 	aw_queue_map_ahead(q, len);
-	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
-	if (q->dboid != MyDatabaseId)
+	for (;;)
 	{
+		uint64		needed;
+
+		LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+		if (q->dboid != MyDatabaseId)
+		{
+			LWLockRelease(&q->lock);
+			return AW_RESERVE_REBOUND;
+		}
+		needed = q->next_write_id + nentries - 1;
+		if (needed <= pg_atomic_read_u64(&aw_control->id_ceiling))
+			break;
+		/* Lock order: the control lock is never taken under a queue's. */
 		LWLockRelease(&q->lock);
-		return AW_RESERVE_REBOUND;
+		aw_ids_raise_ceiling(needed);
 	}
 
 	r->queue = q;
@@ -1168,6 +1262,16 @@ aw_queue_id_high_water(void)
 			high_water = Max(high_water, q->next_write_id - 1);
 	}
 	return high_water;
+}
+
+/*
+ * Make sure the ceiling on disk covers id (the postmaster, after loading a
+ * save file whose ids an earlier run handed out).
+ */
+void
+aw_queue_ids_cover(uint64 id)
+{
+	aw_ids_raise_ceiling(id);
 }
 
 /*

@@ -141,6 +141,7 @@ extern bool aw_queue_iter_begin_stopped(AwQueue *q, AwQueueIter *it,
 										uint64 *in_flight);
 extern uint64 aw_queue_id_high_water(void);
 extern void aw_queue_raise_id_high_water(uint64 id);
+extern void aw_queue_ids_cover(uint64 id);
 extern void aw_queue_set_layout_seed(uint64 seed);
 extern uint64 aw_queue_layout_seed(void);
 extern void aw_queue_restore_bytes(AwQueue *q, uint64 offset,

@@ -275,7 +275,10 @@ aw_queue_file_load(void)
 
 	/* Even when this cluster's writes cannot be loaded, ids are not reused. */
 	if (ours)
+	{
 		aw_queue_raise_id_high_water(h.high_water);
+		aw_queue_ids_cover(h.high_water);
+	}
 	for (uint32 i = 0; problem == NULL && i < nqueues; i++)
 	{
 		AwQueue    *q = aw_queue_at((int) i);
