@@ -17,6 +17,7 @@
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
+#include "compat.h"
 #include "api.h"
 #include "launcher.h"
 #include "submit.h"
@@ -110,7 +111,7 @@ aw_wait(PG_FUNCTION_ARGS)
 static void
 aw_check_database_owner(const char *fn)
 {
-	if (!pg_database_ownercheck(MyDatabaseId, GetUserId()))
+	if (!aw_database_ownercheck(MyDatabaseId, GetUserId()))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for function %s", fn),

@@ -28,6 +28,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "compat.h"
 #include "api.h"
 #include "submit.h"
 
@@ -161,7 +162,7 @@ aw_merge_objects(Relation rel, Datum key, const AttrNumber *keys, int nkeys,
 static int
 aw_primary_key(Relation rel, AttrNumber *out)
 {
-	Oid			pk = RelationGetPrimaryKeyIndex(rel);
+	Oid			pk = aw_primary_key_index(rel);
 	Relation	idx;
 	int			n;
 

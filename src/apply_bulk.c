@@ -60,28 +60,47 @@ aw_bulk_insert_usable(Relation rel)
 	return check_enable_rls(RelationGetRelid(rel), InvalidOid, false) != RLS_ENABLED;
 }
 
-/* The range table entry of an INSERT into every stored column of rel. */
+/*
+ * The range table entry of an INSERT into every stored column of rel, and
+ * (16 and later) its permission info in *perminfos.
+ */
 static RangeTblEntry *
-aw_bulk_rte(Relation rel, Oid roleid)
+aw_bulk_rte(Relation rel, Oid roleid, List **perminfos)
 {
 	RangeTblEntry *rte = makeNode(RangeTblEntry);
 	TupleDesc	desc = RelationGetDescr(rel);
+	Bitmapset  *cols = NULL;
+
+#if PG_VERSION_NUM >= 160000
+	RTEPermissionInfo *perminfo = makeNode(RTEPermissionInfo);
+#endif
 
 	rte->rtekind = RTE_RELATION;
 	rte->relid = RelationGetRelid(rel);
 	rte->relkind = rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
-	rte->checkAsUser = roleid;
 	for (int i = 0; i < desc->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(desc, i);
 
 		if (att->attisdropped || att->attgenerated)
 			continue;
-		rte->insertedCols = bms_add_member(rte->insertedCols,
-										   att->attnum - FirstLowInvalidHeapAttributeNumber);
+		cols = bms_add_member(cols, att->attnum - FirstLowInvalidHeapAttributeNumber);
 	}
+#if PG_VERSION_NUM >= 160000
+	perminfo->relid = rte->relid;
+	perminfo->inh = false;
+	perminfo->requiredPerms = ACL_INSERT;
+	perminfo->checkAsUser = roleid;
+	perminfo->insertedCols = cols;
+	rte->perminfoindex = 1;
+	*perminfos = list_make1(perminfo);
+#else
+	rte->requiredPerms = ACL_INSERT;
+	rte->checkAsUser = roleid;
+	rte->insertedCols = cols;
+	*perminfos = NIL;
+#endif
 	return rte;
 }
 
@@ -112,8 +131,13 @@ aw_bulk_flush(EState *estate, ResultRelInfo *rri, TupleTableSlot **slots,
 		List	   *recheck = NIL;
 
 		if (rri->ri_NumIndices > 0)
+#if PG_VERSION_NUM >= 160000
+			recheck = ExecInsertIndexTuples(rri, slots[i], estate, false, false,
+											NULL, NIL, false);
+#else
 			recheck = ExecInsertIndexTuples(rri, slots[i], estate, false, false,
 											NULL, NIL);
+#endif
 		if (after_row || recheck != NIL)
 			ExecARInsertTriggers(estate, rri, slots[i], recheck, tcs);
 		list_free(recheck);
@@ -131,7 +155,8 @@ void
 aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
-	RangeTblEntry *rte = aw_bulk_rte(rel, rows[0].hdr->roleid);
+	List	   *perminfos;
+	RangeTblEntry *rte = aw_bulk_rte(rel, rows[0].hdr->roleid, &perminfos);
 	List	   *rtable = list_make1(rte);
 	EState	   *estate;
 	ResultRelInfo *rri;
@@ -148,7 +173,11 @@ aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 
 	/* What the executor checks for an INSERT naming every column. */
 	PreventCommandIfReadOnly("INSERT");
+#if PG_VERSION_NUM >= 160000
+	(void) ExecCheckPermissions(rtable, perminfos, true);
+#else
 	(void) ExecCheckRTPerms(rtable, true);
+#endif
 
 	/* A new command, as each SPI statement is: earlier runs are visible. */
 	CommandCounterIncrement();
@@ -158,7 +187,13 @@ aw_bulk_insert(Relation rel, AwApplyRow *rows, int n)
 	estate = CreateExecutorState();
 	estate->es_output_cid = cid;
 	estate->es_snapshot = GetActiveSnapshot();
+#if PG_VERSION_NUM >= 180000
+	ExecInitRangeTable(estate, rtable, perminfos, bms_make_singleton(1));
+#elif PG_VERSION_NUM >= 160000
+	ExecInitRangeTable(estate, rtable, perminfos);
+#else
 	ExecInitRangeTable(estate, rtable);
+#endif
 	rri = makeNode(ResultRelInfo);
 	ExecInitResultRelation(estate, rri, 1);
 	ExecOpenIndices(rri, false);

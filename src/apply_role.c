@@ -34,6 +34,7 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
+#include "compat.h"
 #include "apply.h"
 #include "launcher.h"
 
@@ -211,7 +212,7 @@ aw_role_settings(Oid roleid)
 	MemoryContext old;
 	AwRoleSetting *path;
 
-	if (aw_settings_role == roleid && aw_settings_lxid == MyProc->lxid &&
+	if (aw_settings_role == roleid && aw_settings_lxid == AW_MY_LXID &&
 		aw_settings_lxid != InvalidLocalTransactionId)
 		return aw_settings;
 	if (aw_settings_cxt == NULL)
@@ -234,7 +235,7 @@ aw_role_settings(Oid roleid)
 	table_close(relsetting, AccessShareLock);
 	MemoryContextSwitchTo(old);
 	aw_settings_role = roleid;
-	aw_settings_lxid = MyProc->lxid;
+	aw_settings_lxid = AW_MY_LXID;
 	return aw_settings;
 }
 

@@ -25,6 +25,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+#include "compat.h"
 #include "convert.h"
 
 /*
@@ -81,7 +82,7 @@ aw_open_target(Oid relid)
 void
 aw_check_schema_usage(Relation rel)
 {
-	AclResult	aclresult = pg_namespace_aclcheck(RelationGetNamespace(rel),
+	AclResult	aclresult = aw_namespace_aclcheck(RelationGetNamespace(rel),
 												  GetUserId(), ACL_USAGE);
 
 	if (aclresult != ACLCHECK_OK)

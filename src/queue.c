@@ -26,13 +26,13 @@
 #include <unistd.h>
 
 #include "miscadmin.h"
-#include "storage/backendid.h"
 #include "storage/fd.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "compat.h"
 #include "queue.h"
 
 /*
@@ -753,9 +753,9 @@ aw_queue_reserve(AwQueue *q, Size len, int nentries, AwReservation *r)
 	}
 	r->entry = (AwEntryHeader *) (aw_queue_ring(q) + (q->head + pad) % capacity);
 	r->entry->state = AW_ENTRY_RESERVED;
-	if (MyBackendId >= 1 && MyBackendId <= MaxBackends)
+	if (AW_MY_PROC_INDEX >= 0 && AW_MY_PROC_INDEX < MaxBackends)
 	{
-		AwHolder   *h = &aw_holders[MyBackendId - 1];
+		AwHolder   *h = &aw_holders[AW_MY_PROC_INDEX];
 
 		h->slot = aw_queue_slot(q);
 		h->pid = MyProcPid;
@@ -788,8 +788,8 @@ aw_queue_publish(AwEntryHeader *entry, uint8 state)
 void
 aw_queue_reservation_done(void)
 {
-	if (MyBackendId >= 1 && MyBackendId <= MaxBackends)
-		pg_atomic_write_u64(&aw_holders[MyBackendId - 1].pos_plus1, 0);
+	if (AW_MY_PROC_INDEX >= 0 && AW_MY_PROC_INDEX < MaxBackends)
+		pg_atomic_write_u64(&aw_holders[AW_MY_PROC_INDEX].pos_plus1, 0);
 }
 
 /*

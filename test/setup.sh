@@ -3,16 +3,21 @@
 # build asyncwrite with warnings as errors, install it, and prepare to run
 # PostgreSQL as an unprivileged user.  Sets AW_SRC (a tree the test user may
 # write to), AW_RUN (a command prefix running as that user) and PATH.
+# AW_PG picks another PostgreSQL major (test/matrix.sh runs 17 and 18 in
+# Debian 13 and unstable root filesystems); AW_APT_OPTS adds apt options.
 set -euo pipefail
 
 AW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-PG_BIN=/usr/lib/postgresql/15/bin
+AW_PG=${AW_PG:-15}
+PG_BIN=/usr/lib/postgresql/$AW_PG/bin
 export PATH="$PG_BIN:$PATH"
 
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 
-aw_packages=(postgresql-15 postgresql-server-dev-15 postgresql-contrib build-essential
-             libipc-run-perl perl make gcc pg-bsd-indent)
+aw_packages=(postgresql-$AW_PG postgresql-server-dev-$AW_PG build-essential
+             libipc-run-perl perl make gcc)
+# pgindent is checked on the default major only.
+if [ "${AW_SOURCE_CHECKS:-1}" = 1 ]; then aw_packages+=(pg-bsd-indent); fi
 aw_missing=()
 for p in "${aw_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || aw_missing+=("$p")
@@ -20,7 +25,8 @@ done
 if [ ${#aw_missing[@]} -gt 0 ]; then
     echo "== installing ${aw_missing[*]}"
     # Do not let the package start a cluster of its own.
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    # shellcheck disable=SC2086
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get ${AW_APT_OPTS:-} update -qq
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         -o Dpkg::Options::=--force-confold "${aw_missing[@]}" >/dev/null
 fi

@@ -1,0 +1,77 @@
+/*-------------------------------------------------------------------------
+ *
+ * compat.h
+ *		What differs between the PostgreSQL majors asyncwrite builds
+ *		against (15 to 18), as one name each.  The apply layer's
+ *		COPY-style insert keeps its executor differences inline
+ *		(apply_bulk.c), where they are clearer.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AW_COMPAT_H
+#define AW_COMPAT_H
+
+#include "miscadmin.h"
+#include "storage/proc.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/rel.h"
+#include "utils/relcache.h"
+
+#if PG_VERSION_NUM >= 160000
+#include "catalog/pg_database.h"
+#include "catalog/pg_namespace.h"
+#endif
+#if PG_VERSION_NUM >= 170000
+#include "storage/procnumber.h"
+#else
+#include "storage/backendid.h"
+#endif
+
+/* This backend's slot among the first MaxBackends processes, from 0. */
+#if PG_VERSION_NUM >= 170000
+#define AW_MY_PROC_INDEX	((int) MyProcNumber)
+#else
+#define AW_MY_PROC_INDEX	((int) MyBackendId - 1)
+#endif
+
+/* This backend's local transaction id. */
+#if PG_VERSION_NUM >= 170000
+#define AW_MY_LXID	(MyProc->vxid.lxid)
+#else
+#define AW_MY_LXID	(MyProc->lxid)
+#endif
+
+/* USAGE and ownership checks (object_aclcheck and friends since 16). */
+static inline AclResult
+aw_namespace_aclcheck(Oid nspid, Oid roleid, AclMode mode)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_aclcheck(NamespaceRelationId, nspid, roleid, mode);
+#else
+	return pg_namespace_aclcheck(nspid, roleid, mode);
+#endif
+}
+
+static inline bool
+aw_database_ownercheck(Oid dboid, Oid roleid)
+{
+#if PG_VERSION_NUM >= 160000
+	return object_ownercheck(DatabaseRelationId, dboid, roleid);
+#else
+	return pg_database_ownercheck(dboid, roleid);
+#endif
+}
+
+/* The primary key index of rel, a deferrable one left out (18's default). */
+static inline Oid
+aw_primary_key_index(Relation rel)
+{
+#if PG_VERSION_NUM >= 180000
+	return RelationGetPrimaryKeyIndex(rel, false);
+#else
+	return RelationGetPrimaryKeyIndex(rel);
+#endif
+}
+
+#endif							/* AW_COMPAT_H */
