@@ -27,6 +27,7 @@ OBJS = \
 	src/convert_target.o
 
 EXTENSION = asyncwrite
+EXTVERSION = 1.1
 DATA = sql/asyncwrite--1.0.sql sql/asyncwrite--1.0--1.1.sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
@@ -48,3 +49,9 @@ include $(PGXS)
 # PGXS does not track header dependencies: every object depends on the
 # headers, whose structs describe shared memory and queue entries.
 $(OBJS): $(wildcard src/*.h)
+
+# The archive PGXN takes: the committed tree, under asyncwrite-X.Y/.
+dist:
+	git archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION)/ -o $(EXTENSION)-$(EXTVERSION).zip HEAD
+
+.PHONY: dist
