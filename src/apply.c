@@ -650,11 +650,16 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 		handled = refusal;
 	else if (ok)
 	{
+		/* Counted before release: a flush() that returns sees the counts. */
+		aw_queue_batch_count(q, *napplied, *nfailed, true);
 		aw_queue_consume(q, end_pos, last_id);
 		RESUME_INTERRUPTS();
 	}
 	else
 	{
+		uint64		counted_applied = 0;
+		uint64		counted_failed = 0;
+
 		*napplied = 0;
 		*nfailed = 0;
 		for (int i = 0; i < nrows; i++)
@@ -682,6 +687,10 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 				handled = i;
 				break;
 			}
+			aw_queue_batch_count(q, *napplied - counted_applied,
+								 *nfailed - counted_failed, i == 0);
+			counted_applied = *napplied;
+			counted_failed = *nfailed;
 			if (i == nrows - 1)
 				aw_queue_consume(q, end_pos, last_id);
 			else

@@ -925,13 +925,19 @@ aw_queue_batch_begin(AwQueue *q, uint64 end_pos, uint64 last_id)
 	pg_atomic_write_u32(&q->applying, 1);
 }
 
-/* Count a batch's outcome in the queue's statistics. */
+/*
+ * Count writes of a batch in the queue's statistics (and the batch itself
+ * with new_batch), before they are released, so that whoever sees them
+ * applied sees them counted.
+ */
 void
-aw_queue_batch_count(AwQueue *q, uint64 napplied, uint64 nfailed)
+aw_queue_batch_count(AwQueue *q, uint64 napplied, uint64 nfailed,
+					 bool new_batch)
 {
 	pg_atomic_add_fetch_u64(&q->applied, napplied);
 	pg_atomic_add_fetch_u64(&q->failed, nfailed);
-	pg_atomic_add_fetch_u64(&q->batches, 1);
+	if (new_batch)
+		pg_atomic_add_fetch_u64(&q->batches, 1);
 	pg_atomic_write_u64(&q->last_applied_at, (uint64) GetCurrentTimestamp());
 }
 
@@ -953,6 +959,18 @@ aw_queue_consume(AwQueue *q, uint64 new_tail, uint64 last_id)
 	pg_memory_barrier();
 	pg_atomic_write_u64(&q->tail, new_tail);
 	pg_atomic_write_u64(&q->applied_write_id, last_id);
+
+	/*
+	 * The batch's last release ends it, after the tail moved (the save file
+	 * at an immediate stop leaves out a batch still "applying") and before
+	 * waiters wake (they see the queue idle).
+	 */
+	if (pg_atomic_read_u32(&q->applying) &&
+		last_id >= pg_atomic_read_u64(&q->batch_last_id))
+	{
+		pg_write_barrier();
+		pg_atomic_write_u32(&q->applying, 0);
+	}
 	ConditionVariableBroadcast(&q->applied_cv);
 	ConditionVariableBroadcast(&q->space_cv);
 }

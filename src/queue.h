@@ -115,7 +115,8 @@ extern pid_t aw_queue_head_holder(AwQueue *q);
 extern void aw_queue_iter_begin(AwQueue *q, AwQueueIter *it);
 extern AwEntryHeader *aw_queue_iter_next(AwQueueIter *it);
 extern void aw_queue_batch_begin(AwQueue *q, uint64 end_pos, uint64 last_id);
-extern void aw_queue_batch_count(AwQueue *q, uint64 napplied, uint64 nfailed);
+extern void aw_queue_batch_count(AwQueue *q, uint64 napplied, uint64 nfailed,
+								 bool new_batch);
 extern void aw_queue_batch_end(AwQueue *q);
 extern void aw_queue_consume(AwQueue *q, uint64 new_tail, uint64 last_id);
 extern uint64 aw_queue_discard(AwQueue *q);

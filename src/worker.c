@@ -104,7 +104,6 @@ aw_worker_apply_batch(AwQueue *q)
 		aw_queue_batch_end(q);
 		return handled;
 	}
-	aw_queue_batch_count(q, napplied, nfailed);
 	aw_queue_batch_end(q);
 	pgstat_report_stat(false);
 	if (handled < nrows)
