@@ -28,7 +28,10 @@ OBJS = \
 
 EXTENSION = asyncwrite
 EXTVERSION = 1.1
-DATA = sql/asyncwrite--1.0.sql sql/asyncwrite--1.0--1.1.sql
+# The current version's install script is built from sql/asyncwrite.sql;
+# earlier versions' scripts stay for their upgrade paths.
+DATA = sql/asyncwrite--1.0.sql $(wildcard sql/asyncwrite--*--*.sql)
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
 REGRESS = api convert errors stats security as_role semantics failures ddl transactional writes bulk_apply
@@ -45,6 +48,9 @@ PG_CFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@
 
 # PGXS does not track header dependencies: every object depends on the
 # headers, whose structs describe shared memory and queue entries.

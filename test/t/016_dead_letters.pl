@@ -103,5 +103,39 @@ is($node->safe_psql('d2', q{SELECT asyncwrite.retry_failed(1)}), '1',
 is($node->safe_psql('d2', q{SELECT asyncwrite.flush(); SELECT count(*) FROM asyncwrite.dead_letters WHERE id = 1}),
 	"t\n1", 'its retry fails again, as the row still violates the check');
 
+# A fresh install of this version has exactly the objects, columns,
+# policies, grants and configuration tables an upgraded 1.0 has.
+$node->safe_psql('postgres', 'CREATE DATABASE d3');
+$node->safe_psql('d3', 'CREATE EXTENSION asyncwrite');
+my $objects = q{
+	SELECT string_agg(x, E'\n' ORDER BY x) FROM (
+	  SELECT 'member ' || pg_describe_object(classid, objid, objsubid) AS x
+	    FROM pg_depend WHERE deptype = 'e'
+	     AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'asyncwrite')
+	  UNION ALL
+	  SELECT format('column %s.%s %s %s %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod),
+	                a.attnotnull, pg_get_expr(d.adbin, d.adrelid))
+	    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+	    LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+	   WHERE c.relnamespace = 'asyncwrite'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+	  UNION ALL
+	  SELECT format('relation %s %s acl %s rls %s', relname, relkind, relacl, relrowsecurity)
+	    FROM pg_class WHERE relnamespace = 'asyncwrite'::regnamespace
+	  UNION ALL
+	  SELECT format('policy %s %s %s', polname, polcmd, pg_get_expr(polqual, polrelid))
+	    FROM pg_policy
+	  UNION ALL
+	  SELECT format('function %s(%s) %s acl %s', proname, pg_get_function_identity_arguments(oid),
+	                pg_get_function_result(oid), proacl)
+	    FROM pg_proc WHERE pronamespace = 'asyncwrite'::regnamespace
+	  UNION ALL
+	  SELECT 'view ' || c.relname || ' ' || pg_get_viewdef(c.oid)
+	    FROM pg_class c WHERE c.relnamespace = 'asyncwrite'::regnamespace AND c.relkind = 'v'
+	  UNION ALL
+	  SELECT 'config ' || extconfig::regclass[]::text || ' ' || extcondition::text
+	    FROM pg_extension WHERE extname = 'asyncwrite') s};
+is($node->safe_psql('d1', $objects), $node->safe_psql('d3', $objects),
+	'the upgraded 1.0 and a fresh install have the same objects');
+
 $node->stop;
 done_testing();
