@@ -22,7 +22,12 @@ cleanup() {
     for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
         "${SUDO[@]}" umount -l "${mounted[$i]}" 2>/dev/null
     done
-    "${SUDO[@]}" rm -rf "$WORK"
+    # Never follow a mount that is still there (/dev is bound in).
+    if grep -q " $WORK/" /proc/mounts; then
+        echo "left $WORK in place: something is still mounted under it"
+    else
+        "${SUDO[@]}" rm -rf --one-file-system "$WORK"
+    fi
 }
 trap cleanup EXIT
 fail() { echo "$1"; echo "asyncwrite deb: 0 passed, 1 failed"; exit 1; }
@@ -57,7 +62,8 @@ if [ ! -x "$pristine/usr/bin/apt-get" ]; then
     "${SUDO[@]}" mkdir -p "$CACHE"
     ok=0
     for attempt in 1 2 3; do
-        "${SUDO[@]}" rm -rf "$pristine"
+        grep -q " $pristine/" /proc/mounts && fail "$pristine has mounts: unmount them first"
+        "${SUDO[@]}" rm -rf --one-file-system "$pristine"
         if "${SUDO[@]}" debootstrap --variant=minbase --include=ca-certificates \
             bookworm "$pristine" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
             ok=1; break

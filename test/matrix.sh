@@ -58,11 +58,12 @@ for v in "${versions[@]}"; do
             "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
         fi
         "${SUDO[@]}" mkdir -p "$CACHE"
-        "${SUDO[@]}" rm -rf "$dir"
         # The archive is reached over the network: try again on a failure.
         ok=0
         for attempt in 1 2 3; do
-            "${SUDO[@]}" rm -rf "$dir"
+            # A half-made root filesystem: never follow a mount left in it.
+            grep -q " $dir/" /proc/mounts && { echo "$dir has mounts: unmount them first"; exit 2; }
+            "${SUDO[@]}" rm -rf --one-file-system "$dir"
             if "${SUDO[@]}" debootstrap --variant=minbase --include=ca-certificates \
                 "$suite" "$dir" "$MIRROR" >"/tmp/asyncwrite-debootstrap-$suite.log" 2>&1; then
                 ok=1; break
