@@ -58,20 +58,19 @@ aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 			  const bool *given, bool transactional)
 {
 	AttrNumber *attnums;
-	int			n = 0;
+	int			n;
 
 	if (given == NULL)
 		return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INSERT, NULL, 0,
 							   transactional);
-	aw_check_insert_columns(rel, given);
 	attnums = palloc(sizeof(AttrNumber) * Max(RelationGetDescr(rel)->natts, 1));
-	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
-		if (given[i])
-			attnums[n++] = i + 1;
+	n = aw_given_attnums(given, RelationGetDescr(rel)->natts, attnums);
+	if (n > 0)
+		aw_check_column_privilege(rel, ACL_INSERT, attnums, n);
 	/* Every column its default: INSERT then needs INSERT on some column. */
-	if (n == 0 &&
-		pg_attribute_aclcheck_all(RelationGetRelid(rel), GetUserId(), ACL_INSERT,
-								  ACLMASK_ANY) != ACLCHECK_OK)
+	else if (
+			 pg_attribute_aclcheck_all(RelationGetRelid(rel), GetUserId(), ACL_INSERT,
+									   ACLMASK_ANY) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
 					   RelationGetRelationName(rel));
 	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INSERT,

@@ -104,24 +104,6 @@ aw_require_unique_key(Relation rel, AwTarget *t, const AttrNumber *keys,
 			 errhint("Add a unique constraint on those columns, or name the key columns.")));
 }
 
-/* Check one privilege on each of the given columns (or on the table). */
-static void
-aw_check_columns(Relation rel, AclMode mode, const AttrNumber *attnums, int n)
-{
-	Oid			relid = RelationGetRelid(rel);
-	Oid			userid = GetUserId();
-
-	if (pg_class_aclcheck(relid, userid, mode) == ACLCHECK_OK)
-		return;
-	for (int i = 0; i < n; i++)
-		if (pg_attribute_aclcheck(relid, attnums[i], userid, mode) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
-						   RelationGetRelationName(rel));
-	if (n == 0)
-		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
-					   RelationGetRelationName(rel));
-}
-
 /* Refuse a NULL in a key column of the converted row. */
 static void
 aw_require_key_values(Relation rel, Datum row, const AttrNumber *keys, int nkeys)
@@ -234,15 +216,21 @@ aw_upsert(PG_FUNCTION_ARGS)
 		if (given[i] && !aw_attnum_in(keys, nkeys, i + 1))
 			set[nset++] = i + 1;
 	if (!all_columns)
-		aw_check_insert_columns(rel, given);
+	{
+		AttrNumber *ins = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
+		int			nins = aw_given_attnums(given, RelationGetDescr(rel)->natts, ins);
+
+		if (nins > 0)
+			aw_check_column_privilege(rel, ACL_INSERT, ins, nins);
+	}
 	/* DO UPDATE SET c = EXCLUDED.c reads c: the statement needs SELECT. */
 	if (nset > 0)
 	{
-		aw_check_columns(rel, ACL_UPDATE, set, nset);
-		aw_check_columns(rel, ACL_SELECT, set, nset);
+		aw_check_column_privilege(rel, ACL_UPDATE, set, nset);
+		aw_check_column_privilege(rel, ACL_SELECT, set, nset);
 	}
 	/* ON CONFLICT reads the conflict columns. */
-	aw_check_columns(rel, ACL_SELECT, keys, nkeys);
+	aw_check_column_privilege(rel, ACL_SELECT, keys, nkeys);
 	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_UPSERT,
 						   aw_colsets_make(keys, nkeys, set, nset),
 						   all_columns ? 0 : AW_FLAG_GIVEN,
@@ -328,8 +316,8 @@ aw_update(PG_FUNCTION_ARGS)
 	aw_key_write_begin(fcinfo, &w, "asyncwrite.update() data names no column to set",
 					   2, "data", false);
 	row = aw_key_write_row(fcinfo, &w, 2, "data", AW_CONVERT_NO_DEFAULTS);
-	aw_check_columns(w.rel, ACL_UPDATE, w.set, w.nset);
-	aw_check_columns(w.rel, ACL_SELECT, w.keys, w.nkeys);
+	aw_check_column_privilege(w.rel, ACL_UPDATE, w.set, w.nset);
+	aw_check_column_privilege(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_UPDATE,
 						   aw_colsets_make(w.keys, w.nkeys, w.set, w.nset), 0,
 						   aw_call_transactional(fcinfo, 3));
@@ -350,7 +338,7 @@ aw_delete(PG_FUNCTION_ARGS)
 	if (pg_class_aclcheck(RelationGetRelid(w.rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(w.rel->rd_rel->relkind),
 					   RelationGetRelationName(w.rel));
-	aw_check_columns(w.rel, ACL_SELECT, w.keys, w.nkeys);
+	aw_check_column_privilege(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_DELETE,
 						   aw_colsets_make(w.keys, w.nkeys, NULL, 0), 0,
 						   aw_call_transactional(fcinfo, 2));
@@ -409,17 +397,12 @@ aw_increment(PG_FUNCTION_ARGS)
 	}
 	if (!all_columns)
 	{
-		bool	   *given = palloc0(sizeof(bool) * RelationGetDescr(w.rel)->natts);
-
-		for (int i = 0; i < w.nkeys; i++)
-			given[w.keys[i] - 1] = true;
-		for (int i = 0; i < w.nset; i++)
-			given[w.set[i] - 1] = true;
-		aw_check_insert_columns(w.rel, given);
+		aw_check_column_privilege(w.rel, ACL_INSERT, w.keys, w.nkeys);
+		aw_check_column_privilege(w.rel, ACL_INSERT, w.set, w.nset);
 	}
-	aw_check_columns(w.rel, ACL_UPDATE, w.set, w.nset);
-	aw_check_columns(w.rel, ACL_SELECT, w.set, w.nset);
-	aw_check_columns(w.rel, ACL_SELECT, w.keys, w.nkeys);
+	aw_check_column_privilege(w.rel, ACL_UPDATE, w.set, w.nset);
+	aw_check_column_privilege(w.rel, ACL_SELECT, w.set, w.nset);
+	aw_check_column_privilege(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_INCREMENT,
 						   aw_colsets_make(w.keys, w.nkeys, w.set, w.nset),
 						   all_columns ? 0 : AW_FLAG_GIVEN,

@@ -18,6 +18,7 @@
 #include "access/attnum.h"
 #include "access/htup_details.h"
 #include "access/tupdesc.h"
+#include "utils/acl.h"
 #include "utils/relcache.h"
 
 /* A heap tuple over a composite datum (a queued row), for deforming it. */
@@ -82,7 +83,9 @@ extern Relation aw_open_target(Oid relid);
 extern void aw_check_insert_privileges(Relation rel);
 extern bool aw_may_insert_all(Relation rel);
 extern bool aw_role_may_insert_all(Relation rel, Oid userid);
-extern void aw_check_insert_columns(Relation rel, const bool *given);
+extern void aw_check_column_privilege(Relation rel, AclMode mode,
+									  const AttrNumber *attnums, int n);
+extern int	aw_given_attnums(const bool *given, int natts, AttrNumber *out);
 extern void aw_check_schema_usage(Relation rel);
 extern bool aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum);
 extern bool aw_find_key_index(Relation rel, const AttrNumber *keys, int nkeys,

@@ -94,7 +94,7 @@ aw_check_schema_usage(Relation rel)
  * Whether the caller may insert into every column of the target (the table
  * privilege, or each column's), after checking that it may use the schema.
  * If not, a write gives only the columns it names, each checked with
- * aw_check_insert_columns(), and the others take their defaults when it
+ * aw_check_column_privilege(), and the others take their defaults when it
  * is applied: as an INSERT naming only those columns.
  */
 bool
@@ -126,22 +126,38 @@ aw_role_may_insert_all(Relation rel, Oid userid)
 	return true;
 }
 
-/* Check that the caller may insert into each column given[] marks. */
+/*
+ * Check that the caller has one privilege on each of the columns
+ * attnums[0..n) (or on the table); with no column, the table privilege.
+ */
 void
-aw_check_insert_columns(Relation rel, const bool *given)
+aw_check_column_privilege(Relation rel, AclMode mode, const AttrNumber *attnums,
+						  int n)
 {
 	Oid			relid = RelationGetRelid(rel);
-	TupleDesc	desc = RelationGetDescr(rel);
+	Oid			userid = GetUserId();
 
-	for (int i = 0; i < desc->natts; i++)
-	{
-		if (!given[i] || TupleDescAttr(desc, i)->attisdropped)
-			continue;
-		if (pg_attribute_aclcheck(relid, i + 1, GetUserId(), ACL_INSERT) != ACLCHECK_OK)
-			aclcheck_error(ACLCHECK_NO_PRIV,
-						   get_relkind_objtype(rel->rd_rel->relkind),
+	if (pg_class_aclcheck(relid, userid, mode) == ACLCHECK_OK)
+		return;
+	for (int i = 0; i < n; i++)
+		if (pg_attribute_aclcheck(relid, attnums[i], userid, mode) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
 						   RelationGetRelationName(rel));
-	}
+	if (n == 0)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
+					   RelationGetRelationName(rel));
+}
+
+/* The attribute numbers of the columns given[0..natts) marks, into out. */
+int
+aw_given_attnums(const bool *given, int natts, AttrNumber *out)
+{
+	int			n = 0;
+
+	for (int i = 0; i < natts; i++)
+		if (given[i])
+			out[n++] = i + 1;
+	return n;
 }
 
 /* Check that the caller may insert into every column of the target. */

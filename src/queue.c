@@ -227,11 +227,13 @@ aw_ids_file_read(void)
 
 /*
  * Make sure ids up to needed may be handed out: raise the ceiling on disk
- * (durably, before any such id is given out) AW_IDS_AHEAD past it.  Lock
- * order: takes AwControl->lock, so the caller holds no queue lock.
+ * (durably, before any such id is given out) AW_IDS_AHEAD past it.  A
+ * producer about to take ids, or the postmaster after loading a save file
+ * whose ids an earlier run handed out.  Lock order: takes AwControl->lock,
+ * so the caller holds no queue lock.
  */
-static void
-aw_ids_raise_ceiling(uint64 needed)
+void
+aw_queue_ids_cover(uint64 needed)
 {
 	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
 	if (needed > pg_atomic_read_u64(&aw_control->id_ceiling))
@@ -726,7 +728,7 @@ aw_queue_reserve(AwQueue *q, Size len, int nentries, AwReservation *r)
 			break;
 		/* Lock order: the control lock is never taken under a queue's. */
 		LWLockRelease(&q->lock);
-		aw_ids_raise_ceiling(needed);
+		aw_queue_ids_cover(needed);
 	}
 
 	r->queue = q;
@@ -1280,16 +1282,6 @@ aw_queue_id_high_water(void)
 			high_water = Max(high_water, q->next_write_id - 1);
 	}
 	return high_water;
-}
-
-/*
- * Make sure the ceiling on disk covers id (the postmaster, after loading a
- * save file whose ids an earlier run handed out).
- */
-void
-aw_queue_ids_cover(uint64 id)
-{
-	aw_ids_raise_ceiling(id);
 }
 
 /*
