@@ -17,11 +17,9 @@ MIRROR=${AW_MIRROR:-http://deb.debian.org/debian}
 if [ "$(id -u)" -eq 0 ]; then SUDO=(); else SUDO=(sudo); fi
 WORK=$(mktemp -d /tmp/asyncwrite-deb.XXXXXX)
 FRESH=$WORK/root
-mounted=()
+source "$AW_ROOT/test/rootfs.sh"
 cleanup() {
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-        "${SUDO[@]}" umount -l "${mounted[$i]}" 2>/dev/null
-    done
+    aw_rootfs_unmount
     # Never follow a mount that is still there (/dev is bound in).
     if grep -q " $WORK/" /proc/mounts; then
         echo "left $WORK in place: something is still mounted under it"
@@ -59,37 +57,14 @@ deb=$(ls "$WORK"/src/postgresql-15-asyncwrite_*.deb)
 echo "== a fresh Debian 12 root filesystem"
 pristine=$CACHE/bookworm
 if [ ! -x "$pristine/usr/bin/apt-get" ]; then
-    "${SUDO[@]}" mkdir -p "$CACHE"
-    ok=0
-    for attempt in 1 2 3; do
-        grep -q " $pristine/" /proc/mounts && fail "$pristine has mounts: unmount them first"
-        "${SUDO[@]}" rm -rf --one-file-system "$pristine"
-        if "${SUDO[@]}" debootstrap --variant=minbase --include=ca-certificates \
-            bookworm "$pristine" "$MIRROR" >"$WORK/debootstrap.log" 2>&1; then
-            ok=1; break
-        fi
-        echo "debootstrap failed (try $attempt of 3)"; sleep 10
-    done
-    [ $ok = 1 ] || { tail -n 20 "$WORK/debootstrap.log"; fail "debootstrap failed"; }
+    aw_rootfs_make bookworm "$pristine" "$WORK/debootstrap.log" || fail "debootstrap failed"
 fi
 "${SUDO[@]}" cp -a "$pristine" "$FRESH"
-"${SUDO[@]}" cp /etc/resolv.conf "$FRESH/etc/resolv.conf"
+aw_rootfs_prepare "$FRESH"
 # A DBA's machine takes updates: the package needs at least the minor
 # release it was built against.
 printf 'deb %s bookworm main\ndeb %s bookworm-updates main\ndeb http://deb.debian.org/debian-security bookworm-security main\n' \
     "$MIRROR" "$MIRROR" | "${SUDO[@]}" tee "$FRESH/etc/apt/sources.list" >/dev/null
-printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$FRESH/usr/sbin/policy-rc.d" >/dev/null
-"${SUDO[@]}" chmod +x "$FRESH/usr/sbin/policy-rc.d"
-"${SUDO[@]}" mkdir -p "$FRESH/etc/postgresql-common"
-echo "create_main_cluster = false" | "${SUDO[@]}" tee "$FRESH/etc/postgresql-common/createcluster.conf" >/dev/null
-for what in proc dev dev/pts dev/shm; do
-    case $what in
-        proc) "${SUDO[@]}" mount -t proc proc "$FRESH/proc" ;;
-        dev/shm) "${SUDO[@]}" mount -t tmpfs shm "$FRESH/dev/shm" ;;
-        *) "${SUDO[@]}" mount --bind "/$what" "$FRESH/$what" ;;
-    esac
-    mounted+=("$FRESH/$what")
-done
 
 echo "== installing $(basename "$deb") there"
 "${SUDO[@]}" cp "$deb" "$FRESH/tmp/"

@@ -24,27 +24,8 @@ versions=("$@")
 suite_of() { case $1 in 17) echo trixie ;; 18) echo sid ;; *) return 1 ;; esac; }
 apt_opts_of() { [ "$1" = 18 ] && echo "-o Acquire::Check-Valid-Until=false"; }
 
-mounted=()
-cleanup() {
-    for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do
-        "${SUDO[@]}" umount -l "${mounted[$i]}" 2>/dev/null
-    done
-}
-trap cleanup EXIT
-
-# Mount what PostgreSQL needs inside a root filesystem (shared memory, /proc).
-mount_in() {
-    local dir=$1 what
-    for what in proc dev dev/pts dev/shm; do
-        mountpoint -q "$dir/$what" && continue
-        case $what in
-            proc) "${SUDO[@]}" mount -t proc proc "$dir/proc" ;;
-            dev/shm) "${SUDO[@]}" mount -t tmpfs shm "$dir/dev/shm" ;;
-            *) "${SUDO[@]}" mount --bind "/$what" "$dir/$what" ;;
-        esac
-        mounted+=("$dir/$what")
-    done
-}
+source "$AW_ROOT/test/rootfs.sh"
+trap aw_rootfs_unmount EXIT
 
 summary=()
 status=0
@@ -54,34 +35,11 @@ for v in "${versions[@]}"; do
     echo "=== PostgreSQL $v (Debian $suite)"
     if [ ! -x "$dir/usr/bin/apt-get" ]; then
         echo "== debootstrap $suite into $dir"
-        if ! command -v debootstrap >/dev/null; then
-            "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
-        fi
-        "${SUDO[@]}" mkdir -p "$CACHE"
-        # The archive is reached over the network: try again on a failure.
-        ok=0
-        for attempt in 1 2 3; do
-            # A half-made root filesystem: never follow a mount left in it.
-            grep -q " $dir/" /proc/mounts && { echo "$dir has mounts: unmount them first"; exit 2; }
-            "${SUDO[@]}" rm -rf --one-file-system "$dir"
-            if "${SUDO[@]}" debootstrap --variant=minbase --include=ca-certificates \
-                "$suite" "$dir" "$MIRROR" >"/tmp/asyncwrite-debootstrap-$suite.log" 2>&1; then
-                ok=1; break
-            fi
-            echo "debootstrap failed (try $attempt of 3)"; sleep 10
-        done
-        if [ $ok = 0 ]; then
-            tail -n 20 "/tmp/asyncwrite-debootstrap-$suite.log"
+        if ! aw_rootfs_make "$suite" "$dir" "/tmp/asyncwrite-debootstrap-$suite.log"; then
             summary+=("PostgreSQL $v: debootstrap failed"); status=1; continue
         fi
     fi
-    # No service starts and no cluster is made by the packages.
-    "${SUDO[@]}" cp /etc/resolv.conf "$dir/etc/resolv.conf"
-    printf '#!/bin/sh\nexit 101\n' | "${SUDO[@]}" tee "$dir/usr/sbin/policy-rc.d" >/dev/null
-    "${SUDO[@]}" chmod +x "$dir/usr/sbin/policy-rc.d"
-    "${SUDO[@]}" mkdir -p "$dir/etc/postgresql-common"
-    echo "create_main_cluster = false" | "${SUDO[@]}" tee "$dir/etc/postgresql-common/createcluster.conf" >/dev/null
-    mount_in "$dir"
+    aw_rootfs_prepare "$dir"
 
     # A copy of this tree, checked there as test/check.sh checks it here.
     "${SUDO[@]}" rm -rf "$dir/tmp/asyncwrite-matrix"
