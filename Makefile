@@ -16,10 +16,13 @@ OBJS = \
 	src/apply.o \
 	src/apply_bulk.o \
 	src/apply_deadletter.o \
+	src/apply_mark.o \
 	src/apply_plan.o \
 	src/apply_prepared.o \
 	src/apply_role.o \
 	src/launcher.o \
+	src/wal_log.o \
+	src/wal_recover.o \
 	src/queue.o \
 	src/queue_file.o \
 	src/convert.o \

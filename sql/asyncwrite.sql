@@ -78,7 +78,11 @@ CREATE FUNCTION @extschema@.queue_stats(
     OUT batches bigint,
     OUT oldest_queued_at timestamptz,
     OUT last_applied_at timestamptz,
-    OUT held_by_pid integer)
+    OUT held_by_pid integer,
+    OUT wal_slot text,
+    OUT wal_replay_lsn pg_lsn,
+    OUT wal_retained_bytes bigint,
+    OUT recovered_writes bigint)
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'aw_queue_stats'
 LANGUAGE C VOLATILE PARALLEL UNSAFE;
@@ -89,7 +93,7 @@ SELECT d.datname AS database, s.*
   LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dboid;
 
 COMMENT ON VIEW @extschema@.stats IS
-'one row per database queue: worker, state, queue depth and counters; held_by_pid: the backend whose committing transaction holds the oldest entry';
+'one row per database queue: worker, state, queue depth and counters; held_by_pid: the backend whose committing transaction holds the oldest entry; wal_*: the replication slot keeping the WAL of durable writes, the position it keeps and how many bytes that is; recovered_writes: durable writes read back from the WAL at the last start';
 
 GRANT USAGE ON SCHEMA @extschema@ TO PUBLIC;
 GRANT SELECT ON @extschema@.stats TO PUBLIC;
@@ -226,3 +230,19 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
 COMMENT ON FUNCTION @extschema@.increment(regclass, jsonb, jsonb, boolean) IS
 'queue adding deltas to numeric columns of the row whose unique key is key, inserting it when missing';
+
+-- The applied mark of durable writes (asyncwrite.durable): one row, updated
+-- by the worker in every transaction that applies writes or records them as
+-- failed, so that rows and mark commit together.  After a restart the
+-- worker reads its writes back from the WAL, from replay_from_lsn (the
+-- position of CREATE EXTENSION at first) or its replication slot, and
+-- queues again those above applied_write_id: none is applied twice.  Not
+-- dumped: a restored database starts afresh.
+CREATE TABLE @extschema@.applied_mark (
+    single           boolean PRIMARY KEY DEFAULT true CHECK (single),
+    applied_write_id bigint NOT NULL DEFAULT 0,
+    replay_from_lsn  pg_lsn NOT NULL DEFAULT pg_catalog.pg_current_wal_insert_lsn()
+);
+INSERT INTO @extschema@.applied_mark DEFAULT VALUES;
+REVOKE ALL ON @extschema@.applied_mark FROM PUBLIC;
+GRANT SELECT ON @extschema@.applied_mark TO pg_monitor;

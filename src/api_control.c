@@ -13,7 +13,9 @@
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "access/xlog.h"
 #include "utils/builtins.h"
+#include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -21,6 +23,7 @@
 #include "api.h"
 #include "launcher.h"
 #include "submit.h"
+#include "wal.h"
 
 PG_FUNCTION_INFO_V1(aw_flush);
 PG_FUNCTION_INFO_V1(aw_wait);
@@ -29,7 +32,7 @@ PG_FUNCTION_INFO_V1(aw_resume);
 PG_FUNCTION_INFO_V1(aw_last_write_id_fn);
 PG_FUNCTION_INFO_V1(aw_queue_stats);
 
-#define AW_STATS_COLS 13
+#define AW_STATS_COLS 17
 
 /* Milliseconds of an optional interval argument; -1 when NULL. */
 static int64
@@ -192,12 +195,15 @@ aw_queue_stats(PG_FUNCTION_ARGS)
 		Datum		values[AW_STATS_COLS];
 		bool		nulls[AW_STATS_COLS];
 		const char *state;
+		AwSlotInfo	slot;
 
 		aw_queue_read_state(q, &s);
 		if (s.dboid == InvalidOid)
 			continue;
 
-		if (s.paused)
+		if (s.recovering)
+			state = "recovering";
+		else if (s.paused)
 			state = "paused";
 		else if (s.closed)
 			state = "closed";
@@ -225,6 +231,15 @@ aw_queue_stats(PG_FUNCTION_ARGS)
 		/* Installed at 1.0, the function has 12 columns: the rest is ignored. */
 		values[12] = Int32GetDatum((int32) aw_queue_head_holder(q));
 		nulls[12] = (DatumGetInt32(values[12]) == 0);
+		aw_wal_slot_info(s.dboid, &slot);
+		values[13] = CStringGetTextDatum(slot.name);
+		nulls[13] = !slot.exists;
+		values[14] = LSNGetDatum(slot.restart_lsn);
+		nulls[14] = XLogRecPtrIsInvalid(slot.restart_lsn);
+		values[15] = Int64GetDatum(nulls[14] ? 0 :
+								   (int64) (GetXLogInsertRecPtr() - slot.restart_lsn));
+		nulls[15] = nulls[14];
+		values[16] = Int64GetDatum((int64) s.recovered);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -32,6 +32,7 @@
 #include "api.h"
 #include "launcher.h"
 #include "submit.h"
+#include "wal.h"
 
 /* How long DDL waits for a worker to leave its database. */
 #define AW_STOP_TIMEOUT_MS	10000
@@ -347,6 +348,10 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 			aw_ddl_release(q, dboid);
 	}
 
+	/* A dropped database's durable writes need no WAL any more. */
+	if (dropping)
+		(void) aw_wal_drop_slot(dboid);
+
 	/* After COMMIT PREPARED, the worker applies the writes it released. */
 	if (prepared_writes)
 		aw_ddl_notify_prepared();
@@ -370,6 +375,16 @@ aw_ddl_xact_callback(XactEvent event, void *arg)
 	AwQueue    *q;
 	bool		dropped = aw_extension_dropped_here;
 
+	/*
+	 * The durable writes of an extension being dropped can no longer be
+	 * applied: their replication slot goes before the commit (an error still
+	 * aborts it), so that no WAL is kept for nothing.
+	 */
+	if (event == XACT_EVENT_PRE_COMMIT && dropped)
+	{
+		(void) aw_wal_drop_slot(MyDatabaseId);
+		return;
+	}
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT &&
 		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)

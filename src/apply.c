@@ -460,7 +460,10 @@ aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied, uint64 *nfailed)
 	aw_apply_runs(rows, nrows, napplied, nfailed);
 }
 
-/* The work of a checked transaction: apply rows, or record one as failed. */
+/*
+ * The work of a checked transaction: apply rows, or record one as failed;
+ * and set the applied mark of durable writes with them.
+ */
 typedef struct AwXactWork
 {
 	AwApplyRow *rows;
@@ -468,6 +471,9 @@ typedef struct AwXactWork
 	uint64	   *napplied;
 	uint64	   *nfailed;
 	ErrorData  *edata;			/* set: record rows[0] as failed with it */
+	uint64		mark_id;		/* every write id up to it is done at commit */
+	XLogRecPtr	replay_from;	/* no WAL before it is needed then, or
+								 * InvalidXLogRecPtr */
 } AwXactWork;
 
 /*
@@ -501,6 +507,7 @@ aw_apply_checked_xact(volatile int *result, MemoryContext cxt, AwXactWork *w)
 		aw_dead_letter_record(&w->rows[0], w->edata, 1);
 	else
 		aw_apply_runs(w->rows, w->nrows, w->napplied, w->nfailed);
+	aw_mark_write(w->mark_id, w->replay_from);
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
@@ -516,13 +523,13 @@ aw_apply_checked_xact(volatile int *result, MemoryContext cxt, AwXactWork *w)
  * refusal (AW_BATCH_*), nothing done.
  */
 static int
-aw_apply_alone(AwApplyRow *row, MemoryContext cxt, uint64 *napplied,
-			   uint64 *nfailed)
+aw_apply_alone(AwApplyRow *row, uint64 mark_id, MemoryContext cxt,
+			   uint64 *napplied, uint64 *nfailed)
 {
 	volatile int result = AW_ALONE_STUCK;
 	uint64		a = 0;
 	uint64		f = 0;
-	AwXactWork	w = {row, 1, &a, &f, NULL};
+	AwXactWork	w = {row, 1, &a, &f, NULL, mark_id, InvalidXLogRecPtr};
 
 	PG_TRY();
 	{
@@ -600,7 +607,8 @@ aw_apply_refusal(void)
 /*
  * Apply a batch of writes in one transaction and release them from the
  * queue, up to end_pos and write id last_id (entries skipped after the last
- * row included); returns how many of the rows were handled (applied or
+ * row included), setting the applied mark to last_id and replay_from with
+ * them; returns how many of the rows were handled (applied or
  * recorded as failed), or, applying nothing, AW_BATCH_NO_EXTENSION or
  * AW_BATCH_CLOSED (see aw_apply_refusal), or AW_BATCH_RETRY when that check
  * failed (a lock timeout waiting for a DROP in progress, say).
@@ -617,7 +625,8 @@ aw_apply_refusal(void)
  */
 int
 aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
-			   uint64 last_id, uint64 *napplied, uint64 *nfailed)
+			   uint64 last_id, XLogRecPtr replay_from, uint64 *napplied,
+			   uint64 *nfailed)
 {
 	MemoryContext batchcxt = AllocSetContextCreate(TopMemoryContext,
 												   "asyncwrite batch",
@@ -626,7 +635,7 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 	volatile bool ok = true;
 	volatile int refusal = 0;
 	int			handled = nrows;
-	AwXactWork	w = {rows, nrows, napplied, nfailed, NULL};
+	AwXactWork	w = {rows, nrows, napplied, nfailed, NULL, last_id, replay_from};
 
 	*napplied = 0;
 	*nfailed = 0;
@@ -664,8 +673,9 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 		*nfailed = 0;
 		for (int i = 0; i < nrows; i++)
 		{
-			int			outcome = aw_apply_alone(&rows[i], batchcxt, napplied,
-												 nfailed);
+			uint64		mark_id = (i == nrows - 1) ? last_id : rows[i].write_id;
+			int			outcome = aw_apply_alone(&rows[i], mark_id, batchcxt,
+												 napplied, nfailed);
 
 			if (outcome < 0)
 			{

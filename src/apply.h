@@ -33,6 +33,7 @@ typedef struct AwApplyRow
 #define AW_BATCH_RETRY			(-4)	/* could not tell: try again later */
 extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
 						   uint64 end_pos, uint64 last_id,
+						   XLogRecPtr replay_from,
 						   uint64 *napplied, uint64 *nfailed);
 extern void aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied,
 							 uint64 *nfailed);
@@ -75,6 +76,11 @@ extern void aw_bulk_insert(Relation rel, AwApplyRow *rows, int n);
 extern bool aw_dead_letter_remove(int64 id);
 extern void aw_dead_letter_record(AwApplyRow *row, ErrorData *edata,
 								  int attempts);
+
+/* apply_mark.c */
+extern bool aw_mark_exists(void);
+extern bool aw_mark_read(uint64 *applied_id, XLogRecPtr *replay_from);
+extern void aw_mark_write(uint64 applied_id, XLogRecPtr replay_from);
 
 /* apply_prepared.c */
 extern uint64 aw_prepared_sweep(void);

@@ -20,6 +20,7 @@
 #include "api.h"
 #include "launcher.h"
 #include "queue.h"
+#include "wal.h"
 
 PG_MODULE_MAGIC;
 
@@ -36,6 +37,7 @@ int			aw_on_full = AW_ON_FULL_WAIT;
 int			aw_full_timeout_ms = 10000;
 int			aw_ddl_flush_timeout_ms = 5000;
 int			aw_apply_lock_timeout_ms = 5000;
+bool		aw_durable = true;
 uint64		aw_layout_seed = 0;
 
 static const struct config_enum_entry aw_on_full_options[] = {
@@ -57,7 +59,8 @@ aw_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(aw_queue_shmem_size());
-	RequestNamedLWLockTranche("asyncwrite", 1);
+	/* The queues' control lock, and the WAL layer's slot lock. */
+	RequestNamedLWLockTranche("asyncwrite", 2);
 }
 
 /*
@@ -73,6 +76,7 @@ aw_shmem_startup(void)
 	if (!IsUnderPostmaster)
 	{
 		aw_queue_file_load();
+		aw_wal_note_slots();
 		on_shmem_exit(aw_queue_file_save, (Datum) 0);
 	}
 }
@@ -134,6 +138,11 @@ aw_define_gucs(void)
 							"Longest table DDL waits for the database's queued writes to be applied first.",
 							NULL, &aw_ddl_flush_timeout_ms, 5000, 0, INT_MAX,
 							PGC_USERSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("asyncwrite.durable",
+							 "Log queued writes to the WAL, so that a write is exactly as durable as its transaction.",
+							 "When off, queued writes live in memory only: saved at a clean stop, lost in a crash.",
+							 &aw_durable, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("asyncwrite.apply_lock_timeout",
 							"Longest a queued write waits for a lock when applied; then it fails as a transient error.",
 							"0 waits as long as it takes.",

@@ -43,6 +43,7 @@ extern int	aw_on_full;
 extern int	aw_full_timeout_ms;
 extern int	aw_ddl_flush_timeout_ms;
 extern int	aw_apply_lock_timeout_ms;
+extern bool aw_durable;
 
 /*
  * The secret key of row-layout fingerprints (convert.c), the same in every
@@ -67,6 +68,8 @@ typedef enum AwOnFull
 #define AW_KIND_DELETE		4	/* DELETE WHERE keys */
 #define AW_KIND_INCREMENT	5	/* add set (deltas) to the row of keys, or
 								 * insert */
+#define AW_KIND_GAP			6	/* skipped: a range of write ids with no write
+								 * left (queue_entry.h) */
 
 /* Flags of a write */
 #define AW_FLAG_RETRY		0x0001	/* retry of a dead letter: its id follows */
@@ -76,6 +79,8 @@ typedef enum AwOnFull
 									 * column sets (a role that may insert
 									 * into only some columns): the others
 									 * take their defaults when applied */
+#define AW_FLAG_DURABLE		0x0008	/* logged to the WAL: recovered after a
+									 * crash, never saved to the queue file */
 
 /* The name of a write kind, as dead letters record it. */
 static inline const char *

@@ -12,6 +12,8 @@
 #define AW_COMPAT_H
 
 #include "miscadmin.h"
+#include "replication/message.h"
+#include "replication/slot.h"
 #include "storage/proc.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
@@ -71,6 +73,56 @@ aw_primary_key_index(Relation rel)
 	return RelationGetPrimaryKeyIndex(rel, false);
 #else
 	return RelationGetPrimaryKeyIndex(rel);
+#endif
+}
+
+/* Create a persistent physical replication slot, acquired by us. */
+static inline void
+aw_slot_create(const char *name)
+{
+#if PG_VERSION_NUM >= 170000
+	ReplicationSlotCreate(name, false, RS_PERSISTENT, false, false, false);
+#else
+	ReplicationSlotCreate(name, false, RS_PERSISTENT, false);
+#endif
+}
+
+/* Acquire a replication slot, failing if another process has it. */
+static inline void
+aw_slot_acquire(const char *name)
+{
+#if PG_VERSION_NUM >= 180000
+	ReplicationSlotAcquire(name, true, false);
+#else
+	ReplicationSlotAcquire(name, true);
+#endif
+}
+
+/*
+ * Whether a slot was invalidated (max_slot_wal_keep_size, or 18's
+ * idle_replication_slot_timeout): the WAL it kept may be gone.  The caller
+ * holds the slot's mutex.
+ */
+static inline bool
+aw_slot_invalidated(ReplicationSlot *s)
+{
+#if PG_VERSION_NUM >= 160000
+	return s->data.invalidated != RS_INVAL_NONE;
+#else
+	return !XLogRecPtrIsInvalid(s->data.invalidated_at) &&
+		XLogRecPtrIsInvalid(s->data.restart_lsn);
+#endif
+}
+
+/* Log a logical message; its flush, when wanted, is the caller's. */
+static inline XLogRecPtr
+aw_log_message(const char *prefix, const char *data, Size len,
+			   bool transactional)
+{
+#if PG_VERSION_NUM >= 170000
+	return LogLogicalMessage(prefix, data, len, transactional, false);
+#else
+	return LogLogicalMessage(prefix, data, len, transactional);
 #endif
 }
 

@@ -6,7 +6,10 @@
  *		its writes, as a dynamic background worker that claims its queue
  *		itself (so no lock is held while registering); a launcher started
  *		with the server starts workers for queues restored from the save
- *		file.  A worker is stopped by SIGTERM, which is die in a worker: at
+ *		file and for databases whose durable writes are to be read back
+ *		from the WAL, and then keeps running: it moves the replication slots
+ *		of databases with nothing queued and no worker forward, so they keep
+ *		no WAL, and drops those of databases that are gone.  A worker is stopped by SIGTERM, which is die in a worker: at
  *		shutdown, and from database DDL and DROP EXTENSION through its
  *		queue (aw_queue_terminate_worker).
  *
@@ -14,19 +17,30 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "launcher.h"
+#include "wal.h"
 
 /* How long a requested worker may take to start before we ask again. */
 #define AW_LAUNCH_TIMEOUT_MS	10000
 
 /* How long we wait for an idle worker to leave a slot another database needs. */
 #define AW_EVICT_TIMEOUT_MS		10000
+
+/* How often the launcher looks after the replication slots. */
+#define AW_LAUNCHER_NAP_MS		10000
+
+/* The most replication slots of asyncwrite the launcher looks after. */
+#define AW_MAX_SLOTS			1024
 
 bool		aw_is_worker = false;
 
@@ -165,9 +179,10 @@ aw_register_launcher(void)
 	BackgroundWorker worker;
 
 	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	/* Also after a crash, when durable writes must be read back. */
+	worker.bgw_restart_time = 5;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "asyncwrite");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "aw_launcher_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "asyncwrite launcher");
@@ -175,11 +190,103 @@ aw_register_launcher(void)
 	RegisterBackgroundWorker(&worker);
 }
 
-/* Launcher: start a worker for every queue that holds writes, then exit. */
+/* Whether database dboid exists (the launcher reads shared catalogs only). */
+static bool
+aw_launcher_database_exists(Oid dboid)
+{
+	bool		exists;
+
+	StartTransactionCommand();
+	exists = SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(dboid));
+	CommitTransactionCommand();
+	return exists;
+}
+
+/*
+ * Start the workers of databases whose durable writes are still to be read
+ * back from the WAL; forget those of databases that are gone.
+ */
+static void
+aw_launcher_start_recovery(void)
+{
+	Oid			dboids[64];
+	int			n = aw_queue_recovery_list(dboids, lengthof(dboids));
+
+	for (int i = 0; i < n; i++)
+	{
+		AwQueue    *q;
+
+		if (!aw_launcher_database_exists(dboids[i]))
+		{
+			(void) aw_wal_drop_slot(dboids[i]);
+			aw_queue_recovery_forget(dboids[i]);
+			continue;
+		}
+		/* No queue free now: the next look, or its first write, binds one. */
+		q = aw_queue_bind(dboids[i], NULL, true);
+		if (q != NULL)
+			aw_worker_ensure(q);
+	}
+}
+
+/*
+ * Look after the replication slots: drop those of databases that are gone,
+ * and move those of databases with nothing queued and no worker to the
+ * WAL position of now (a queue bound later gives out ids, and logs, after
+ * it); a running worker moves its own.
+ */
+static void
+aw_launcher_keep_slots(void)
+{
+	Oid		   *dboids = palloc(sizeof(Oid) * AW_MAX_SLOTS);
+	int			n = aw_wal_slot_databases(dboids, AW_MAX_SLOTS);
+
+	for (int i = 0; i < n; i++)
+	{
+		AwQueue    *q;
+		XLogRecPtr	lsn;
+
+		if (!aw_launcher_database_exists(dboids[i]))
+		{
+			(void) aw_wal_drop_slot(dboids[i]);
+			aw_queue_recovery_forget(dboids[i]);
+			continue;
+		}
+		q = aw_queue_lookup(dboids[i]);
+		if (q == NULL)
+		{
+			if (aw_queue_sample_unbound(dboids[i], &lsn))
+				aw_wal_advance_slot(dboids[i], lsn);
+		}
+		else
+		{
+			AwQueueState s;
+			uint64		next_id;
+			bool		empty;
+
+			aw_queue_read_state(q, &s);
+			if (s.worker_pid == 0 &&
+				aw_queue_sample(q, dboids[i], &lsn, &next_id, &empty) && empty)
+				aw_wal_advance_slot(dboids[i], lsn);
+		}
+	}
+	pfree(dboids);
+}
+
+/*
+ * Launcher: start a worker for every queue that holds writes and every
+ * database with durable writes to recover, then look after the replication
+ * slots every AW_LAUNCHER_NAP_MS until shutdown.
+ */
 void
 aw_launcher_main(Datum arg)
 {
+	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("asyncwrite launcher");
+
+	aw_launcher_start_recovery();
 	for (int i = 0; i < aw_queue_count(); i++)
 	{
 		AwQueue    *q = aw_queue_at(i);
@@ -189,5 +296,13 @@ aw_launcher_main(Datum arg)
 		if (s.dboid != InvalidOid && s.head != s.tail)
 			aw_worker_ensure(q);
 	}
-	proc_exit(0);
+	for (;;)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 AW_LAUNCHER_NAP_MS, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		aw_launcher_start_recovery();
+		aw_launcher_keep_slots();
+	}
 }

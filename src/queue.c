@@ -25,6 +25,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/lwlock.h"
@@ -57,6 +58,9 @@
  *	  of released entries before tail moves, so producers never reuse bytes
  *	  the worker still reads.
  *	- flush_waiters, sweeps_*: atomics, by any backend.
+ *	- recovering, recovered: under the lock; set when the slot is bound to
+ *	  a database with durable writes to recover, cleared by its worker once
+ *	  it has rebuilt the ring from the WAL (aw_queue_rebuild).
  *
  * The lock is an LWLock, not a spinlock: with many producers on few cores
  * a preempted holder makes spinlock waiters back off for milliseconds,
@@ -90,11 +94,20 @@ struct AwQueue
 	pg_atomic_uint64 sweeps_requested;	/* COMMIT PREPAREDs seen */
 	pg_atomic_uint64 sweeps_done;	/* requests whose writes are applied */
 	pg_atomic_uint64 sweep_after_id;	/* last write id at the newest request */
+	bool		recovering;		/* its durable writes are being read back from
+								 * the WAL: no reservation until done (under
+								 * the lock) */
+	uint64		recovered;		/* writes read back at the last recovery */
+	uint64		recover_base;	/* while recovering: the id before the ring's
+								 * first entry (a restored queue) */
 
 	ConditionVariable applied_cv;	/* applied_write_id advanced */
 	ConditionVariable space_cv; /* tail advanced */
 	ConditionVariable worker_cv;	/* worker started or exited */
 };
+
+/* Databases with durable writes to recover that a server run tracks. */
+#define AW_MAX_RECOVER 256
 
 /* The shared state: the queues, then their rings. */
 typedef struct AwControl
@@ -109,6 +122,12 @@ typedef struct AwControl
 	pg_atomic_uint64 id_ceiling;	/* no id handed out is above it, and it is
 									 * on disk: read under a queue's lock,
 									 * raised under AwControl->lock */
+	uint64		startup_ceiling;	/* the ceiling on disk at startup: every
+									 * id of an earlier server run is at most
+									 * it */
+	int			nrecover;		/* databases whose durable writes are still */
+	Oid			recover[AW_MAX_RECOVER];	/* to be read back from the WAL
+											 * (under lock) */
 	AwQueue		queues[FLEXIBLE_ARRAY_MEMBER];
 } AwControl;
 
@@ -189,6 +208,8 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 	pg_atomic_write_u64(&q->sweeps_requested, 0);
 	pg_atomic_write_u64(&q->sweeps_done, 0);
 	pg_atomic_write_u64(&q->sweep_after_id, 0);
+	q->recovering = false;
+	q->recovered = 0;
 }
 
 /* The file of the write id ceiling, and ids taken ahead when it is raised. */
@@ -198,15 +219,18 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 
 /*
  * The write id ceiling on disk, 0 if none: every id an earlier server run
- * handed out is at most this.  Read in the postmaster when shared memory
- * is set up (also after a crash).
+ * handed out is at most this.  The file also keeps the layout seed, so that
+ * rows read back from the WAL after a crash keep their fingerprints; *seed
+ * is 0 if the file has none (written by an earlier asyncwrite).  Read in
+ * the postmaster when shared memory is set up (also after a crash).
  */
 static uint64
-aw_ids_file_read(void)
+aw_ids_file_read(uint64 *seed)
 {
 	FILE	   *f = AllocateFile(AW_IDS_FILE, PG_BINARY_R);
 	uint64		ceiling = 0;
 
+	*seed = 0;
 	if (f == NULL)
 	{
 		if (errno != ENOENT)
@@ -221,8 +245,36 @@ aw_ids_file_read(void)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("file \"%s\" is truncated", AW_IDS_FILE),
 				 errhint("If the server crashed while writing it, remove it; write ids given out since the last clean start may then be given out again.")));
+	if (fread(seed, sizeof(*seed), 1, f) != 1)
+		*seed = 0;
 	FreeFile(f);
 	return ceiling;
+}
+
+/*
+ * Write the ceiling and the layout seed to the ids file, durably.  Returns
+ * false with errno set on failure.
+ */
+static bool
+aw_ids_file_write(uint64 ceiling, uint64 seed)
+{
+	FILE	   *f = AllocateFile(AW_IDS_TMP, PG_BINARY_W);
+
+	if (f == NULL ||
+		fwrite(&ceiling, sizeof(ceiling), 1, f) != 1 ||
+		fwrite(&seed, sizeof(seed), 1, f) != 1 ||
+		pg_fsync(fileno(f)) != 0)
+	{
+		int			save_errno = errno;
+
+		if (f != NULL)
+			FreeFile(f);
+		errno = save_errno;
+		return false;
+	}
+	if (FreeFile(f) != 0)
+		return false;
+	return durable_rename(AW_IDS_TMP, AW_IDS_FILE, LOG) == 0;
 }
 
 /*
@@ -239,11 +291,8 @@ aw_queue_ids_cover(uint64 needed)
 	if (needed > pg_atomic_read_u64(&aw_control->id_ceiling))
 	{
 		uint64		ceiling = needed + AW_IDS_AHEAD;
-		FILE	   *f = AllocateFile(AW_IDS_TMP, PG_BINARY_W);
 
-		if (f == NULL ||
-			fwrite(&ceiling, sizeof(ceiling), 1, f) != 1 ||
-			pg_fsync(fileno(f)) != 0 || FreeFile(f) != 0)
+		if (!aw_ids_file_write(ceiling, aw_control->layout_seed))
 		{
 			int			save_errno = errno;
 
@@ -251,15 +300,7 @@ aw_queue_ids_cover(uint64 needed)
 			errno = save_errno;
 			ereport(ERROR,
 					(errcode_for_file_access(),
-					 errmsg("could not write file \"%s\": %m", AW_IDS_TMP)));
-		}
-		if (durable_rename(AW_IDS_TMP, AW_IDS_FILE, LOG) != 0)
-		{
-			LWLockRelease(aw_control->lock);
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not rename file \"%s\" to \"%s\": %m",
-							AW_IDS_TMP, AW_IDS_FILE)));
+					 errmsg("could not write file \"%s\": %m", AW_IDS_FILE)));
 		}
 		pg_atomic_write_u64(&aw_control->id_ceiling, ceiling);
 	}
@@ -283,11 +324,22 @@ aw_queue_shmem_init(void)
 		aw_control->queue_tranche = LWLockNewTrancheId();
 		aw_control->max_databases = aw_max_databases;
 		aw_control->capacity = aw_ring_capacity();
-		aw_control->id_high_water = aw_ids_file_read();
+		aw_control->id_high_water = aw_ids_file_read(&aw_control->layout_seed);
+		aw_control->startup_ceiling = aw_control->id_high_water;
+		aw_control->nrecover = 0;
 		pg_atomic_init_u64(&aw_control->id_ceiling, aw_control->id_high_water);
-		if (!pg_strong_random(&aw_control->layout_seed, sizeof(uint64)))
-			ereport(FATAL,
-					(errmsg("could not generate a random number for asyncwrite")));
+		if (aw_control->layout_seed == 0)
+		{
+			/* A new seed, on disk before any row is fingerprinted with it. */
+			if (!pg_strong_random(&aw_control->layout_seed, sizeof(uint64)))
+				ereport(FATAL,
+						(errmsg("could not generate a random number for asyncwrite")));
+			if (!aw_ids_file_write(aw_control->id_high_water,
+								   aw_control->layout_seed))
+				ereport(FATAL,
+						(errcode_for_file_access(),
+						 errmsg("could not write file \"%s\": %m", AW_IDS_FILE)));
+		}
 		for (i = 0; i < aw_max_databases; i++)
 		{
 			AwQueue    *q = &aw_control->queues[i];
@@ -428,6 +480,35 @@ aw_queue_idle_worker(AwQueue *q)
 }
 
 /*
+ * Whether dboid still has durable writes to read back from the WAL in this
+ * server run.  The caller holds AwControl->lock.
+ */
+static bool
+aw_queue_must_recover(Oid dboid)
+{
+	for (int i = 0; i < aw_control->nrecover; i++)
+		if (aw_control->recover[i] == dboid)
+			return true;
+	return false;
+}
+
+/*
+ * A queue just bound to a database that must recover: no write id is given
+ * out, and nothing counts as applied, until its worker has read the
+ * database's durable writes back (aw_queue_rebuild).  The caller holds
+ * AwControl->lock (and, unless in the postmaster, the queue's lock).
+ */
+static void
+aw_queue_mark_recovering(AwQueue *q)
+{
+	if (!aw_queue_must_recover(q->dboid))
+		return;
+	q->recovering = true;
+	q->recover_base = pg_atomic_read_u64(&q->applied_write_id);
+	pg_atomic_write_u64(&q->applied_write_id, 0);
+}
+
+/*
  * Bind a slot to dboid.  Lock order: the caller holds AwControl->lock
  * exclusively, we take the slot's lock.  Ids of the new binding start
  * above every id an unbound slot ever gave out.
@@ -439,6 +520,7 @@ aw_queue_bind_slot(AwQueue *q, Oid dboid)
 		aw_control->id_high_water = q->next_write_id - 1;
 	aw_queue_reset(q, aw_control->id_high_water);
 	q->dboid = dboid;
+	aw_queue_mark_recovering(q);
 }
 
 /*
@@ -575,13 +657,16 @@ aw_queue_forget(AwQueue *q, Oid dboid)
 	q->dboid = InvalidOid;
 	q->hold = false;
 	q->paused = false;
+	q->recovering = false;
 	q->head = 0;
 	pg_atomic_write_u64(&q->tail, 0);
 	pg_atomic_write_u64(&q->applied_write_id, q->next_write_id - 1);
 	LWLockRelease(&q->lock);
 	LWLockRelease(aw_control->lock);
+	aw_queue_recovery_forget(dboid);
 	ConditionVariableBroadcast(&q->applied_cv);
 	ConditionVariableBroadcast(&q->space_cv);
+	ConditionVariableBroadcast(&q->worker_cv);
 	return lost;
 }
 
@@ -599,6 +684,8 @@ aw_queue_read_state(AwQueue *q, AwQueueState *s)
 	s->head = q->head;
 	s->last_write_id = q->next_write_id - 1;
 	s->enqueued = q->enqueued;
+	s->recovering = q->recovering;
+	s->recovered = q->recovered;
 	LWLockRelease(&q->lock);
 	s->applying = pg_atomic_read_u32(&q->applying) != 0;
 	s->tail = pg_atomic_read_u64(&q->tail);
@@ -722,6 +809,14 @@ aw_queue_reserve(AwQueue *q, Size len, int nentries, AwReservation *r)
 		{
 			LWLockRelease(&q->lock);
 			return AW_RESERVE_REBOUND;
+		}
+		if (q->recovering)
+		{
+			r->queue = q;
+			r->latch = q->worker_latch;
+			r->need_worker = (q->worker_pid == 0 && !q->hold);
+			LWLockRelease(&q->lock);
+			return AW_RESERVE_RECOVERING;
 		}
 		needed = q->next_write_id + nentries - 1;
 		if (needed <= pg_atomic_read_u64(&aw_control->id_ceiling))
@@ -906,7 +1001,7 @@ aw_queue_iter_next(AwQueueIter *it)
 		it->pos += hdr->length;
 		if (hdr->kind != AW_KIND_PAD)
 		{
-			it->write_id++;
+			it->write_id += aw_entry_ids(hdr);
 			return hdr;
 		}
 	}
@@ -1291,6 +1386,11 @@ aw_queue_id_high_water(void)
 void
 aw_queue_set_layout_seed(uint64 seed)
 {
+	if (seed != aw_control->layout_seed &&
+		!aw_ids_file_write(pg_atomic_read_u64(&aw_control->id_ceiling), seed))
+		ereport(FATAL,
+				(errcode_for_file_access(),
+				 errmsg("could not write file \"%s\": %m", AW_IDS_FILE)));
 	aw_control->layout_seed = seed;
 	aw_layout_seed = seed;
 }
@@ -1340,7 +1440,7 @@ aw_queue_restore(AwQueue *q, Oid dboid, uint64 nbytes, uint64 first_id,
 	it.write_id = first_id - 1;
 	while ((hdr = aw_queue_iter_next(&it)) != NULL)
 	{
-		count++;
+		count += aw_entry_ids(hdr);
 		entry_bytes += hdr->length;
 	}
 	if (it.pos != nbytes || entry_bytes != nbytes ||
@@ -1352,6 +1452,7 @@ aw_queue_restore(AwQueue *q, Oid dboid, uint64 nbytes, uint64 first_id,
 	pg_atomic_write_u64(&q->tail, 0);
 	pg_atomic_write_u64(&q->applied_write_id, first_id - 1);
 	aw_queue_raise_id_high_water(next_write_id - 1);
+	aw_queue_mark_recovering(q);
 	return true;
 }
 
@@ -1367,4 +1468,203 @@ aw_queue_unbind_all(void)
 		q->head = 0;
 		pg_atomic_write_u64(&q->tail, 0);
 	}
+}
+
+/*
+ * In the postmaster at startup: database dboid has durable writes in the
+ * WAL (it has a replication slot), to read back before its queue gives out
+ * write ids.  Returns false when the list is full.
+ */
+bool
+aw_queue_note_recovery(Oid dboid)
+{
+	if (aw_control->nrecover >= AW_MAX_RECOVER)
+		return false;
+	aw_control->recover[aw_control->nrecover++] = dboid;
+	for (int i = 0; i < aw_control->max_databases; i++)
+	{
+		AwQueue    *q = &aw_control->queues[i];
+
+		/* A queue restored from the save file. */
+		if (q->dboid == dboid)
+			aw_queue_mark_recovering(q);
+	}
+	return true;
+}
+
+/* The databases still to recover, up to max; returns how many. */
+int
+aw_queue_recovery_list(Oid *dboids, int max)
+{
+	int			n;
+
+	LWLockAcquire(aw_control->lock, LW_SHARED);
+	n = Min(max, aw_control->nrecover);
+	memcpy(dboids, aw_control->recover, sizeof(Oid) * n);
+	LWLockRelease(aw_control->lock);
+	return n;
+}
+
+/* Database dboid has nothing more to recover in this server run. */
+void
+aw_queue_recovery_forget(Oid dboid)
+{
+	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < aw_control->nrecover; i++)
+	{
+		if (aw_control->recover[i] == dboid)
+		{
+			aw_control->recover[i] = aw_control->recover[--aw_control->nrecover];
+			break;
+		}
+	}
+	LWLockRelease(aw_control->lock);
+}
+
+/*
+ * In the worker of a recovering queue: begin a walk over the entries the
+ * ring holds already (restored from the save file).
+ */
+void
+aw_queue_iter_begin_recovering(AwQueue *q, AwQueueIter *it)
+{
+	LWLockAcquire(&q->lock, LW_SHARED);
+	it->queue = q;
+	it->pos = pg_atomic_read_u64(&q->tail);
+	it->head = q->head;
+	it->write_id = q->recover_base;
+	LWLockRelease(&q->lock);
+}
+
+/* Whether the queue waits for its durable writes to be read back. */
+bool
+aw_queue_recovering(AwQueue *q)
+{
+	bool		recovering;
+
+	LWLockAcquire(&q->lock, LW_SHARED);
+	recovering = q->recovering;
+	LWLockRelease(&q->lock);
+	return recovering;
+}
+
+/*
+ * The ceiling of write ids at startup: every id an earlier server run gave
+ * out is at most this.
+ */
+uint64
+aw_queue_startup_ceiling(void)
+{
+	return aw_control->startup_ceiling;
+}
+
+/*
+ * In the queue's worker, while it recovers (no producer reserves, the
+ * worker is the only reader): refill the ring with entries[0..n), whose
+ * write ids ids[] are increasing and above applied_id, every id of an
+ * earlier server run not among them becoming part of a gap entry; then
+ * give out ids again above everything ever given out.  recovered (those
+ * read back from the WAL) is for the statistics.  Returns false,
+ * changing nothing, when they do not fit in the ring.
+ */
+bool
+aw_queue_rebuild(AwQueue *q, uint64 applied_id, int n,
+				 AwEntryHeader **entries, const uint64 *ids, uint64 recovered)
+{
+	char	   *ring = aw_queue_ring(q);
+	uint64		capacity = aw_control->capacity;
+	uint64		pos = 0;
+	uint64		next_id = applied_id + 1;
+	uint64		last_id;
+	Size		needed = sizeof(AwEntryHeader);
+
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	Assert(q->recovering && q->worker_pid == MyProcPid);
+	last_id = Max(q->next_write_id - 1, aw_control->startup_ceiling);
+	if (n > 0)
+		last_id = Max(last_id, ids[n - 1]);
+	for (int i = 0; i < n; i++)
+		needed += entries[i]->length + sizeof(AwEntryHeader);
+	if (needed > capacity)
+	{
+		LWLockRelease(&q->lock);
+		return false;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		AwEntryHeader *hdr;
+
+		Assert(ids[i] >= next_id);
+		if (ids[i] > next_id)
+		{
+			aw_entry_make_gap((AwEntryHeader *) (ring + pos), ids[i] - next_id);
+			pos += sizeof(AwEntryHeader);
+		}
+		hdr = (AwEntryHeader *) (ring + pos);
+		memcpy(hdr, entries[i], entries[i]->length);
+		hdr->state = AW_ENTRY_READY;
+		pos += hdr->length;
+		next_id = ids[i] + 1;
+	}
+	if (last_id >= next_id)
+	{
+		aw_entry_make_gap((AwEntryHeader *) (ring + pos), last_id + 1 - next_id);
+		pos += sizeof(AwEntryHeader);
+	}
+	q->head = pos;
+	q->next_write_id = last_id + 1;
+	q->recovered = recovered;
+	pg_atomic_write_u64(&q->tail, 0);
+	pg_atomic_write_u64(&q->applied_write_id, applied_id);
+	pg_write_barrier();
+	q->recovering = false;
+	LWLockRelease(&q->lock);
+	aw_queue_recovery_forget(q->dboid);
+	ConditionVariableBroadcast(&q->worker_cv);
+	ConditionVariableBroadcast(&q->applied_cv);
+	return true;
+}
+
+/*
+ * Sample the WAL insert position together with the next write id, under
+ * the queue's lock: a write whose id is at least *next_id is logged after
+ * *lsn (its id is reserved before it is logged).  *empty says whether every
+ * id given out is applied.  Returns false, with *empty false, when the
+ * queue is not bound to dboid.
+ */
+bool
+aw_queue_sample(AwQueue *q, Oid dboid, XLogRecPtr *lsn, uint64 *next_id,
+				bool *empty)
+{
+	bool		bound;
+
+	LWLockAcquire(&q->lock, LW_SHARED);
+	bound = (q->dboid == dboid);
+	*lsn = GetXLogInsertRecPtr();
+	*next_id = q->next_write_id;
+	*empty = bound && !q->recovering &&
+		pg_atomic_read_u64(&q->applied_write_id) == q->next_write_id - 1;
+	LWLockRelease(&q->lock);
+	return bound;
+}
+
+/*
+ * Sample the WAL insert position for a database with no queue bound, under
+ * the control lock: a queue bound to it later is bound, and gives out ids,
+ * after *lsn.  Returns false when it has a queue (or must recover).
+ */
+bool
+aw_queue_sample_unbound(Oid dboid, XLogRecPtr *lsn)
+{
+	bool		unbound = true;
+
+	LWLockAcquire(aw_control->lock, LW_SHARED);
+	for (int i = 0; i < aw_control->max_databases; i++)
+		if (aw_control->queues[i].dboid == dboid)
+			unbound = false;
+	if (aw_queue_must_recover(dboid))
+		unbound = false;
+	*lsn = GetXLogInsertRecPtr();
+	LWLockRelease(aw_control->lock);
+	return unbound;
 }

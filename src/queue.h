@@ -14,6 +14,7 @@
 
 #include "queue_entry.h"
 
+#include "access/xlogdefs.h"
 #include "nodes/pg_list.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -43,6 +44,8 @@ typedef struct AwQueueState
 	uint64		sweeps_requested;	/* COMMIT PREPAREDs seen */
 	uint64		sweeps_done;	/* requests whose writes are applied */
 	uint32		flush_waiters;	/* backends waiting in aw_wait_applied() */
+	bool		recovering;		/* reading durable writes back from the WAL */
+	uint64		recovered;		/* writes read back at the last recovery */
 } AwQueueState;
 
 /* Result of aw_queue_reserve(). */
@@ -50,7 +53,9 @@ typedef enum AwReserveResult
 {
 	AW_RESERVE_OK,
 	AW_RESERVE_FULL,			/* no room now */
-	AW_RESERVE_REBOUND			/* the slot now belongs to another database */
+	AW_RESERVE_REBOUND,			/* the slot now belongs to another database */
+	AW_RESERVE_RECOVERING		/* durable writes are being read back from the
+								 * WAL: wait for AW_CV_WORKER */
 } AwReserveResult;
 
 /* A reservation, and what the producer needs to wake or start the worker. */
@@ -78,7 +83,8 @@ typedef enum AwQueueCV
 {
 	AW_CV_APPLIED,				/* applied_write_id or sweeps_done advanced */
 	AW_CV_SPACE,				/* tail advanced */
-	AW_CV_WORKER				/* a worker started or exited */
+	AW_CV_WORKER				/* a worker started or exited, or recovery
+								 * ended */
 } AwQueueCV;
 
 /* queue.c: shared memory and binding */
@@ -150,6 +156,20 @@ extern void aw_queue_restore_bytes(AwQueue *q, uint64 offset,
 extern bool aw_queue_restore(AwQueue *q, Oid dboid, uint64 nbytes,
 							 uint64 first_id, uint64 next_write_id);
 extern void aw_queue_unbind_all(void);
+
+/* queue.c: durable writes (the WAL layer above reads them back) */
+extern bool aw_queue_note_recovery(Oid dboid);
+extern int	aw_queue_recovery_list(Oid *dboids, int max);
+extern bool aw_queue_recovering(AwQueue *q);
+extern uint64 aw_queue_startup_ceiling(void);
+extern void aw_queue_iter_begin_recovering(AwQueue *q, AwQueueIter *it);
+extern bool aw_queue_rebuild(AwQueue *q, uint64 applied_id, int n,
+							 AwEntryHeader **entries, const uint64 *ids,
+							 uint64 recovered);
+extern bool aw_queue_sample(AwQueue *q, Oid dboid, XLogRecPtr *lsn,
+							uint64 *next_id, bool *empty);
+extern void aw_queue_recovery_forget(Oid dboid);
+extern bool aw_queue_sample_unbound(Oid dboid, XLogRecPtr *lsn);
 
 /* queue_file.c */
 extern void aw_queue_file_save(int code, Datum arg);

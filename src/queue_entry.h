@@ -43,6 +43,37 @@ StaticAssertDecl(sizeof(AwEntryHeader) == 24, "asyncwrite entry header grew");
 #define AW_ENTRY_SKIPPED	2	/* consumes its write id, applies nothing */
 
 /*
+ * A gap entry (kind AW_KIND_GAP, state skipped, no payload) consumes a range
+ * of write ids at once: those of writes that a recovery from the WAL does
+ * not bring back (applied, rolled back, or not durable), and those of
+ * durable writes in the queue file.  The count is kept in relid and roleid.
+ */
+static inline uint64
+aw_entry_gap_count(const AwEntryHeader *hdr)
+{
+	return ((uint64) hdr->relid << 32) | hdr->roleid;
+}
+
+/* Make hdr a gap entry of count write ids. */
+static inline void
+aw_entry_make_gap(AwEntryHeader *hdr, uint64 count)
+{
+	memset(hdr, 0, sizeof(AwEntryHeader));
+	hdr->length = sizeof(AwEntryHeader);
+	hdr->kind = AW_KIND_GAP;
+	hdr->state = AW_ENTRY_SKIPPED;
+	hdr->relid = (Oid) (count >> 32);
+	hdr->roleid = (Oid) (count & 0xFFFFFFFF);
+}
+
+/* The write ids an entry consumes: 1, or a gap's count. */
+static inline uint64
+aw_entry_ids(const AwEntryHeader *hdr)
+{
+	return hdr->kind == AW_KIND_GAP ? aw_entry_gap_count(hdr) : 1;
+}
+
+/*
  * Enqueue times are kept as milliseconds modulo 2^32 (about 49 days): ages
  * are computed by unsigned subtraction, exact for any write younger than
  * that.

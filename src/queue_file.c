@@ -6,9 +6,12 @@
  *		directory, and loaded back into the queues at the next start (as
  *		pg_stat_statements keeps its statistics).
  *
- * A crash does not run this path: what was queued then is lost.  An
+ * A crash does not run this path: what was queued then is lost, but for
+ * durable writes (asyncwrite.durable), which come back from the WAL.  An
  * immediate shutdown does, but its workers were killed without cleaning up,
  * so a batch they were applying is left out (it may have committed).
+ * Durable writes are saved as gaps (their ids only): the WAL brings back
+ * those whose transactions committed, and nothing comes back from both.
  *
  * The file names the cluster (its system identifier) and the PostgreSQL
  * major version that wrote it, and is loaded only by that cluster starting
@@ -73,15 +76,31 @@ aw_queue_file_entries(AwQueueIter *it, FILE *f, uint64 *nentries)
 	*nentries = 0;
 	while ((hdr = aw_queue_iter_next(it)) != NULL)
 	{
-		if (f != NULL)
+		if (hdr->flags & AW_FLAG_DURABLE)
 		{
-			AwEntryHeader copy = *hdr;
+			/*
+			 * A durable write comes back from the WAL only, and only if its
+			 * transaction committed: here it keeps just its id.
+			 */
+			AwEntryHeader gap;
 
-			fwrite(&copy, sizeof(copy), 1, f);
-			fwrite(AW_ENTRY_PAYLOAD(hdr), hdr->length - sizeof(AwEntryHeader), 1, f);
+			aw_entry_make_gap(&gap, 1);
+			if (f != NULL)
+				fwrite(&gap, sizeof(gap), 1, f);
+			nbytes += sizeof(gap);
 		}
-		nbytes += hdr->length;
-		(*nentries)++;
+		else
+		{
+			if (f != NULL)
+			{
+				AwEntryHeader copy = *hdr;
+
+				fwrite(&copy, sizeof(copy), 1, f);
+				fwrite(AW_ENTRY_PAYLOAD(hdr), hdr->length - sizeof(AwEntryHeader), 1, f);
+			}
+			nbytes += hdr->length;
+		}
+		*nentries += aw_entry_ids(hdr);
 	}
 	return nbytes;
 }

@@ -18,8 +18,43 @@
 #include "utils/timestamp.h"
 
 #include "apply.h"
+#include "compat.h"
 #include "launcher.h"
 #include "submit.h"
+#include "wal.h"
+
+/*
+ * Whether this transaction's writes are durable (asyncwrite.durable), once
+ * per transaction: the database's extension has the applied mark (1.1; an
+ * earlier version's writes stay in memory, with a WARNING once per
+ * session), and its replication slot keeps the WAL from before they are
+ * logged.  Fails (55000) where no slot can keep it.
+ */
+static bool
+aw_durable_ready(void)
+{
+	static LocalTransactionId checked = InvalidLocalTransactionId;
+	static bool ready = false;
+	static bool warned = false;
+
+	if (!aw_durable)
+		return false;
+	if (checked == AW_MY_LXID)
+		return ready;
+	ready = aw_mark_exists();
+	if (ready)
+		aw_wal_ensure_slot();
+	else if (!warned)
+	{
+		ereport(WARNING,
+				(errmsg("asyncwrite writes in this database are not durable"),
+				 errdetail("The asyncwrite extension of this database is older than the library; durable writes need its version 1.1."),
+				 errhint("Run ALTER EXTENSION asyncwrite UPDATE.")));
+		warned = true;
+	}
+	checked = AW_MY_LXID;
+	return ready;
+}
 
 /*
  * Submit a converted write of the caller's role.  Returns the write id of
@@ -51,6 +86,13 @@ aw_submit_write(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 	w.payload_len = HeapTupleHeaderGetDatumLength(td);
 	w.extra = cs;
 	w.extra_len = cs ? AW_COLSETS_SIZE(cs->nkeys, cs->nset) : 0;
+
+	/*
+	 * A durable write is logged to the WAL when it is queued; its database's
+	 * replication slot must keep the WAL from before that.
+	 */
+	if (aw_enabled && !aw_is_worker && aw_durable_ready())
+		w.flags |= AW_FLAG_DURABLE;
 
 	if (aw_enabled && transactional)
 	{

@@ -17,6 +17,7 @@
 
 #include "launcher.h"
 #include "submit.h"
+#include "wal.h"
 
 /* This backend's queue, revalidated at each reservation (it may rebind). */
 static AwQueue *my_queue = NULL;
@@ -81,6 +82,22 @@ aw_submit_reserve(Size len, int nentries, int on_full, AwReservation *r)
 		{
 			/* The slot was given to another database since we looked. */
 			q = my_queue = NULL;
+			continue;
+		}
+		if (res == AW_RESERVE_RECOVERING)
+		{
+			/*
+			 * The worker reads the database's durable writes back from the
+			 * WAL after a restart; new ids follow theirs.  Wait for it.
+			 */
+			if (r->need_worker)
+				aw_worker_ensure(q);
+			ConditionVariablePrepareToSleep(aw_queue_cv(q, AW_CV_WORKER));
+			if (aw_queue_recovering(q))
+				(void) ConditionVariableTimedSleep(aw_queue_cv(q, AW_CV_WORKER),
+												   1000, PG_WAIT_EXTENSION);
+			ConditionVariableCancelSleep();
+			CHECK_FOR_INTERRUPTS();
 			continue;
 		}
 
@@ -148,8 +165,29 @@ aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
 	if (entry == NULL)
 		return false;
 
-	/* Nothing below may fail: the entry is reserved and must be published. */
 	aw_entry_fill(entry, w, GetCurrentTimestamp());
+
+	/*
+	 * A durable write is logged (and flushed) before it is published: the
+	 * worker never applies a write whose WAL may still be lost.  The entry is
+	 * reserved: should logging fail, it is published as skipped.
+	 */
+	if (w->flags & AW_FLAG_DURABLE)
+	{
+		PG_TRY();
+		{
+			aw_xact_flush_at_end(aw_wal_log(&entry, &r.first_id, 1, false));
+		}
+		PG_CATCH();
+		{
+			aw_queue_publish(entry, AW_ENTRY_SKIPPED);
+			aw_queue_reservation_done();
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+	}
+
+	/* Nothing below may fail: the entry is reserved and must be published. */
 	aw_queue_publish(entry, AW_ENTRY_READY);
 	aw_queue_reservation_done();
 	aw_submit_wake(&r);

@@ -9,9 +9,11 @@
  * there still aborts the transaction cleanly); at XACT_EVENT_COMMIT, when
  * the commit is durable and visible, the entries are published, so the
  * worker sees exactly the rows the transaction wrote (foreign keys to them
- * hold); at abort, entries already reserved are published as skipped.  No
- * transaction id is needed, so a transaction that only queues writes
- * commits without a WAL flush.
+ * hold); at abort, entries already reserved are published as skipped.
+ * Durable writes (asyncwrite.durable) are logged to the WAL at pre-commit,
+ * in the transaction, so they are exactly as durable as its commit; with
+ * durable off no transaction id is needed, and a transaction that only
+ * queues writes commits without a WAL flush.
  *
  * PREPARE TRANSACTION stores the kept writes as rows of the prepared
  * transaction (submit_prepared.c), for the worker to apply after COMMIT
@@ -28,6 +30,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
@@ -38,6 +41,7 @@
 #include "apply.h"
 #include "launcher.h"
 #include "submit.h"
+#include "wal.h"
 
 /* A write kept until its transaction commits. */
 typedef struct AwPendingWrite
@@ -65,6 +69,13 @@ static bool aw_callbacks_registered = false;
 
 /* Highest write id this session submitted. */
 static uint64 aw_last_write_id = 0;
+
+/* The WAL to flush when the transaction ends (non-transactional writes). */
+static XLogRecPtr aw_flush_lsn = InvalidXLogRecPtr;
+
+static void aw_xact_callback(XactEvent event, void *arg);
+static void aw_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								SubTransactionId parentSubid, void *arg);
 
 /* Forget this transaction's writes and reservations. */
 static void
@@ -106,8 +117,20 @@ aw_xact_reserve_all(void)
 	Assert(n == aw_pending_kept);
 	if (aw_submit_reserve_many(n, specs, entries, &aw_reservation))
 	{
+		uint64	   *ids = MemoryContextAlloc(TopTransactionContext,
+											 sizeof(uint64) * n);
+
 		aw_reserved = entries;
 		aw_nreserved = n;
+
+		/*
+		 * Durable writes go to the WAL now, in this transaction (which gets
+		 * an xid for it): they commit, and are flushed, with it.  An error
+		 * aborts the transaction, which publishes the entries as skipped.
+		 */
+		for (int i = 0; i < n; i++)
+			ids[i] = aw_reservation.first_id + i;
+		(void) aw_wal_log(entries, ids, n, true);
 		return;
 	}
 
@@ -151,6 +174,46 @@ aw_xact_publish_all(uint8 state)
 	aw_submit_wake(&r);
 }
 
+/*
+ * Flush the WAL of this transaction's non-transactional durable writes, as
+ * the transaction ends, unless synchronous_commit is off.
+ */
+static void
+aw_xact_flush_logged(void)
+{
+	XLogRecPtr	lsn = aw_flush_lsn;
+
+	aw_flush_lsn = InvalidXLogRecPtr;
+	if (!XLogRecPtrIsInvalid(lsn) && synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
+		XLogFlush(lsn);
+}
+
+/* Register the transaction callbacks, once per session. */
+static void
+aw_xact_register(void)
+{
+	if (!aw_callbacks_registered)
+	{
+		RegisterXactCallback(aw_xact_callback, NULL);
+		RegisterSubXactCallback(aw_subxact_callback, NULL);
+		aw_callbacks_registered = true;
+	}
+}
+
+/*
+ * A non-transactional durable write was logged up to lsn (or nothing, for
+ * InvalidXLogRecPtr): flush it when the transaction ends, before the caller
+ * hears of its success; one flush serves every such write of a statement.
+ */
+void
+aw_xact_flush_at_end(XLogRecPtr lsn)
+{
+	if (XLogRecPtrIsInvalid(lsn))
+		return;
+	aw_xact_register();
+	aw_flush_lsn = Max(aw_flush_lsn, lsn);
+}
+
 /* Transaction callback: reserve at pre-commit, publish at commit or abort. */
 static void
 aw_xact_callback(XactEvent event, void *arg)
@@ -160,15 +223,18 @@ aw_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
+			aw_xact_flush_logged();
 			aw_xact_reserve_all();
 			break;
 		case XACT_EVENT_COMMIT:
 			aw_xact_publish_all(AW_ENTRY_READY);
 			break;
 		case XACT_EVENT_ABORT:
+			aw_xact_flush_logged();
 			aw_xact_publish_all(AW_ENTRY_SKIPPED);
 			break;
 		case XACT_EVENT_PRE_PREPARE:
+			aw_xact_flush_logged();
 			/* Kept writes become rows of the prepared transaction. */
 			foreach(lc, aw_pending)
 			{
@@ -292,12 +358,7 @@ aw_xact_keep(const AwWriteSpec *spec)
 	 */
 	if (InSecurityRestrictedOperation())
 		return false;
-	if (!aw_callbacks_registered)
-	{
-		RegisterXactCallback(aw_xact_callback, NULL);
-		RegisterSubXactCallback(aw_subxact_callback, NULL);
-		aw_callbacks_registered = true;
-	}
+	aw_xact_register();
 	if (aw_sync_subid != InvalidSubTransactionId)
 		return false;
 	if (aw_pending_bytes + size > aw_queue_capacity() / 4)

@@ -17,9 +17,11 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -35,9 +37,97 @@
 
 #include "apply.h"
 #include "launcher.h"
+#include "wal.h"
 
 /* How often a worker looks again at a database that allows no connections. */
 #define AW_CLOSED_RETRY_MS	5000
+
+/* How often, at most, the worker moves its replication slot forward. */
+#define AW_SLOT_ADVANCE_MS	1000
+
+/*
+ * Samples of (WAL insert position, next write id), oldest first, taken
+ * under the queue's lock (aw_queue_sample): once every id below a sample's
+ * next id is done, no durable write logged before its position is needed.
+ */
+#define AW_MAX_SAMPLES	64
+typedef struct AwSample
+{
+	XLogRecPtr	lsn;
+	uint64		next_id;
+} AwSample;
+
+static AwSample aw_samples[AW_MAX_SAMPLES];
+static int	aw_nsamples = 0;
+static XLogRecPtr aw_slot_moved_to = InvalidXLogRecPtr;
+static TimestampTz aw_slot_moved_at = 0;
+
+/* Take a sample before a batch; the oldest goes when there are too many. */
+static void
+aw_worker_sample(AwQueue *q)
+{
+	bool		empty;
+
+	if (aw_nsamples == AW_MAX_SAMPLES)
+	{
+		memmove(aw_samples, aw_samples + 1, sizeof(AwSample) * (AW_MAX_SAMPLES - 1));
+		aw_nsamples--;
+	}
+	(void) aw_queue_sample(q, MyDatabaseId, &aw_samples[aw_nsamples].lsn,
+						   &aw_samples[aw_nsamples].next_id, &empty);
+	aw_nsamples++;
+}
+
+/*
+ * The newest WAL position that is not needed once every write id up to
+ * applied_id is done, or InvalidXLogRecPtr; with forget, the samples older
+ * than it go.
+ */
+static XLogRecPtr
+aw_worker_replay_point(uint64 applied_id, bool forget)
+{
+	int			best = -1;
+
+	for (int i = 0; i < aw_nsamples; i++)
+		if (aw_samples[i].next_id <= applied_id + 1)
+			best = i;
+	if (best < 0)
+		return InvalidXLogRecPtr;
+	if (forget && best > 0)
+	{
+		memmove(aw_samples, aw_samples + best, sizeof(AwSample) * (aw_nsamples - best));
+		aw_nsamples -= best;
+		best = 0;
+	}
+	return aw_samples[best].lsn;
+}
+
+/*
+ * Move the database's replication slot forward to what the applied mark
+ * allows (at most every AW_SLOT_ADVANCE_MS unless forced); with an empty
+ * queue, to the WAL position of now.  Returns whether a move is still due.
+ */
+static bool
+aw_worker_move_slot(AwQueue *q, bool force)
+{
+	XLogRecPtr	lsn;
+	uint64		next_id;
+	bool		empty;
+	TimestampTz now = GetCurrentTimestamp();
+
+	(void) aw_queue_sample(q, MyDatabaseId, &lsn, &next_id, &empty);
+	if (!empty)
+		lsn = aw_worker_replay_point(aw_queue_applied_write_id(q), true);
+	if (XLogRecPtrIsInvalid(lsn) || lsn <= aw_slot_moved_to)
+		return false;
+	if (!force &&
+		!TimestampDifferenceExceeds(aw_slot_moved_at, now, AW_SLOT_ADVANCE_MS))
+		return true;
+	aw_wal_advance_slot(MyDatabaseId, lsn);
+	aw_slot_moved_to = lsn;
+	aw_slot_moved_at = now;
+	return false;
+}
 
 /*
  * Take up to batch_size published entries from the tail, apply them in one
@@ -95,7 +185,9 @@ aw_worker_apply_batch(AwQueue *q)
 	aw_queue_batch_begin(q, it.pos, it.write_id);
 	snprintf(activity, sizeof(activity), "applying %d queued writes", nrows);
 	pgstat_report_activity(STATE_RUNNING, activity);
+	aw_worker_sample(q);
 	handled = aw_apply_batch(q, rows, nrows, it.pos, it.write_id,
+							 aw_worker_replay_point(it.write_id, false),
 							 &napplied, &nfailed);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (handled < 0)
@@ -182,6 +274,11 @@ aw_worker_leave_without_extension(AwQueue *q)
 
 	if (aw_extension_in_flux())
 		proc_exit(1);
+
+	/* Its durable writes can no longer be applied: nothing to keep or read. */
+	(void) aw_wal_drop_slot(MyDatabaseId);
+	if (aw_queue_recovering(q))
+		(void) aw_queue_rebuild(q, aw_queue_startup_ceiling(), 0, NULL, NULL, 0);
 	aw_worker_discard(q);
 	aw_queue_read_state(q, &s);
 	if (s.head != s.tail)
@@ -231,6 +328,30 @@ aw_worker_sweep(AwQueue *q)
 	}
 	PG_END_TRY();
 	aw_queue_sweep_done(q, s.sweeps_requested);
+}
+
+/*
+ * After a restart: read the database's durable writes above the applied
+ * mark back from the WAL into the queue, before producers get new ids.
+ */
+static void
+aw_worker_recover(AwQueue *q)
+{
+	uint64		applied_id;
+	XLogRecPtr	replay_from;
+	bool		have_mark;
+
+	pgstat_report_activity(STATE_RUNNING, "recovering durable writes from the WAL");
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	have_mark = aw_mark_read(&applied_id, &replay_from);
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	(void) aw_wal_recover(q, applied_id, replay_from, have_mark);
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
@@ -292,6 +413,8 @@ aw_worker_main(Datum arg)
 
 	if (!aw_extension_exists())
 		aw_worker_leave_without_extension(q);
+	if (aw_queue_recovering(q))
+		aw_worker_recover(q);
 	aw_worker_sweep(q);
 
 	for (;;)
@@ -330,6 +453,7 @@ aw_worker_main(Datum arg)
 
 				if (done >= 0)
 				{
+					(void) aw_worker_move_slot(q, false);
 					idle_since = GetCurrentTimestamp();
 					blocked_ms = 1;
 					if (closed)
@@ -371,11 +495,15 @@ aw_worker_main(Datum arg)
 			if (idle_ms >= timeout)
 			{
 				/* Give up the queue only if it is still empty. */
+				(void) aw_worker_move_slot(q, true);
 				if (aw_queue_release_if_empty(q))
 					break;
 				continue;
 			}
 			timeout -= idle_ms;
+			/* Nothing queued: the slot need keep no WAL from before now. */
+			if (aw_worker_move_slot(q, false))
+				timeout = Min(timeout, AW_SLOT_ADVANCE_MS);
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,

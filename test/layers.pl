@@ -16,11 +16,12 @@ my $src = shift // 'src';
 # Layers, top to bottom; worker and submit are side by side, as are queue
 # and convert: neither of a pair may use the other.
 my %rank = (
-	api => 5,
-	submit => 4,
-	worker => 4,
-	apply => 3,
-	launcher => 2,
+	api => 6,
+	submit => 5,
+	worker => 5,
+	apply => 4,
+	launcher => 3,
+	wal => 2,
 	queue => 1,
 	convert => 1);
 

@@ -15,6 +15,10 @@ sub aw_node
 	my ($name, $extra_conf, %opts) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init(%opts);
+	# Durable writes (the default) are kept in the WAL by a replication slot:
+	# wal_level replica, not the test framework's minimal.
+	$node->append_conf('postgresql.conf', "wal_level = replica\nmax_wal_senders = 10\nmax_replication_slots = 10\n")
+	  unless $opts{allows_streaming};
 	$node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'asyncwrite'
 asyncwrite.queue_size = '16MB'

@@ -1,0 +1,114 @@
+/*-------------------------------------------------------------------------
+ *
+ * apply_mark.c
+ *		The applied mark of durable writes: the one row of
+ *		asyncwrite.applied_mark, updated in every transaction of the worker
+ *		that applies queued writes or records them as failed, so that the
+ *		rows and the mark commit together.  After a restart, writes read
+ *		back from the WAL are queued again only above it (wal_recover.c).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/pg_lsn.h"
+
+#include "apply.h"
+
+/* The kept UPDATE of the mark, and the table it was planned for. */
+static SPIPlanPtr aw_mark_plan = NULL;
+static Oid	aw_mark_plan_relid = InvalidOid;
+
+/*
+ * The name of the mark table (in the extension's schema, asyncwrite, as
+ * for the other tables of the extension), or NULL when it does not exist.
+ */
+static const char *
+aw_mark_table(Oid *relid)
+{
+	Oid			nspid = get_namespace_oid("asyncwrite", true);
+
+	*relid = OidIsValid(nspid) ? get_relname_relid("applied_mark", nspid) : InvalidOid;
+	return OidIsValid(*relid) ? "asyncwrite.applied_mark" : NULL;
+}
+
+/* Whether this database's extension has the applied mark (version 1.1). */
+bool
+aw_mark_exists(void)
+{
+	Oid			relid;
+
+	return aw_mark_table(&relid) != NULL;
+}
+
+/*
+ * Read the mark, in a transaction with SPI connected: every durable write
+ * up to *applied_id is done, and none logged before *replay_from is needed.
+ * Returns false (both 0) when the table does not exist.
+ */
+bool
+aw_mark_read(uint64 *applied_id, XLogRecPtr *replay_from)
+{
+	Oid			relid;
+	const char *table = aw_mark_table(&relid);
+	bool		isnull;
+
+	*applied_id = 0;
+	*replay_from = InvalidXLogRecPtr;
+	if (table == NULL)
+		return false;
+	if (SPI_execute(psprintf("SELECT applied_write_id, replay_from_lsn FROM %s",
+							 table), true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the asyncwrite applied mark");
+	if (SPI_processed == 0)
+		return false;
+	*applied_id = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc,
+													   1, &isnull));
+	*replay_from = DatumGetLSN(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc,
+											 2, &isnull));
+	return true;
+}
+
+/*
+ * Set the mark to applied_id and replay_from (never lower; replay_from may
+ * be InvalidXLogRecPtr), in the caller's transaction with SPI connected, as
+ * the worker's own role.
+ */
+void
+aw_mark_write(uint64 applied_id, XLogRecPtr replay_from)
+{
+	Oid			relid;
+	const char *table = aw_mark_table(&relid);
+	Datum		values[2];
+
+	if (table == NULL)
+		return;
+	if (aw_mark_plan == NULL || aw_mark_plan_relid != relid)
+	{
+		Oid			types[2] = {INT8OID, PG_LSNOID};
+		SPIPlanPtr	plan;
+
+		plan = SPI_prepare(psprintf("UPDATE %s SET applied_write_id = GREATEST(applied_write_id, $1), "
+									"replay_from_lsn = GREATEST(replay_from_lsn, $2)",
+									table), 2, types);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare the update of the asyncwrite applied mark");
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep the update of the asyncwrite applied mark");
+		if (aw_mark_plan != NULL)
+			SPI_freeplan(aw_mark_plan);
+		aw_mark_plan = plan;
+		aw_mark_plan_relid = relid;
+	}
+	values[0] = Int64GetDatum((int64) applied_id);
+	values[1] = LSNGetDatum(replay_from);
+	if (SPI_execute_plan(aw_mark_plan, values, NULL, false, 1) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update the asyncwrite applied mark");
+}

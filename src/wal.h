@@ -1,0 +1,47 @@
+/*-------------------------------------------------------------------------
+ *
+ * wal.h
+ *		The WAL layer: durable writes (asyncwrite.durable).  wal_log.c logs
+ *		a transaction's queue entries as a logical message of PostgreSQL's
+ *		own (no custom resource manager, so a server without the library
+ *		still starts) and keeps a physical replication slot per database
+ *		that holds the WAL back to the oldest unapplied durable write;
+ *		wal_recover.c reads them back after a restart and refills the queue.
+ *		Above the queue layer, below the launcher.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef AW_WAL_H
+#define AW_WAL_H
+
+#include "queue.h"
+
+#include "access/xlogdefs.h"
+
+/* The prefix of asyncwrite's logical messages. */
+#define AW_WAL_PREFIX		"asyncwrite"
+
+/* What a replication slot of asyncwrite holds. */
+typedef struct AwSlotInfo
+{
+	char		name[NAMEDATALEN];
+	bool		exists;
+	XLogRecPtr	restart_lsn;	/* InvalidXLogRecPtr: keeps no WAL */
+} AwSlotInfo;
+
+/* wal_log.c */
+extern void aw_wal_check_durable(void);
+extern void aw_wal_ensure_slot(void);
+extern XLogRecPtr aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
+							 bool transactional);
+extern void aw_wal_slot_info(Oid dboid, AwSlotInfo *info);
+extern void aw_wal_advance_slot(Oid dboid, XLogRecPtr lsn);
+extern bool aw_wal_drop_slot(Oid dboid);
+extern int	aw_wal_slot_databases(Oid *dboids, int max);
+extern void aw_wal_note_slots(void);
+
+/* wal_recover.c */
+extern uint64 aw_wal_recover(AwQueue *q, uint64 applied_id,
+							 XLogRecPtr replay_from, bool have_mark);
+
+#endif							/* AW_WAL_H */

@@ -1,0 +1,301 @@
+/*-------------------------------------------------------------------------
+ *
+ * wal_log.c
+ *		Log durable writes to the WAL, and keep the WAL they need.
+ *
+ * A transaction logs its durable queue entries, with their write ids, as
+ * one transactional logical message at pre-commit, after their ids are
+ * reserved: the message commits (and is flushed, under the caller's
+ * synchronous_commit) with the transaction, and is lost with it.  A write
+ * queued outside a transaction is logged as a non-transactional message at
+ * the call, flushed when the calling transaction ends (before the caller
+ * hears of its success) unless synchronous_commit is off.  Logical messages are
+ * built into PostgreSQL (replication/message.c) and replay as nothing, so
+ * a server without asyncwrite still starts from this WAL.
+ *
+ * Redo starts at the last checkpoint, so the WAL of a write applied later
+ * would be recycled: a persistent physical replication slot per database,
+ * "asyncwrite_<database oid>", created by the first durable write there,
+ * keeps it.  The apply worker moves the slot forward as writes are applied
+ * (only past positions whose applied mark is flushed: aw_wal_advance_slot),
+ * and the launcher for databases with nothing queued; DROP EXTENSION and
+ * DROP DATABASE drop it.  asyncwrite's processes create, move and drop
+ * slots under one lock (the second of its named tranche), so they never
+ * find each other's slot acquired.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "replication/slot.h"
+#include "storage/fd.h"
+#include "storage/lwlock.h"
+
+#include "compat.h"
+#include "wal.h"
+
+/* Format of asyncwrite's messages: this header, then (id, entry) pairs. */
+#define AW_WAL_VERSION	1
+
+/* The lock under which asyncwrite creates, moves and drops its slots. */
+static LWLock *
+aw_wal_lock(void)
+{
+	static LWLock *lock = NULL;
+
+	if (lock == NULL)
+		lock = &(GetNamedLWLockTranche("asyncwrite"))[1].lock;
+	return lock;
+}
+
+/* The name of database dboid's slot. */
+static void
+aw_wal_slot_name(Oid dboid, char *name)
+{
+	snprintf(name, NAMEDATALEN, "asyncwrite_%u", dboid);
+}
+
+/*
+ * Refuse a durable write where the server cannot keep its WAL: no
+ * replication slots at wal_level minimal or with max_replication_slots 0.
+ */
+void
+aw_wal_check_durable(void)
+{
+	if (wal_level < WAL_LEVEL_REPLICA)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("durable asyncwrite writes need wal_level \"replica\" or \"logical\""),
+				 errdetail("A durable write is logged to the WAL, kept there by a replication slot until it is applied; wal_level is \"minimal\"."),
+				 errhint("Set wal_level to \"replica\" and restart the server, or set asyncwrite.durable to off for writes that a crash may lose.")));
+	if (max_replication_slots == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("durable asyncwrite writes need a replication slot"),
+				 errdetail("A durable write is kept in the WAL by a replication slot of its database until it is applied; max_replication_slots is 0."),
+				 errhint("Set max_replication_slots to at least the number of databases using asyncwrite and restart the server, or set asyncwrite.durable to off for writes that a crash may lose.")));
+}
+
+/* What database dboid's slot holds. */
+void
+aw_wal_slot_info(Oid dboid, AwSlotInfo *info)
+{
+	char		name[NAMEDATALEN];
+	ReplicationSlot *s;
+
+	aw_wal_slot_name(dboid, name);
+	strlcpy(info->name, name, NAMEDATALEN);
+	info->exists = false;
+	info->restart_lsn = InvalidXLogRecPtr;
+	if (max_replication_slots == 0)
+		return;
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	s = SearchNamedReplicationSlot(name, false);
+	if (s != NULL)
+	{
+		info->exists = true;
+		SpinLockAcquire(&s->mutex);
+		if (!aw_slot_invalidated(s))
+			info->restart_lsn = s->data.restart_lsn;
+		SpinLockRelease(&s->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+}
+
+/*
+ * Make sure this database's slot keeps the WAL from now on, before a
+ * durable write is logged: create it (its WAL starts at the last
+ * checkpoint's redo position, before anything logged after), or create it
+ * again if it was invalidated, saying that writes logged before may have
+ * lost their WAL.
+ */
+void
+aw_wal_ensure_slot(void)
+{
+	char		name[NAMEDATALEN];
+	AwSlotInfo	info;
+
+	aw_wal_slot_info(MyDatabaseId, &info);
+	if (!XLogRecPtrIsInvalid(info.restart_lsn))
+		return;
+	aw_wal_check_durable();
+	aw_wal_slot_name(MyDatabaseId, name);
+
+	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);
+	aw_wal_slot_info(MyDatabaseId, &info);
+	if (XLogRecPtrIsInvalid(info.restart_lsn))
+	{
+		if (info.exists)
+		{
+			ereport(WARNING,
+					(errmsg("replication slot \"%s\" of asyncwrite was invalidated", name),
+					 errdetail("The WAL of durable writes queued before in this database may be gone; if the server crashed before they were applied, they would be lost."),
+					 errhint("Keep max_slot_wal_keep_size large enough for the writes the queue holds, and keep the queue from staying paused.")));
+			ReplicationSlotDrop(name, true);
+		}
+		aw_slot_create(name);
+		ReplicationSlotReserveWal();
+		ReplicationSlotMarkDirty();
+		ReplicationSlotSave();
+		ReplicationSlotRelease();
+		ereport(LOG,
+				(errmsg("asyncwrite created replication slot \"%s\" to keep the WAL of durable writes", name)));
+	}
+	LWLockRelease(aw_wal_lock());
+}
+
+/*
+ * Log the durable ones of n reserved entries, of write ids ids[], as one
+ * logical message, transactional or not.  Returns its end position, or
+ * InvalidXLogRecPtr when none is durable: a non-transactional message is
+ * flushed by the caller (once per transaction, aw_xact_flush_at_end).
+ */
+XLogRecPtr
+aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
+		   bool transactional)
+{
+	StringInfoData buf;
+	uint32		header[2] = {AW_WAL_VERSION, 0};
+	XLogRecPtr	lsn;
+
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, (char *) header, sizeof(header));
+	for (int i = 0; i < n; i++)
+	{
+		AwEntryHeader copy;
+
+		if (!(entries[i]->flags & AW_FLAG_DURABLE))
+			continue;
+		copy = *entries[i];
+		copy.state = AW_ENTRY_READY;
+		appendBinaryStringInfo(&buf, (char *) &ids[i], sizeof(uint64));
+		appendBinaryStringInfo(&buf, (char *) &copy, sizeof(copy));
+		appendBinaryStringInfo(&buf, AW_ENTRY_PAYLOAD(entries[i]),
+							   entries[i]->length - sizeof(AwEntryHeader));
+		header[1]++;
+	}
+	if (header[1] == 0)
+	{
+		pfree(buf.data);
+		return InvalidXLogRecPtr;
+	}
+	memcpy(buf.data, header, sizeof(header));
+	lsn = aw_log_message(AW_WAL_PREFIX, buf.data, buf.len, transactional);
+	pfree(buf.data);
+	return lsn;
+}
+
+/*
+ * Move database dboid's slot forward to lsn: every durable write logged
+ * before lsn is applied, or recorded as failed, or rolled back.  The
+ * applied mark that says so must be durable before the WAL goes, so
+ * everything up to lsn and this process's last commit is flushed first.
+ */
+void
+aw_wal_advance_slot(Oid dboid, XLogRecPtr lsn)
+{
+	char		name[NAMEDATALEN];
+	AwSlotInfo	info;
+
+	aw_wal_slot_info(dboid, &info);
+	if (XLogRecPtrIsInvalid(info.restart_lsn) || lsn <= info.restart_lsn)
+		return;
+	XLogFlush(Max(lsn, XactLastCommitEnd));
+	aw_wal_slot_name(dboid, name);
+
+	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);
+	aw_wal_slot_info(dboid, &info);
+	if (!XLogRecPtrIsInvalid(info.restart_lsn) && lsn > info.restart_lsn)
+	{
+		aw_slot_acquire(name);
+		SpinLockAcquire(&MyReplicationSlot->mutex);
+		MyReplicationSlot->data.restart_lsn = lsn;
+		SpinLockRelease(&MyReplicationSlot->mutex);
+		ReplicationSlotMarkDirty();
+		ReplicationSlotRelease();
+	}
+	LWLockRelease(aw_wal_lock());
+	ReplicationSlotsComputeRequiredLSN();
+}
+
+/*
+ * Drop database dboid's slot (its database or the extension is gone).
+ * Returns whether there was one.
+ */
+bool
+aw_wal_drop_slot(Oid dboid)
+{
+	char		name[NAMEDATALEN];
+	AwSlotInfo	info;
+
+	aw_wal_slot_info(dboid, &info);
+	if (!info.exists)
+		return false;
+	aw_wal_slot_name(dboid, name);
+	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);
+	aw_wal_slot_info(dboid, &info);
+	if (info.exists)
+		ReplicationSlotDrop(name, true);
+	LWLockRelease(aw_wal_lock());
+	if (info.exists)
+		ereport(LOG,
+				(errmsg("asyncwrite dropped replication slot \"%s\"", name)));
+	return info.exists;
+}
+
+/* The databases that have a slot of asyncwrite, up to max; how many. */
+int
+aw_wal_slot_databases(Oid *dboids, int max)
+{
+	int			n = 0;
+
+	if (max_replication_slots == 0)
+		return 0;
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	for (int i = 0; i < max_replication_slots && n < max; i++)
+	{
+		ReplicationSlot *s = &ReplicationSlotCtl->replication_slots[i];
+		unsigned int dboid;
+		char		rest;
+
+		if (s->in_use &&
+			sscanf(NameStr(s->data.name), "asyncwrite_%u%c", &dboid, &rest) == 1)
+			dboids[n++] = (Oid) dboid;
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	return n;
+}
+
+/*
+ * In the postmaster at startup (also after a crash): every database with a
+ * slot of asyncwrite may have durable writes in the WAL, to read back
+ * before its queue gives out write ids.  The slots' directories are read,
+ * as the startup process has not loaded them yet.
+ */
+void
+aw_wal_note_slots(void)
+{
+	DIR		   *dir = AllocateDir("pg_replslot");
+	struct dirent *de;
+
+	if (dir == NULL)
+		return;
+	while ((de = ReadDir(dir, "pg_replslot")) != NULL)
+	{
+		unsigned int dboid;
+		char		rest;
+
+		/* "asyncwrite_<oid>" exactly; "<name>.tmp" is a slot being dropped */
+		if (sscanf(de->d_name, "asyncwrite_%u%c", &dboid, &rest) != 1)
+			continue;
+		if (!aw_queue_note_recovery((Oid) dboid))
+			ereport(WARNING,
+					(errmsg("asyncwrite cannot recover the durable writes of more than 256 databases at once"),
+					 errdetail("Those of database %u are recovered at a later start.", dboid)));
+	}
+	FreeDir(dir);
+}

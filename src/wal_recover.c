@@ -1,0 +1,321 @@
+/*-------------------------------------------------------------------------
+ *
+ * wal_recover.c
+ *		Read a database's durable writes back from the WAL after a restart
+ *		and refill its queue with them, before any new write gets an id.
+ *
+ * The apply worker reads from its slot's position (never before the
+ * applied mark's replay position) to the end of the flushed WAL with an
+ * XLogReader, as contrib/pg_walinspect does.  It keeps the messages of
+ * asyncwrite in its database whose transaction's commit record it sees
+ * (and every non-transactional one), and of those the writes whose ids are
+ * above the applied mark: the mark commits with the rows applied, so none
+ * is applied twice.  Writes the queue file brought back (not durable ones)
+ * are merged in id order; every other id becomes part of a gap entry, and
+ * ids go on above every id given out before.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/transam.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlog_internal.h"
+#include "access/xlogreader.h"
+#include "access/xlogutils.h"
+#include "miscadmin.h"
+#include "replication/message.h"
+#include "utils/hsearch.h"
+#include "utils/memutils.h"
+
+#include "wal.h"
+
+/* One write found for the queue, with its id. */
+typedef struct AwFound
+{
+	uint64		id;
+	AwEntryHeader *entry;
+} AwFound;
+
+/* The messages of one transaction, until its commit or abort is seen. */
+typedef struct AwXactMessages
+{
+	TransactionId xid;			/* hash key */
+	List	   *messages;		/* StringInfo each */
+} AwXactMessages;
+
+/* The writes found so far. */
+typedef struct AwFoundSet
+{
+	AwFound    *items;
+	int			n;
+	int			size;
+	uint64		applied_id;		/* keep only ids above it */
+	uint64		from_wal;
+} AwFoundSet;
+
+/*
+ * Add one write (copied) to the set, unless it is applied already; returns
+ * whether it was added.
+ */
+static bool
+aw_found_add(AwFoundSet *set, uint64 id, const AwEntryHeader *hdr)
+{
+	if (id <= set->applied_id)
+		return false;
+	if (set->n == set->size)
+	{
+		set->size = Max(64, set->size * 2);
+		set->items = repalloc_huge(set->items, sizeof(AwFound) * set->size);
+	}
+	set->items[set->n].id = id;
+	set->items[set->n].entry = palloc(hdr->length);
+	memcpy(set->items[set->n].entry, hdr, hdr->length);
+	set->n++;
+	return true;
+}
+
+/* Add the writes of one committed message; false if it is malformed. */
+static bool
+aw_found_add_message(AwFoundSet *set, StringInfo msg)
+{
+	uint32		header[2];
+	Size		off = sizeof(header);
+
+	if ((Size) msg->len < sizeof(header))
+		return false;
+	memcpy(header, msg->data, sizeof(header));
+	if (header[0] != 1)
+		return false;
+	for (uint32 i = 0; i < header[1]; i++)
+	{
+		uint64		id;
+		AwEntryHeader hdr;
+		AwEntryHeader *entry;
+
+		if (off + sizeof(id) + sizeof(hdr) > (Size) msg->len)
+			return false;
+		memcpy(&id, msg->data + off, sizeof(id));
+		memcpy(&hdr, msg->data + off + sizeof(id), sizeof(hdr));
+		off += sizeof(id);
+		if (hdr.length < sizeof(hdr) || hdr.length != MAXALIGN(hdr.length) ||
+			off + hdr.length > (Size) msg->len)
+			return false;
+		/* Aligned, as the apply path reads it. */
+		entry = palloc(hdr.length);
+		memcpy(entry, msg->data + off, hdr.length);
+		if (aw_found_add(set, id, entry))
+			set->from_wal++;
+		pfree(entry);
+		off += hdr.length;
+	}
+	return true;
+}
+
+/* qsort comparator: by write id. */
+static int
+aw_found_cmp(const void *a, const void *b)
+{
+	uint64		x = ((const AwFound *) a)->id;
+	uint64		y = ((const AwFound *) b)->id;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Read the WAL from start to its flushed end, adding the writes of
+ * committed messages of this database logged at or after replay_from.
+ * Returns false, with a WARNING, when the WAL could not be read to its end.
+ */
+static bool
+aw_wal_scan(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
+{
+	ReadLocalXLogPageNoWaitPrivate *priv = palloc0(sizeof(ReadLocalXLogPageNoWaitPrivate));
+	XLogReaderState *reader;
+	XLogRecPtr	first;
+	HASHCTL		ctl;
+	HTAB	   *xacts;
+	bool		complete = true;
+
+	ctl.keysize = sizeof(TransactionId);
+	ctl.entrysize = sizeof(AwXactMessages);
+	ctl.hcxt = CurrentMemoryContext;
+	xacts = hash_create("asyncwrite recovery", 64, &ctl,
+						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	reader = XLogReaderAllocate(wal_segment_size, NULL,
+								XL_ROUTINE(.page_read = &read_local_xlog_page_no_wait,
+										   .segment_open = &wal_segment_open,
+										   .segment_close = &wal_segment_close),
+								priv);
+	if (reader == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while allocating a WAL reading processor.")));
+	first = XLogFindNextRecord(reader, start);
+	if (XLogRecPtrIsInvalid(first))
+	{
+		/* Nothing logged at or after start (the slot is at the end). */
+		XLogReaderFree(reader);
+		return true;
+	}
+	for (;;)
+	{
+		char	   *errormsg = NULL;
+		XLogRecord *record = XLogReadRecord(reader, &errormsg);
+		uint8		rmid;
+		uint8		info;
+
+		if (record == NULL)
+		{
+			if (!priv->end_of_wal)
+			{
+				complete = false;
+				ereport(WARNING,
+						(errmsg("asyncwrite could not read the WAL at %X/%X: %s",
+								LSN_FORMAT_ARGS(reader->EndRecPtr),
+								errormsg ? errormsg : "no record"),
+						 errdetail("Durable writes logged after it are not recovered.")));
+			}
+			break;
+		}
+		rmid = XLogRecGetRmid(reader);
+		info = XLogRecGetInfo(reader) & ~XLR_INFO_MASK;
+		if (rmid == RM_LOGICALMSG_ID && info == XLOG_LOGICAL_MESSAGE)
+		{
+			xl_logical_message *m = (xl_logical_message *) XLogRecGetData(reader);
+			StringInfo	copy;
+
+			if (m->dbId != MyDatabaseId ||
+				m->prefix_size != sizeof(AW_WAL_PREFIX) ||
+				strcmp(m->message, AW_WAL_PREFIX) != 0 ||
+				reader->ReadRecPtr < replay_from)
+				continue;
+			copy = makeStringInfo();
+			appendBinaryStringInfo(copy, m->message + m->prefix_size,
+								   m->message_size);
+			if (!m->transactional)
+			{
+				if (!aw_found_add_message(set, copy))
+					ereport(WARNING,
+							(errmsg("asyncwrite skipped a malformed message in the WAL at %X/%X",
+									LSN_FORMAT_ARGS(reader->ReadRecPtr))));
+			}
+			else
+			{
+				TransactionId xid = XLogRecGetXid(reader);
+				bool		found;
+				AwXactMessages *x = hash_search(xacts, &xid, HASH_ENTER, &found);
+
+				if (!found)
+					x->messages = NIL;
+				x->messages = lappend(x->messages, copy);
+			}
+		}
+		else if (rmid == RM_XACT_ID)
+		{
+			uint8		op = XLogRecGetInfo(reader) & XLOG_XACT_OPMASK;
+			TransactionId xid = XLogRecGetXid(reader);
+			AwXactMessages *x;
+			ListCell   *lc;
+
+			if (op != XLOG_XACT_COMMIT && op != XLOG_XACT_ABORT)
+				continue;
+			x = hash_search(xacts, &xid, HASH_FIND, NULL);
+			if (x == NULL)
+				continue;
+			if (op == XLOG_XACT_COMMIT)
+			{
+				foreach(lc, x->messages)
+				{
+					if (!aw_found_add_message(set, (StringInfo) lfirst(lc)))
+						ereport(WARNING,
+								(errmsg("asyncwrite skipped a malformed message of transaction %u in the WAL",
+										xid)));
+				}
+			}
+			(void) hash_search(xacts, &xid, HASH_REMOVE, NULL);
+		}
+	}
+	XLogReaderFree(reader);
+	hash_destroy(xacts);
+	return complete;
+}
+
+/*
+ * In the worker of a recovering queue: read its database's durable writes
+ * above applied_id back from the WAL, merge them with the writes the queue
+ * file restored, and refill the queue, which then gives out ids again.
+ * Without the mark (have_mark false: the extension is older than 1.1, and
+ * its writes were not durable) nothing is read: what was applied is not
+ * known.  Returns how many writes came back from the WAL.
+ */
+uint64
+aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
+			   bool have_mark)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext,
+											  "asyncwrite recovery",
+											  ALLOCSET_DEFAULT_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	AwFoundSet	set;
+	AwSlotInfo	info;
+	AwQueueIter it;
+	AwEntryHeader *hdr;
+	AwEntryHeader **entries;
+	uint64	   *ids;
+	int			n = 0;
+	uint64		recovered;
+
+	memset(&set, 0, sizeof(set));
+	set.applied_id = applied_id;
+	set.items = palloc(sizeof(AwFound) * 64);
+	set.size = 64;
+
+	/* What the queue file restored (writes that are not durable). */
+	aw_queue_iter_begin_recovering(q, &it);
+	while ((hdr = aw_queue_iter_next(&it)) != NULL)
+		if (hdr->state == AW_ENTRY_READY && hdr->kind != AW_KIND_GAP)
+			(void) aw_found_add(&set, it.write_id, hdr);
+
+	aw_wal_slot_info(MyDatabaseId, &info);
+	if (info.exists && XLogRecPtrIsInvalid(info.restart_lsn))
+		ereport(WARNING,
+				(errmsg("durable asyncwrite writes of database %u above write id " UINT64_FORMAT " may be lost",
+						MyDatabaseId, applied_id),
+				 errdetail("The replication slot that kept their WAL was invalidated (max_slot_wal_keep_size)."),
+				 errhint("Check the target tables and asyncwrite.dead_letters for writes made before the last restart.")));
+	else if (info.exists && have_mark)
+		(void) aw_wal_scan(&set, Max(info.restart_lsn, replay_from),
+						   replay_from);
+
+	/* In id order; a write found twice (it cannot be) counts once. */
+	qsort(set.items, set.n, sizeof(AwFound), aw_found_cmp);
+	entries = palloc(sizeof(AwEntryHeader *) * Max(1, set.n));
+	ids = palloc(sizeof(uint64) * Max(1, set.n));
+	for (int i = 0; i < set.n; i++)
+	{
+		if (n > 0 && ids[n - 1] == set.items[i].id)
+			continue;
+		entries[n] = set.items[i].entry;
+		ids[n] = set.items[i].id;
+		n++;
+	}
+	recovered = set.from_wal;
+	if (!aw_queue_rebuild(q, applied_id, n, entries, ids, recovered))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("the %d durable writes to recover in database %u do not fit in the asyncwrite queue",
+						n, MyDatabaseId),
+				 errhint("Increase asyncwrite.queue_size and restart the server.")));
+	if (recovered > 0)
+		ereport(LOG,
+				(errmsg("asyncwrite recovered " UINT64_FORMAT " durable writes of database %u from the WAL",
+						recovered, MyDatabaseId),
+				 errdetail("Writes above id " UINT64_FORMAT " are queued again.",
+						   applied_id)));
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return recovered;
+}
