@@ -21,6 +21,12 @@
 /* The prefix of asyncwrite's logical messages. */
 #define AW_WAL_PREFIX		"asyncwrite"
 
+/*
+ * The prefix of a message that names the write ids whose WAL went with an
+ * invalidated slot (two uint64: first and last).
+ */
+#define AW_WAL_LOST_PREFIX	"asyncwrite_lost"
+
 /* What a replication slot of asyncwrite holds. */
 typedef struct AwSlotInfo
 {

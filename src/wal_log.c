@@ -129,12 +129,23 @@ aw_wal_ensure_slot(void)
 	aw_wal_slot_info(MyDatabaseId, &info);
 	if (XLogRecPtrIsInvalid(info.restart_lsn))
 	{
+		AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+		uint64		applied = q ? aw_queue_applied_write_id(q) : 0;
+		uint64		last = q ? aw_queue_last_write_id(q) : 0;
+
 		if (info.exists)
 		{
-			ereport(WARNING,
-					(errmsg("replication slot \"%s\" of asyncwrite was invalidated", name),
-					 errdetail("The WAL of durable writes queued before in this database may be gone; if the server crashed before they were applied, they would be lost."),
-					 errhint("Keep max_slot_wal_keep_size large enough for the writes the queue holds, and keep the queue from staying paused.")));
+			if (last > applied)
+				ereport(WARNING,
+						(errmsg("replication slot \"%s\" of asyncwrite was invalidated", name),
+						 errdetail("The WAL of the queued durable writes with write ids " UINT64_FORMAT " to " UINT64_FORMAT " may be gone: they are applied, unless the server crashes first.",
+								   applied + 1, last),
+						 errhint("Keep max_slot_wal_keep_size large enough for the writes the queue holds, and keep the queue from staying paused.")));
+			else
+				ereport(WARNING,
+						(errmsg("replication slot \"%s\" of asyncwrite was invalidated", name),
+						 errdetail("No durable write was waiting for its WAL."),
+						 errhint("Keep max_slot_wal_keep_size large enough for the writes the queue holds, and keep the queue from staying paused.")));
 			ReplicationSlotDrop(name, true);
 		}
 		aw_slot_create(name);
@@ -142,6 +153,19 @@ aw_wal_ensure_slot(void)
 		ReplicationSlotMarkDirty();
 		ReplicationSlotSave();
 		ReplicationSlotRelease();
+
+		/*
+		 * The queued writes whose WAL went with the invalidated slot: a
+		 * recovery after a crash reads this record (the new slot keeps it)
+		 * and reports those it cannot bring back.
+		 */
+		if (info.exists && last > applied)
+		{
+			uint64		range[2] = {applied + 1, last};
+
+			XLogFlush(aw_log_message(AW_WAL_LOST_PREFIX, (char *) range,
+									 sizeof(range), false));
+		}
 		ereport(LOG,
 				(errmsg("asyncwrite created replication slot \"%s\" to keep the WAL of durable writes", name)));
 	}

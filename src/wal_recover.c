@@ -26,6 +26,7 @@
 #include "access/xlogutils.h"
 #include "miscadmin.h"
 #include "replication/message.h"
+#include "storage/fd.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 
@@ -53,6 +54,7 @@ typedef struct AwFoundSet
 	int			size;
 	uint64		applied_id;		/* keep only ids above it */
 	uint64		from_wal;
+	List	   *lost;			/* ranges of ids whose WAL went (uint64[2]) */
 } AwFoundSet;
 
 /*
@@ -187,6 +189,17 @@ aw_wal_scan(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
 			xl_logical_message *m = (xl_logical_message *) XLogRecGetData(reader);
 			StringInfo	copy;
 
+			if (m->dbId == MyDatabaseId &&
+				m->prefix_size == sizeof(AW_WAL_LOST_PREFIX) &&
+				strcmp(m->message, AW_WAL_LOST_PREFIX) == 0 &&
+				m->message_size == 2 * sizeof(uint64))
+			{
+				uint64	   *range = palloc(2 * sizeof(uint64));
+
+				memcpy(range, m->message + m->prefix_size, 2 * sizeof(uint64));
+				set->lost = lappend(set->lost, range);
+				continue;
+			}
 			if (m->dbId != MyDatabaseId ||
 				m->prefix_size != sizeof(AW_WAL_PREFIX) ||
 				strcmp(m->message, AW_WAL_PREFIX) != 0 ||
@@ -243,6 +256,119 @@ aw_wal_scan(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
 	return complete;
 }
 
+/* The start of the oldest WAL segment left in pg_wal, or 0 if none. */
+static XLogRecPtr
+aw_wal_oldest_lsn(void)
+{
+	DIR		   *dir = AllocateDir(XLOGDIR);
+	struct dirent *de;
+	XLogSegNo	oldest = 0;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	while ((de = ReadDir(dir, XLOGDIR)) != NULL)
+	{
+		TimeLineID	tli;
+		XLogSegNo	segno;
+
+		if (!IsXLogFileName(de->d_name))
+			continue;
+		XLogFromFileName(de->d_name, &tli, &segno, wal_segment_size);
+		if (oldest == 0 || segno < oldest)
+			oldest = segno;
+	}
+	FreeDir(dir);
+	if (oldest != 0)
+		XLogSegNoOffsetToRecPtr(oldest, 0, wal_segment_size, lsn);
+	return lsn;
+}
+
+/*
+ * aw_wal_scan, but a WAL read that fails with an error (a segment gone)
+ * ends the scan with a WARNING instead of the worker: the writes found so
+ * far are kept.  Returns whether the WAL was read to its end.
+ */
+static bool
+aw_wal_scan_safely(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	volatile bool complete = false;
+
+	PG_TRY();
+	{
+		complete = aw_wal_scan(set, start, replay_from);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(WARNING,
+				(errmsg("asyncwrite could not read the WAL of durable writes: %s",
+						edata->message)));
+	}
+	PG_END_TRY();
+	return complete;
+}
+
+/*
+ * Say which durable writes may be lost: those above the applied mark and
+ * below the oldest write found in the WAL that is left (all above the mark
+ * when none was found).
+ */
+static void
+aw_wal_report_lost(AwFoundSet *set, uint64 applied_id)
+{
+	uint64		oldest = 0;
+
+	for (int i = 0; i < set->n; i++)
+		if (set->items[i].entry->flags & AW_FLAG_DURABLE &&
+			(oldest == 0 || set->items[i].id < oldest))
+			oldest = set->items[i].id;
+	if (oldest == applied_id + 1)
+		return;
+	if (oldest != 0)
+		ereport(WARNING,
+				(errmsg("durable asyncwrite writes of database %u with write ids " UINT64_FORMAT " to " UINT64_FORMAT " may be lost",
+						MyDatabaseId, applied_id + 1, oldest - 1),
+				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), or the WAL could not be read.  At most " UINT64_FORMAT " writes were lost; later ones are queued again.",
+						   MyDatabaseId, oldest - 1 - applied_id),
+				 errhint("Compare the target tables with what the application wrote since the last restart.")));
+	else
+		ereport(WARNING,
+				(errmsg("durable asyncwrite writes of database %u above write id " UINT64_FORMAT " may be lost",
+						MyDatabaseId, applied_id),
+				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), or the WAL could not be read.",
+						   MyDatabaseId),
+				 errhint("Compare the target tables with what the application wrote since the last restart.")));
+}
+
+/*
+ * Report the writes whose WAL went with a slot invalidated before the one
+ * read now (recorded when it was made again) and that are not applied.
+ */
+static void
+aw_wal_report_lost_ranges(AwFoundSet *set, uint64 applied_id)
+{
+	ListCell   *lc;
+
+	foreach(lc, set->lost)
+	{
+		uint64	   *range = (uint64 *) lfirst(lc);
+		uint64		from = Max(range[0], applied_id + 1);
+
+		if (from > range[1])
+			continue;
+		ereport(WARNING,
+				(errmsg("durable asyncwrite writes of database %u with write ids " UINT64_FORMAT " to " UINT64_FORMAT " may be lost",
+						MyDatabaseId, from, range[1]),
+				 errdetail("Their WAL went with the replication slot \"asyncwrite_%u\", invalidated (max_slot_wal_keep_size) before they were applied; at most " UINT64_FORMAT " writes were lost.",
+						   MyDatabaseId, range[1] - from + 1),
+				 errhint("Compare the target tables with what the application wrote before the last restart.")));
+	}
+}
+
 /*
  * In the worker of a recovering queue: read its database's durable writes
  * above applied_id back from the WAL, merge them with the writes the queue
@@ -280,15 +406,22 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 			(void) aw_found_add(&set, it.write_id, hdr);
 
 	aw_wal_slot_info(MyDatabaseId, &info);
-	if (info.exists && XLogRecPtrIsInvalid(info.restart_lsn))
-		ereport(WARNING,
-				(errmsg("durable asyncwrite writes of database %u above write id " UINT64_FORMAT " may be lost",
-						MyDatabaseId, applied_id),
-				 errdetail("The replication slot that kept their WAL was invalidated (max_slot_wal_keep_size)."),
-				 errhint("Check the target tables and asyncwrite.dead_letters for writes made before the last restart.")));
-	else if (info.exists && have_mark)
-		(void) aw_wal_scan(&set, Max(info.restart_lsn, replay_from),
-						   replay_from);
+	if (info.exists && have_mark)
+	{
+		bool		invalidated = XLogRecPtrIsInvalid(info.restart_lsn);
+		XLogRecPtr	start = invalidated ? aw_wal_oldest_lsn() : info.restart_lsn;
+		bool		complete = aw_wal_scan_safely(&set, Max(start, replay_from),
+												  replay_from);
+
+		/*
+		 * An invalidated slot let the WAL of the oldest writes go: what is
+		 * left is read, and the writes between the mark and the oldest one
+		 * found may be lost.
+		 */
+		if (invalidated || !complete)
+			aw_wal_report_lost(&set, applied_id);
+		aw_wal_report_lost_ranges(&set, applied_id);
+	}
 
 	/* In id order; a write found twice (it cannot be) counts once. */
 	qsort(set.items, set.n, sizeof(AwFound), aw_found_cmp);
