@@ -231,18 +231,26 @@ LANGUAGE C VOLATILE PARALLEL UNSAFE;
 COMMENT ON FUNCTION @extschema@.increment(regclass, jsonb, jsonb, boolean) IS
 'queue adding deltas to numeric columns of the row whose unique key is key, inserting it when missing';
 
--- The applied mark of durable writes (asyncwrite.durable): one row, updated
--- by the worker in every transaction that applies writes or records them as
--- failed, so that rows and mark commit together.  After a restart the
--- worker reads its writes back from the WAL, from replay_from_lsn (the
--- position of CREATE EXTENSION at first) or its replication slot, and
--- queues again those above applied_write_id: none is applied twice.  Not
--- dumped: a restored database starts afresh.
+-- The applied mark of durable writes (asyncwrite.durable): a row per
+-- cluster and database, updated by the worker in every transaction that
+-- applies writes or records them as failed, so that rows and mark commit
+-- together.  After a restart the worker reads its writes back from the WAL,
+-- from its replication slot's position but never before replay_from_lsn
+-- (the position of CREATE EXTENSION at first), and queues again those above
+-- applied_write_id: none is applied twice.  The row of another cluster or
+-- database (a copy by CREATE DATABASE ... TEMPLATE, or by logical
+-- replication) is not this one's mark.  Not dumped: a restored database
+-- starts afresh.
 CREATE TABLE @extschema@.applied_mark (
-    single           boolean PRIMARY KEY DEFAULT true CHECK (single),
-    applied_write_id bigint NOT NULL DEFAULT 0,
-    replay_from_lsn  pg_lsn NOT NULL DEFAULT pg_catalog.pg_current_wal_insert_lsn()
+    system_identifier bigint NOT NULL,
+    database          oid NOT NULL,
+    applied_write_id  bigint NOT NULL DEFAULT 0,
+    replay_from_lsn   pg_lsn NOT NULL DEFAULT pg_catalog.pg_current_wal_insert_lsn(),
+    PRIMARY KEY (system_identifier, database)
 );
-INSERT INTO @extschema@.applied_mark DEFAULT VALUES;
+INSERT INTO @extschema@.applied_mark (system_identifier, database)
+SELECT s.system_identifier, d.oid
+  FROM pg_catalog.pg_control_system() s, pg_catalog.pg_database d
+ WHERE d.datname = pg_catalog.current_database();
 REVOKE ALL ON @extschema@.applied_mark FROM PUBLIC;
 GRANT SELECT ON @extschema@.applied_mark TO pg_monitor;

@@ -77,6 +77,9 @@ aw_flush(PG_FUNCTION_ARGS)
 	int			pending = aw_xact_pending_count();
 
 	aw_check_not_worker("asyncwrite.flush()");
+	/* Writes read back from the WAL after a restart were queued before. */
+	if (q == NULL && aw_queue_recovery_pending(MyDatabaseId))
+		q = aw_launcher_bind(MyDatabaseId);
 	if (pending > 0)
 		ereport(NOTICE,
 				(errmsg("asyncwrite.flush() does not wait for the %d writes this transaction queues when it commits", pending),
@@ -101,6 +104,8 @@ aw_wait(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("write_id must not be null")));
 	write_id = PG_GETARG_INT64(0);
+	if (q == NULL && aw_queue_recovery_pending(MyDatabaseId))
+		q = aw_launcher_bind(MyDatabaseId);
 	last = q ? aw_queue_last_write_id(q) : 0;
 	if (write_id <= 0 || (uint64) write_id > last)
 		ereport(ERROR,

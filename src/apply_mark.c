@@ -1,16 +1,18 @@
 /*-------------------------------------------------------------------------
  *
  * apply_mark.c
- *		The applied mark of durable writes: the one row of
- *		asyncwrite.applied_mark, updated in every transaction of the worker
- *		that applies queued writes or records them as failed, so that the
- *		rows and the mark commit together.  After a restart, writes read
+ *		The applied mark of durable writes: this cluster's and database's
+ *		row of asyncwrite.applied_mark, updated in every transaction of the
+ *		worker that applies queued writes or records them as failed, so that
+ *		the rows and the mark commit together.  After a restart, writes read
  *		back from the WAL are queued again only above it (wal_recover.c).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/xlog.h"
+#include "miscadmin.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -49,24 +51,30 @@ aw_mark_exists(void)
 /*
  * Read the mark, in a transaction with SPI connected: every durable write
  * up to *applied_id is done, and none logged before *replay_from is needed.
- * Returns false (both 0) when the table does not exist.
+ * No row for this cluster and database means no batch committed here yet
+ * (both 0).  Returns false (both 0) when the table does not exist.
  */
 bool
 aw_mark_read(uint64 *applied_id, XLogRecPtr *replay_from)
 {
 	Oid			relid;
 	const char *table = aw_mark_table(&relid);
+	Oid			types[2] = {INT8OID, OIDOID};
+	Datum		values[2];
 	bool		isnull;
 
 	*applied_id = 0;
 	*replay_from = InvalidXLogRecPtr;
 	if (table == NULL)
 		return false;
-	if (SPI_execute(psprintf("SELECT applied_write_id, replay_from_lsn FROM %s",
-							 table), true, 1) != SPI_OK_SELECT)
+	values[0] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	if (SPI_execute_with_args(psprintf("SELECT applied_write_id, replay_from_lsn FROM %s "
+									   "WHERE system_identifier = $1 AND database = $2",
+									   table), 2, types, values, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the asyncwrite applied mark");
 	if (SPI_processed == 0)
-		return false;
+		return true;
 	*applied_id = (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 													   SPI_tuptable->tupdesc,
 													   1, &isnull));
@@ -86,18 +94,20 @@ aw_mark_write(uint64 applied_id, XLogRecPtr replay_from)
 {
 	Oid			relid;
 	const char *table = aw_mark_table(&relid);
-	Datum		values[2];
+	Datum		values[4];
 
 	if (table == NULL)
 		return;
 	if (aw_mark_plan == NULL || aw_mark_plan_relid != relid)
 	{
-		Oid			types[2] = {INT8OID, PG_LSNOID};
+		Oid			types[4] = {INT8OID, PG_LSNOID, INT8OID, OIDOID};
 		SPIPlanPtr	plan;
 
-		plan = SPI_prepare(psprintf("UPDATE %s SET applied_write_id = GREATEST(applied_write_id, $1), "
-									"replay_from_lsn = GREATEST(replay_from_lsn, $2)",
-									table), 2, types);
+		plan = SPI_prepare(psprintf("INSERT INTO %s AS m (system_identifier, database, applied_write_id, replay_from_lsn) "
+									"VALUES ($3, $4, $1, $2) ON CONFLICT (system_identifier, database) DO UPDATE "
+									"SET applied_write_id = GREATEST(m.applied_write_id, $1), "
+									"replay_from_lsn = GREATEST(m.replay_from_lsn, $2)",
+									table), 4, types);
 		if (plan == NULL)
 			elog(ERROR, "could not prepare the update of the asyncwrite applied mark");
 		if (SPI_keepplan(plan) != 0)
@@ -109,6 +119,8 @@ aw_mark_write(uint64 applied_id, XLogRecPtr replay_from)
 	}
 	values[0] = Int64GetDatum((int64) applied_id);
 	values[1] = LSNGetDatum(replay_from);
-	if (SPI_execute_plan(aw_mark_plan, values, NULL, false, 1) != SPI_OK_UPDATE)
+	values[2] = Int64GetDatum((int64) GetSystemIdentifier());
+	values[3] = ObjectIdGetDatum(MyDatabaseId);
+	if (SPI_execute_plan(aw_mark_plan, values, NULL, false, 1) != SPI_OK_INSERT)
 		elog(ERROR, "could not update the asyncwrite applied mark");
 }

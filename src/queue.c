@@ -107,7 +107,7 @@ struct AwQueue
 };
 
 /* Databases with durable writes to recover that a server run tracks. */
-#define AW_MAX_RECOVER 256
+#define AW_MAX_RECOVER 1024
 
 /* The shared state: the queues, then their rings. */
 typedef struct AwControl
@@ -457,7 +457,7 @@ aw_queue_lookup(Oid dboid)
 static bool
 aw_queue_evictable(AwQueue *q, bool held_by_us)
 {
-	return q->head == pg_atomic_read_u64(&q->tail) &&
+	return q->head == pg_atomic_read_u64(&q->tail) && !q->recovering &&
 		pg_atomic_read_u64(&q->sweeps_requested) ==
 		pg_atomic_read_u64(&q->sweeps_done) &&
 		q->worker_pid == 0 && !q->launching && !q->paused &&
@@ -472,7 +472,7 @@ aw_queue_evictable(AwQueue *q, bool held_by_us)
 static bool
 aw_queue_idle_worker(AwQueue *q)
 {
-	return q->head == pg_atomic_read_u64(&q->tail) &&
+	return q->head == pg_atomic_read_u64(&q->tail) && !q->recovering &&
 		pg_atomic_read_u64(&q->sweeps_requested) ==
 		pg_atomic_read_u64(&q->sweeps_done) &&
 		q->worker_pid != 0 && !q->paused && !q->hold &&
@@ -832,7 +832,12 @@ aw_queue_reserve(AwQueue *q, Size len, int nentries, AwReservation *r)
 	tail = pg_atomic_read_u64(&q->tail);
 	room_to_end = capacity - q->head % capacity;
 	pad = (room_to_end < len) ? room_to_end : 0;
-	if (q->head + pad + len - tail > capacity)
+
+	/*
+	 * One header's room stays free: a ring refilled from the WAL after a
+	 * crash needs a gap entry after its entries (aw_queue_rebuild).
+	 */
+	if (q->head + pad + len - tail > capacity - sizeof(AwEntryHeader))
 	{
 		LWLockRelease(&q->lock);
 		return AW_RESERVE_FULL;
@@ -951,7 +956,9 @@ aw_queue_iter_begin_stopped(AwQueue *q, AwQueueIter *it, Oid *dboid,
 	it->queue = q;
 	it->head = q->head;
 	it->pos = pg_atomic_read_u64(&q->tail);
-	it->write_id = pg_atomic_read_u64(&q->applied_write_id);
+	/* A queue stopped before its recovery ended keeps its restored base. */
+	it->write_id = q->recovering ? q->recover_base :
+		pg_atomic_read_u64(&q->applied_write_id);
 	*in_flight = 0;
 	*applying = pg_atomic_read_u32(&q->applying) != 0;
 	if (*applying)
@@ -1536,6 +1543,21 @@ aw_queue_iter_begin_recovering(AwQueue *q, AwQueueIter *it)
 	LWLockRelease(&q->lock);
 }
 
+/*
+ * Whether database dboid has durable writes still to read back from the WAL
+ * in this server run (it may have no queue yet).
+ */
+bool
+aw_queue_recovery_pending(Oid dboid)
+{
+	bool		pending;
+
+	LWLockAcquire(aw_control->lock, LW_SHARED);
+	pending = aw_queue_must_recover(dboid);
+	LWLockRelease(aw_control->lock);
+	return pending;
+}
+
 /* Whether the queue waits for its durable writes to be read back. */
 bool
 aw_queue_recovering(AwQueue *q)
@@ -1582,9 +1604,27 @@ aw_queue_rebuild(AwQueue *q, uint64 applied_id, int n,
 	Assert(q->recovering && q->worker_pid == MyProcPid);
 	last_id = Max(q->next_write_id - 1, aw_control->startup_ceiling);
 	if (n > 0)
+	{
 		last_id = Max(last_id, ids[n - 1]);
+		/* The ids before the first entry are done: no leading gap. */
+		applied_id = ids[0] - 1;
+		next_id = ids[0];
+	}
+	else
+	{
+		/* Nothing to apply: every id given out so far is done. */
+		applied_id = Max(applied_id, last_id);
+		next_id = applied_id + 1;
+	}
+
+	/*
+	 * The entries and the gaps between them took at least as much room in the
+	 * ring they come from; the last gap takes the header's room that
+	 * reservations leave free.
+	 */
 	for (int i = 0; i < n; i++)
-		needed += entries[i]->length + sizeof(AwEntryHeader);
+		needed += entries[i]->length +
+			((i > 0 && ids[i] > ids[i - 1] + 1) ? sizeof(AwEntryHeader) : 0);
 	if (needed > capacity)
 	{
 		LWLockRelease(&q->lock);

@@ -161,6 +161,7 @@ extern void aw_queue_unbind_all(void);
 extern bool aw_queue_note_recovery(Oid dboid);
 extern int	aw_queue_recovery_list(Oid *dboids, int max);
 extern bool aw_queue_recovering(AwQueue *q);
+extern bool aw_queue_recovery_pending(Oid dboid);
 extern uint64 aw_queue_startup_ceiling(void);
 extern void aw_queue_iter_begin_recovering(AwQueue *q, AwQueueIter *it);
 extern bool aw_queue_rebuild(AwQueue *q, uint64 applied_id, int n,

@@ -161,6 +161,9 @@ aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
 			return false;
 		aw_submit_too_large(len);
 	}
+	/* What may fail is done before the entry is reserved. */
+	if (w->flags & AW_FLAG_DURABLE)
+		aw_xact_register();
 	entry = aw_submit_reserve(len, 1, aw_on_full, &r);
 	if (entry == NULL)
 		return false;
@@ -174,9 +177,11 @@ aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
 	 */
 	if (w->flags & AW_FLAG_DURABLE)
 	{
+		XLogRecPtr	lsn = InvalidXLogRecPtr;
+
 		PG_TRY();
 		{
-			aw_xact_flush_at_end(aw_wal_log(&entry, &r.first_id, 1, false));
+			lsn = aw_wal_log(&entry, &r.first_id, 1, false);
 		}
 		PG_CATCH();
 		{
@@ -185,6 +190,7 @@ aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
+		aw_xact_flush_at_end(lsn);
 	}
 
 	/* Nothing below may fail: the entry is reserved and must be published. */

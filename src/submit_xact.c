@@ -189,7 +189,7 @@ aw_xact_flush_logged(void)
 }
 
 /* Register the transaction callbacks, once per session. */
-static void
+void
 aw_xact_register(void)
 {
 	if (!aw_callbacks_registered)
@@ -204,13 +204,13 @@ aw_xact_register(void)
  * A non-transactional durable write was logged up to lsn (or nothing, for
  * InvalidXLogRecPtr): flush it when the transaction ends, before the caller
  * hears of its success; one flush serves every such write of a statement.
+ * The caller registered the callbacks first (aw_xact_register): this never
+ * fails.
  */
 void
 aw_xact_flush_at_end(XLogRecPtr lsn)
 {
-	if (XLogRecPtrIsInvalid(lsn))
-		return;
-	aw_xact_register();
+	Assert(aw_callbacks_registered);
 	aw_flush_lsn = Max(aw_flush_lsn, lsn);
 }
 

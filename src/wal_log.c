@@ -107,6 +107,30 @@ aw_wal_slot_info(Oid dboid, AwSlotInfo *info)
 }
 
 /*
+ * Create a persistent physical slot that keeps the WAL from the last
+ * checkpoint's redo position on, and save it.  An error leaves it released:
+ * a slot left acquired would block every later move of it.
+ */
+static void
+aw_wal_create_slot(const char *name)
+{
+	aw_slot_create(name);
+	PG_TRY();
+	{
+		ReplicationSlotReserveWal();
+		ReplicationSlotMarkDirty();
+		ReplicationSlotSave();
+	}
+	PG_CATCH();
+	{
+		ReplicationSlotRelease();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	ReplicationSlotRelease();
+}
+
+/*
  * Make sure this database's slot keeps the WAL from now on, before a
  * durable write is logged: create it (its WAL starts at the last
  * checkpoint's redo position, before anything logged after), or create it
@@ -148,11 +172,7 @@ aw_wal_ensure_slot(void)
 						 errhint("Keep max_slot_wal_keep_size large enough for the writes the queue holds, and keep the queue from staying paused.")));
 			ReplicationSlotDrop(name, true);
 		}
-		aw_slot_create(name);
-		ReplicationSlotReserveWal();
-		ReplicationSlotMarkDirty();
-		ReplicationSlotSave();
-		ReplicationSlotRelease();
+		aw_wal_create_slot(name);
 
 		/*
 		 * The queued writes whose WAL went with the invalidated slot: a

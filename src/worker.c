@@ -62,7 +62,11 @@ static int	aw_nsamples = 0;
 static XLogRecPtr aw_slot_moved_to = InvalidXLogRecPtr;
 static TimestampTz aw_slot_moved_at = 0;
 
-/* Take a sample before a batch; the oldest goes when there are too many. */
+/*
+ * Take a sample before a batch.  When there are too many, every other one
+ * goes, the oldest always kept: it is the next to become usable however far
+ * the worker lags, so the slot keeps moving.
+ */
 static void
 aw_worker_sample(AwQueue *q)
 {
@@ -70,8 +74,11 @@ aw_worker_sample(AwQueue *q)
 
 	if (aw_nsamples == AW_MAX_SAMPLES)
 	{
-		memmove(aw_samples, aw_samples + 1, sizeof(AwSample) * (AW_MAX_SAMPLES - 1));
-		aw_nsamples--;
+		int			kept = 0;
+
+		for (int i = 0; i < AW_MAX_SAMPLES; i += 2)
+			aw_samples[kept++] = aw_samples[i];
+		aw_nsamples = kept;
 	}
 	(void) aw_queue_sample(q, MyDatabaseId, &aw_samples[aw_nsamples].lsn,
 						   &aw_samples[aw_nsamples].next_id, &empty);

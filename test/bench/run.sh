@@ -6,7 +6,7 @@
 #
 #   bash test/bench/run.sh                 # full run (about 15 minutes)
 #   DURATION=5 REPEAT=3 ROWS=200000 bash test/bench/run.sh   # quicker
-#   PARTS=bc bash test/bench/run.sh        # only some comparisons (a..f;
+#   PARTS=bc bash test/bench/run.sh        # only some comparisons (a..f, h;
 #                                          # g comes with b); others print 0
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../setup.sh"
@@ -15,8 +15,8 @@ DURATION=${DURATION:-10}      # seconds per pgbench run
 REPEAT=${REPEAT:-3}           # runs per figure; the median is reported
 ROWS=${ROWS:-1000000}         # rows for the apply and end-to-end runs
 PORT=${PORT:-54330}
-PARTS=${PARTS:-abcdef}
-if [ "$PARTS" = abcdef ]; then
+PARTS=${PARTS:-abcdefh}
+if [ "$PARTS" = abcdefh ]; then
     OUT=${OUT:-$AW_ROOT/test/bench/results-latest.md}
 else
     OUT=${OUT:-/tmp/asyncwrite-bench-partial.md}   # keep the full table
@@ -89,13 +89,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0) print "n/a"; else printf "
 declare -A R
 for k in floor_{1,2,4,8} async_{1,2,4,8} insert_{1,8} insert_off_{1,8} apply_s copy_s \
          queued_bytes_per_row row_bytes e2e_async_s e2e_insert_s tpcb_none tpcb_plain \
-         tpcb_capture counter_update counter_async lat_p50 lat_p99; do R[$k]=0; done
+         tpcb_capture counter_update counter_async lat_p50 lat_p99 \
+         h_{mem,dur_off,dur_on,ins_on,ins_off}_{1,8}; do R[$k]=0; done
+
+# The memory-only queue (asyncwrite.durable off): the caller cost of the
+# queue itself, in parts a and e; parts c and h say what durability costs.
+NONDURABLE="-c asyncwrite.durable=off"
 
 if want a; then
 echo "== a. caller cost and scaling (median of $REPEAT x ${DURATION}s)"
 for c in 1 2 4 8; do
     R[floor_$c]=$(tps_median floor "$c")
-    R[async_$c]=$(tps_median async "$c")
+    R[async_$c]=$(tps_median async "$c" "$NONDURABLE")
     echo "clients=$c floor=${R[floor_$c]} async=${R[async_$c]}"
 done
 for c in 1 8; do
@@ -136,7 +141,7 @@ sql "SELECT asyncwrite.resume(); SELECT asyncwrite.flush()" >/dev/null
 fi
 
 if want c; then
-echo "== c. end to end: 8 clients, $ROWS rows, then flush(), vs INSERT with synchronous_commit=off"
+echo "== c. end to end: 8 clients, $ROWS rows, then flush(), both with synchronous_commit=off"
 e2e() {
     local script=$1 opts=${2:-}
     sql "TRUNCATE events" >/dev/null
@@ -148,7 +153,7 @@ e2e() {
     t1=$(date +%s.%N)
     awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f\n", b - a}'
 }
-R[e2e_async_s]=$(for _ in $(seq "$REPEAT"); do e2e async; done | median)
+R[e2e_async_s]=$(for _ in $(seq "$REPEAT"); do e2e async "-c synchronous_commit=off"; done | median)
 R[e2e_insert_s]=$(for _ in $(seq "$REPEAT"); do e2e insert "-c synchronous_commit=off"; done | median)
 echo "async=${R[e2e_async_s]}s insert_sync_off=${R[e2e_insert_s]}s"
 
@@ -208,7 +213,7 @@ counters() {
 e_update=(); e_async=()
 for _ in $(seq "$REPEAT"); do   # interleaved, as in d
     e_update+=("$(counters counter_update "-c synchronous_commit=off")")
-    e_async+=("$(counters counter_async)")
+    e_async+=("$(counters counter_async "$NONDURABLE")")
 done
 R[counter_update]=$(printf '%s\n' "${e_update[@]}" | median)
 R[counter_async]=$(printf '%s\n' "${e_async[@]}" | median)
@@ -228,6 +233,26 @@ read -r R[lat_p50] R[lat_p99] < <(sql "SELECT round(percentile_cont(0.5) WITHIN 
 echo "p50=${R[lat_p50]}ms p99=${R[lat_p99]}ms"
 fi
 
+if want h; then
+echo "== h. what durability costs the caller: TPS at 1 and 8 clients (interleaved, median of $REPEAT x ${DURATION}s)"
+for c in 1 8; do
+    h_mem=(); h_dur_off=(); h_dur_on=(); h_ins_on=(); h_ins_off=()
+    for _ in $(seq "$REPEAT"); do   # interleaved: drift hits every variant alike
+        h_mem+=("$(tps async "$c" "$NONDURABLE")")
+        h_dur_off+=("$(tps async "$c" "-c synchronous_commit=off")")
+        h_dur_on+=("$(tps async "$c")")
+        h_ins_on+=("$(tps insert "$c")")
+        h_ins_off+=("$(tps insert "$c" "-c synchronous_commit=off")")
+    done
+    R[h_mem_$c]=$(printf '%s\n' "${h_mem[@]}" | median)
+    R[h_dur_off_$c]=$(printf '%s\n' "${h_dur_off[@]}" | median)
+    R[h_dur_on_$c]=$(printf '%s\n' "${h_dur_on[@]}" | median)
+    R[h_ins_on_$c]=$(printf '%s\n' "${h_ins_on[@]}" | median)
+    R[h_ins_off_$c]=$(printf '%s\n' "${h_ins_off[@]}" | median)
+    echo "clients=$c memory=${R[h_mem_$c]} durable_sync_off=${R[h_dur_off_$c]} durable_sync_on=${R[h_dur_on_$c]} insert_sync_on=${R[h_ins_on_$c]} insert_sync_off=${R[h_ins_off_$c]}"
+done
+fi
+
 machine="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), PostgreSQL $(pg_config --version | awk '{print $2}')"
 rows_s() { awk -v n="$ROWS" -v s="$1" 'BEGIN {if (s == 0) print "n/a"; else printf "%.0f", n / s}'; }
 apply_rs=$(rows_s "${R[apply_s]}"); copy_rs=$(rows_s "${R[copy_s]}")
@@ -236,21 +261,26 @@ echo "Benchmark of $(date -u +%Y-%m-%d) on $machine; medians of $REPEAT runs of 
 echo
 echo "| | measure | asyncwrite | baseline | ratio | target |"
 echo "|---|---|---|---|---|---|"
-echo "| a | TPS, 1 client: asyncwrite.insert vs SELECT floor | ${R[async_1]} | ${R[floor_1]} | $(ratio "${R[async_1]}" "${R[floor_1]}") | >= 0.9 |"
-echo "| a | TPS, 8 clients: asyncwrite.insert vs SELECT floor | ${R[async_8]} | ${R[floor_8]} | $(ratio "${R[async_8]}" "${R[floor_8]}") | >= 0.9 |"
-echo "| a | TPS, 1 client: asyncwrite.insert vs INSERT | ${R[async_1]} | ${R[insert_1]} | $(ratio "${R[async_1]}" "${R[insert_1]}") | |"
-echo "| a | TPS, 8 clients: asyncwrite.insert vs INSERT | ${R[async_8]} | ${R[insert_8]} | $(ratio "${R[async_8]}" "${R[insert_8]}") | |"
-echo "| a | TPS, 1 client: asyncwrite.insert vs INSERT, synchronous_commit=off | ${R[async_1]} | ${R[insert_off_1]} | $(ratio "${R[async_1]}" "${R[insert_off_1]}") | |"
-echo "| a | TPS, 8 clients: asyncwrite.insert vs INSERT, synchronous_commit=off | ${R[async_8]} | ${R[insert_off_8]} | $(ratio "${R[async_8]}" "${R[insert_off_8]}") | |"
+echo "| a | TPS, 1 client: asyncwrite.insert (durable off) vs SELECT floor | ${R[async_1]} | ${R[floor_1]} | $(ratio "${R[async_1]}" "${R[floor_1]}") | >= 0.9 |"
+echo "| a | TPS, 8 clients: asyncwrite.insert (durable off) vs SELECT floor | ${R[async_8]} | ${R[floor_8]} | $(ratio "${R[async_8]}" "${R[floor_8]}") | >= 0.9 |"
+echo "| a | TPS, 1 client: asyncwrite.insert (durable off) vs INSERT | ${R[async_1]} | ${R[insert_1]} | $(ratio "${R[async_1]}" "${R[insert_1]}") | |"
+echo "| a | TPS, 8 clients: asyncwrite.insert (durable off) vs INSERT | ${R[async_8]} | ${R[insert_8]} | $(ratio "${R[async_8]}" "${R[insert_8]}") | |"
+echo "| a | TPS, 1 client: asyncwrite.insert (durable off) vs INSERT, synchronous_commit=off | ${R[async_1]} | ${R[insert_off_1]} | $(ratio "${R[async_1]}" "${R[insert_off_1]}") | |"
+echo "| a | TPS, 8 clients: asyncwrite.insert (durable off) vs INSERT, synchronous_commit=off | ${R[async_8]} | ${R[insert_off_8]} | $(ratio "${R[async_8]}" "${R[insert_off_8]}") | |"
 echo "| b | apply rows/s vs COPY rows/s | $apply_rs | $copy_rs | $(ratio "$apply_rs" "$copy_rs") | >= 0.9 |"
-echo "| c | end to end seconds, 8 clients, then flush: INSERT sync_commit=off / asyncwrite | ${R[e2e_async_s]} s | ${R[e2e_insert_s]} s | $(ratio "${R[e2e_insert_s]}" "${R[e2e_async_s]}") | >= 3 |"
+echo "| c | end to end seconds, 8 clients, then flush, both sync_commit=off: INSERT / asyncwrite (durable) | ${R[e2e_async_s]} s | ${R[e2e_insert_s]} s | $(ratio "${R[e2e_insert_s]}" "${R[e2e_async_s]}") | >= 3 |"
 echo "| d | tpcb-like TPS with capture() audit vs no audit | ${R[tpcb_capture]} | ${R[tpcb_none]} | $(ratio "${R[tpcb_capture]}" "${R[tpcb_none]}") | >= 0.97 |"
 echo "| d | tpcb-like TPS with plain AFTER trigger INSERT vs no audit | ${R[tpcb_plain]} | ${R[tpcb_none]} | $(ratio "${R[tpcb_plain]}" "${R[tpcb_none]}") | |"
-echo "| e | hot counters, 32 clients, 10 keys: increment TPS vs UPDATE sync_commit=off | ${R[counter_async]} | ${R[counter_update]} | $(ratio "${R[counter_async]}" "${R[counter_update]}") | >= 3 |"
-echo "| f | latency enqueue to visible, 8 clients: p50 / p99 ms | ${R[lat_p50]} / ${R[lat_p99]} | | | p99 < 50 |"
+echo "| e | hot counters, 32 clients, 10 keys: increment (durable off) TPS vs UPDATE sync_commit=off | ${R[counter_async]} | ${R[counter_update]} | $(ratio "${R[counter_async]}" "${R[counter_update]}") | >= 3 |"
+echo "| f | latency enqueue to visible, 8 clients (durable): p50 / p99 ms | ${R[lat_p50]} / ${R[lat_p99]} | | | p99 < 50 |"
 echo "| g | queue bytes per row / row's own bytes (overhead) | ${R[queued_bytes_per_row]} | ${R[row_bytes]} | $(awk -v q="${R[queued_bytes_per_row]}" -v r="${R[row_bytes]}" 'BEGIN {printf "+%.0f B", q - r}') | <= +32 B |"
+for c in 1 8; do
+echo "| h | TPS, $c client(s): durable, synchronous_commit=off vs durable off | ${R[h_dur_off_$c]} | ${R[h_mem_$c]} | $(ratio "${R[h_dur_off_$c]}" "${R[h_mem_$c]}") | >= 0.85 |"
+echo "| h | TPS, $c client(s): durable, synchronous_commit=on vs INSERT, synchronous_commit=on | ${R[h_dur_on_$c]} | ${R[h_ins_on_$c]} | $(ratio "${R[h_dur_on_$c]}" "${R[h_ins_on_$c]}") | $([ "$c" = 8 ] && echo '>= 1.5') |"
+echo "| h | TPS, $c client(s): durable, synchronous_commit=off vs INSERT, synchronous_commit=off | ${R[h_dur_off_$c]} | ${R[h_ins_off_$c]} | $(ratio "${R[h_dur_off_$c]}" "${R[h_ins_off_$c]}") | |"
+done
 echo
-echo "Scaling, TPS by clients (asyncwrite.insert / SELECT floor):"
+echo "Scaling, TPS by clients (asyncwrite.insert, durable off / SELECT floor):"
 echo
 echo "| clients | 1 | 2 | 4 | 8 |"
 echo "|---|---|---|---|---|"

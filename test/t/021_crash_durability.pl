@@ -177,6 +177,18 @@ for my $round (1 .. 3)
 	$node->safe_psql('postgres', 'TRUNCATE committed, t');
 }
 
+# wait() for an id given out before a crash waits for that write, which
+# comes back from the WAL, and answers once it is applied.
+my $id = $node->safe_psql('postgres', q{SELECT asyncwrite.pause();
+	SELECT asyncwrite.insert('t', '{"k": -1}', transactional => false)});
+$id = (split /\n/, $id)[-1];
+my $psql = $node->background_psql('postgres');
+kill 'KILL', $psql->query_safe('SELECT pg_backend_pid()');
+$psql->quit;
+wait_up();
+is($node->safe_psql('postgres', qq{SELECT asyncwrite.wait($id, '60 s'); SELECT count(*) FROM t WHERE k = -1}),
+	"t\n1", "wait($id) for a write queued before a crash returns once it is applied");
+
 # The crashes hit writes still queued: they came back from the WAL.
 cmp_ok($recovered_total, '>', 0, "writes were read back from the WAL ($recovered_total)");
 
