@@ -79,6 +79,7 @@ extern void aw_dead_letter_record(AwApplyRow *row, ErrorData *edata,
 
 /* apply_mark.c */
 extern bool aw_mark_exists(void);
+extern uint64 aw_mark_peek(void);
 extern bool aw_mark_read(uint64 *applied_id, XLogRecPtr *replay_from);
 extern void aw_mark_write(uint64 applied_id, XLogRecPtr replay_from);
 

@@ -11,8 +11,12 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xlog.h"
 #include "miscadmin.h"
+#include "utils/snapmgr.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -46,6 +50,41 @@ aw_mark_exists(void)
 	Oid			relid;
 
 	return aw_mark_table(&relid) != NULL;
+}
+
+/*
+ * The mark of this cluster and database, or 0, read in the caller's
+ * transaction by any role (a producer: the table is not readable by
+ * PUBLIC, and the value is only compared with write ids).
+ */
+uint64
+aw_mark_peek(void)
+{
+	Oid			relid;
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	uint64		mark = 0;
+	int64		sysid = (int64) GetSystemIdentifier();
+
+	if (aw_mark_table(&relid) == NULL)
+		return 0;
+	rel = table_open(relid, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, GetLatestSnapshot(), 0, NULL);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull[3];
+		Datum		v[3];
+
+		for (int i = 0; i < 3; i++)
+			v[i] = heap_getattr(tup, i + 1, RelationGetDescr(rel), &isnull[i]);
+		if (!isnull[0] && !isnull[1] && !isnull[2] &&
+			DatumGetInt64(v[0]) == sysid && DatumGetObjectId(v[1]) == MyDatabaseId)
+			mark = (uint64) DatumGetInt64(v[2]);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return mark;
 }
 
 /*

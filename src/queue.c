@@ -100,6 +100,8 @@ struct AwQueue
 	uint64		recovered;		/* writes read back at the last recovery */
 	uint64		recover_base;	/* while recovering: the id before the ring's
 								 * first entry (a restored queue) */
+	bool		ids_checked;	/* ids are above the database's applied mark
+								 * (aw_queue_skip_ids; under the lock) */
 
 	ConditionVariable applied_cv;	/* applied_write_id advanced */
 	ConditionVariable space_cv; /* tail advanced */
@@ -210,6 +212,7 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 	pg_atomic_write_u64(&q->sweep_after_id, 0);
 	q->recovering = false;
 	q->recovered = 0;
+	q->ids_checked = false;
 }
 
 /* The file of the write id ceiling, and ids taken ahead when it is raised. */
@@ -1558,6 +1561,59 @@ aw_queue_recovery_pending(Oid dboid)
 	return pending;
 }
 
+/* Whether the queue's ids are known to be above its applied mark. */
+bool
+aw_queue_ids_checked(AwQueue *q)
+{
+	bool		checked;
+
+	LWLockAcquire(&q->lock, LW_SHARED);
+	checked = q->ids_checked;
+	LWLockRelease(&q->lock);
+	return checked;
+}
+
+/*
+ * Make the queue's next write id greater than above (the database's applied
+ * mark, which may come from a server run whose ids this one does not know:
+ * a promoted standby, a restored backup), with a gap entry consuming the
+ * ids in between: a write id at or below the mark would count as applied
+ * in a recovery.  Once per binding; returns false, changing nothing, when
+ * the queue has no room for the gap now (the next reservation tries again)
+ * or was bound to another database.
+ */
+bool
+aw_queue_skip_ids(AwQueue *q, Oid dboid, uint64 above)
+{
+	uint64		capacity = aw_control->capacity;
+	bool		done = true;
+
+	aw_queue_ids_cover(above + 1);
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	if (q->dboid != dboid || q->recovering)
+		done = false;
+	else if (!q->ids_checked && q->next_write_id <= above)
+	{
+		uint64		room_to_end = capacity - q->head % capacity;
+		uint64		pad = (room_to_end < sizeof(AwEntryHeader)) ? room_to_end : 0;
+
+		if (q->head + pad + sizeof(AwEntryHeader) - pg_atomic_read_u64(&q->tail) > capacity)
+			done = false;
+		else
+		{
+			/* An implicit filler (pad) needs no header: less than one fits. */
+			aw_entry_make_gap((AwEntryHeader *) (aw_queue_ring(q) + (q->head + pad) % capacity),
+							  above + 1 - q->next_write_id);
+			q->head += pad + sizeof(AwEntryHeader);
+			q->next_write_id = above + 1;
+		}
+	}
+	if (done)
+		q->ids_checked = true;
+	LWLockRelease(&q->lock);
+	return done;
+}
+
 /* Whether the queue waits for its durable writes to be read back. */
 bool
 aw_queue_recovering(AwQueue *q)
@@ -1603,6 +1659,7 @@ aw_queue_rebuild(AwQueue *q, uint64 applied_id, int n,
 	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
 	Assert(q->recovering && q->worker_pid == MyProcPid);
 	last_id = Max(q->next_write_id - 1, aw_control->startup_ceiling);
+	last_id = Max(last_id, applied_id);
 	if (n > 0)
 	{
 		last_id = Max(last_id, ids[n - 1]);
@@ -1658,6 +1715,7 @@ aw_queue_rebuild(AwQueue *q, uint64 applied_id, int n,
 	pg_atomic_write_u64(&q->applied_write_id, applied_id);
 	pg_write_barrier();
 	q->recovering = false;
+	q->ids_checked = true;
 	LWLockRelease(&q->lock);
 	aw_queue_recovery_forget(q->dboid);
 	ConditionVariableBroadcast(&q->worker_cv);

@@ -42,8 +42,6 @@ extern int	aw_xact_pending_count(void);
 extern void aw_xact_write_now(bool switch_mode);
 extern void aw_xact_note_write_id(uint64 write_id);
 extern uint64 aw_xact_last_write_id(void);
-extern void aw_xact_register(void);
-extern void aw_xact_flush_at_end(XLogRecPtr lsn);
 
 /* submit_prepared.c */
 extern void aw_prepared_store(const AwWriteSpec *w);

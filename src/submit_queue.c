@@ -10,17 +10,42 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/timestamp.h"
 
+#include "apply.h"
 #include "launcher.h"
 #include "submit.h"
 #include "wal.h"
 
 /* This backend's queue, revalidated at each reservation (it may rebind). */
 static AwQueue *my_queue = NULL;
+
+/*
+ * The WAL of this transaction's non-transactional durable writes, flushed
+ * when it ends (before the caller hears of their success; one flush serves
+ * every such write of a statement), unless synchronous_commit is off.
+ */
+static XLogRecPtr aw_flush_lsn = InvalidXLogRecPtr;
+static bool aw_flush_callback_registered = false;
+
+/* Transaction callback: flush the logged writes as the transaction ends. */
+static void
+aw_submit_flush_callback(XactEvent event, void *arg)
+{
+	XLogRecPtr	lsn = aw_flush_lsn;
+
+	if (event != XACT_EVENT_PRE_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PRE_PREPARE)
+		return;
+	aw_flush_lsn = InvalidXLogRecPtr;
+	if (!XLogRecPtrIsInvalid(lsn) && synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
+		XLogFlush(lsn);
+}
 
 /* Raise the error of a write that found its queue full. */
 static void
@@ -72,6 +97,9 @@ aw_submit_reserve(Size len, int nentries, int on_full, AwReservation *r)
 
 		if (q == NULL)
 			q = my_queue = aw_launcher_bind(MyDatabaseId);
+		/* Once per binding: ids above the applied mark (a failover's). */
+		if (!aw_queue_ids_checked(q))
+			(void) aw_queue_skip_ids(q, MyDatabaseId, aw_mark_peek());
 		res = aw_queue_reserve(q, len, nentries, r);
 		if (res == AW_RESERVE_OK)
 		{
@@ -162,8 +190,11 @@ aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
 		aw_submit_too_large(len);
 	}
 	/* What may fail is done before the entry is reserved. */
-	if (w->flags & AW_FLAG_DURABLE)
-		aw_xact_register();
+	if ((w->flags & AW_FLAG_DURABLE) && !aw_flush_callback_registered)
+	{
+		RegisterXactCallback(aw_submit_flush_callback, NULL);
+		aw_flush_callback_registered = true;
+	}
 	entry = aw_submit_reserve(len, 1, aw_on_full, &r);
 	if (entry == NULL)
 		return false;
@@ -190,7 +221,7 @@ aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
 			PG_RE_THROW();
 		}
 		PG_END_TRY();
-		aw_xact_flush_at_end(lsn);
+		aw_flush_lsn = Max(aw_flush_lsn, lsn);
 	}
 
 	/* Nothing below may fail: the entry is reserved and must be published. */

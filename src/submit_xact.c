@@ -30,7 +30,6 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "access/xlog.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
@@ -69,9 +68,6 @@ static bool aw_callbacks_registered = false;
 
 /* Highest write id this session submitted. */
 static uint64 aw_last_write_id = 0;
-
-/* The WAL to flush when the transaction ends (non-transactional writes). */
-static XLogRecPtr aw_flush_lsn = InvalidXLogRecPtr;
 
 static void aw_xact_callback(XactEvent event, void *arg);
 static void aw_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
@@ -174,22 +170,8 @@ aw_xact_publish_all(uint8 state)
 	aw_submit_wake(&r);
 }
 
-/*
- * Flush the WAL of this transaction's non-transactional durable writes, as
- * the transaction ends, unless synchronous_commit is off.
- */
-static void
-aw_xact_flush_logged(void)
-{
-	XLogRecPtr	lsn = aw_flush_lsn;
-
-	aw_flush_lsn = InvalidXLogRecPtr;
-	if (!XLogRecPtrIsInvalid(lsn) && synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
-		XLogFlush(lsn);
-}
-
 /* Register the transaction callbacks, once per session. */
-void
+static void
 aw_xact_register(void)
 {
 	if (!aw_callbacks_registered)
@@ -198,20 +180,6 @@ aw_xact_register(void)
 		RegisterSubXactCallback(aw_subxact_callback, NULL);
 		aw_callbacks_registered = true;
 	}
-}
-
-/*
- * A non-transactional durable write was logged up to lsn (or nothing, for
- * InvalidXLogRecPtr): flush it when the transaction ends, before the caller
- * hears of its success; one flush serves every such write of a statement.
- * The caller registered the callbacks first (aw_xact_register): this never
- * fails.
- */
-void
-aw_xact_flush_at_end(XLogRecPtr lsn)
-{
-	Assert(aw_callbacks_registered);
-	aw_flush_lsn = Max(aw_flush_lsn, lsn);
 }
 
 /* Transaction callback: reserve at pre-commit, publish at commit or abort. */
@@ -223,18 +191,15 @@ aw_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_PRE_COMMIT:
-			aw_xact_flush_logged();
 			aw_xact_reserve_all();
 			break;
 		case XACT_EVENT_COMMIT:
 			aw_xact_publish_all(AW_ENTRY_READY);
 			break;
 		case XACT_EVENT_ABORT:
-			aw_xact_flush_logged();
 			aw_xact_publish_all(AW_ENTRY_SKIPPED);
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			aw_xact_flush_logged();
 			/* Kept writes become rows of the prepared transaction. */
 			foreach(lc, aw_pending)
 			{
