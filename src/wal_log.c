@@ -234,6 +234,20 @@ aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 }
 
 /*
+ * Cancel the writes of ids first_id to last_id, logged as committed outside
+ * their transaction, which then failed to commit: flushed, so that no
+ * recovery applies them.  At abort; never raises an error but a PANIC.
+ */
+void
+aw_wal_log_cancel(uint64 first_id, uint64 last_id)
+{
+	uint64		range[2] = {first_id, last_id};
+
+	XLogFlush(aw_log_message(AW_WAL_CANCEL_PREFIX, (char *) range,
+							 sizeof(range), false));
+}
+
+/*
  * Move database dboid's slot forward to lsn: every durable write logged
  * before lsn is applied, or recorded as failed, or rolled back.  The
  * applied mark that says so must be durable before the WAL goes, so

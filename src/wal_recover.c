@@ -55,6 +55,7 @@ typedef struct AwFoundSet
 	uint64		applied_id;		/* keep only ids above it */
 	uint64		from_wal;
 	List	   *lost;			/* ranges of ids whose WAL went (uint64[2]) */
+	List	   *cancelled;		/* ranges of ids whose commit failed */
 } AwFoundSet;
 
 /*
@@ -189,15 +190,19 @@ aw_wal_scan(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
 			xl_logical_message *m = (xl_logical_message *) XLogRecGetData(reader);
 			StringInfo	copy;
 
-			if (m->dbId == MyDatabaseId &&
-				m->prefix_size == sizeof(AW_WAL_LOST_PREFIX) &&
-				strcmp(m->message, AW_WAL_LOST_PREFIX) == 0 &&
-				m->message_size == 2 * sizeof(uint64))
+			if (m->dbId == MyDatabaseId && m->message_size == 2 * sizeof(uint64) &&
+				((m->prefix_size == sizeof(AW_WAL_LOST_PREFIX) &&
+				  strcmp(m->message, AW_WAL_LOST_PREFIX) == 0) ||
+				 (m->prefix_size == sizeof(AW_WAL_CANCEL_PREFIX) &&
+				  strcmp(m->message, AW_WAL_CANCEL_PREFIX) == 0)))
 			{
 				uint64	   *range = palloc(2 * sizeof(uint64));
 
 				memcpy(range, m->message + m->prefix_size, 2 * sizeof(uint64));
-				set->lost = lappend(set->lost, range);
+				if (m->prefix_size == sizeof(AW_WAL_LOST_PREFIX))
+					set->lost = lappend(set->lost, range);
+				else
+					set->cancelled = lappend(set->cancelled, range);
 				continue;
 			}
 			if (m->dbId != MyDatabaseId ||
@@ -423,14 +428,32 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 		aw_wal_report_lost_ranges(&set, applied_id);
 	}
 
-	/* In id order; a write found twice (it cannot be) counts once. */
+	/*
+	 * In id order; a write found twice (it cannot be) counts once, and one
+	 * whose commit failed after it was logged not at all.
+	 */
 	qsort(set.items, set.n, sizeof(AwFound), aw_found_cmp);
 	entries = palloc(sizeof(AwEntryHeader *) * Max(1, set.n));
 	ids = palloc(sizeof(uint64) * Max(1, set.n));
 	for (int i = 0; i < set.n; i++)
 	{
+		ListCell   *lc;
+		bool		cancelled = false;
+
 		if (n > 0 && ids[n - 1] == set.items[i].id)
 			continue;
+		foreach(lc, set.cancelled)
+		{
+			uint64	   *range = (uint64 *) lfirst(lc);
+
+			if (set.items[i].id >= range[0] && set.items[i].id <= range[1])
+				cancelled = true;
+		}
+		if (cancelled)
+		{
+			set.from_wal--;
+			continue;
+		}
 		entries[n] = set.items[i].entry;
 		ids[n] = set.items[i].id;
 		n++;
