@@ -127,6 +127,7 @@ typedef struct AwControl
 	uint64		startup_ceiling;	/* the ceiling on disk at startup: every
 									 * id of an earlier server run is at most
 									 * it */
+	pg_atomic_uint64 slot_epoch;	/* bumped when asyncwrite drops a slot */
 	int			nrecover;		/* databases whose durable writes are still */
 	Oid			recover[AW_MAX_RECOVER];	/* to be read back from the WAL
 											 * (under lock) */
@@ -330,6 +331,7 @@ aw_queue_shmem_init(void)
 		aw_control->id_high_water = aw_ids_file_read(&aw_control->layout_seed);
 		aw_control->startup_ceiling = aw_control->id_high_water;
 		aw_control->nrecover = 0;
+		pg_atomic_init_u64(&aw_control->slot_epoch, 0);
 		pg_atomic_init_u64(&aw_control->id_ceiling, aw_control->id_high_water);
 		if (aw_control->layout_seed == 0)
 		{
@@ -1559,6 +1561,24 @@ aw_queue_recovery_pending(Oid dboid)
 	pending = aw_queue_must_recover(dboid);
 	LWLockRelease(aw_control->lock);
 	return pending;
+}
+
+/*
+ * A counter asyncwrite bumps whenever it drops a replication slot: a
+ * backend that saw a slot keep the WAL may trust that while it is unchanged
+ * (aw_queue_bump_slot_epoch).
+ */
+uint64
+aw_queue_slot_epoch(void)
+{
+	return pg_atomic_read_u64(&aw_control->slot_epoch);
+}
+
+/* A replication slot of asyncwrite was dropped. */
+void
+aw_queue_bump_slot_epoch(void)
+{
+	pg_atomic_fetch_add_u64(&aw_control->slot_epoch, 1);
 }
 
 /* Whether the queue's ids are known to be above its applied mark. */

@@ -162,6 +162,8 @@ extern bool aw_queue_note_recovery(Oid dboid);
 extern int	aw_queue_recovery_list(Oid *dboids, int max);
 extern bool aw_queue_recovering(AwQueue *q);
 extern bool aw_queue_ids_checked(AwQueue *q);
+extern uint64 aw_queue_slot_epoch(void);
+extern void aw_queue_bump_slot_epoch(void);
 extern bool aw_queue_skip_ids(AwQueue *q, Oid dboid, uint64 above);
 extern bool aw_queue_recovery_pending(Oid dboid);
 extern uint64 aw_queue_startup_ceiling(void);

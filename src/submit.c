@@ -18,29 +18,39 @@
 #include "utils/timestamp.h"
 
 #include "apply.h"
-#include "compat.h"
 #include "launcher.h"
 #include "submit.h"
 #include "wal.h"
 
+/* How long a backend trusts what it saw of the mark table and the slot. */
+#define AW_DURABLE_RECHECK_MS	1000
+
 /*
- * Whether this transaction's writes are durable (asyncwrite.durable), once
- * per transaction: the database's extension has the applied mark (1.1; an
- * earlier version's writes stay in memory, with a WARNING once per
- * session), and its replication slot keeps the WAL from before they are
- * logged.  Fails (55000) where no slot can keep it.
+ * Whether this transaction's writes are durable (asyncwrite.durable): the
+ * database's extension has the applied mark (1.1; an earlier version's
+ * writes stay in memory, with a WARNING once per session), and its
+ * replication slot keeps the WAL from before they are logged.  Fails
+ * (55000) where no slot can keep it.  Looked at again after
+ * AW_DURABLE_RECHECK_MS, in another database, or once asyncwrite dropped a
+ * slot: reading the slot in every transaction (its spinlock) costs many
+ * clients dearly.
  */
 static bool
 aw_durable_ready(void)
 {
-	static LocalTransactionId checked = InvalidLocalTransactionId;
+	static TimestampTz checked_at = 0;
+	static Oid	checked_db = InvalidOid;
+	static uint64 checked_epoch = 0;
 	static bool ready = false;
 	static bool warned = false;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
 
 	if (!aw_durable)
 		return false;
-	if (checked == AW_MY_LXID)
+	if (checked_db == MyDatabaseId && checked_epoch == aw_queue_slot_epoch() &&
+		!TimestampDifferenceExceeds(checked_at, now, AW_DURABLE_RECHECK_MS))
 		return ready;
+	checked_epoch = aw_queue_slot_epoch();
 	ready = aw_mark_exists();
 	if (ready)
 		aw_wal_ensure_slot();
@@ -52,7 +62,8 @@ aw_durable_ready(void)
 				 errhint("Run ALTER EXTENSION asyncwrite UPDATE.")));
 		warned = true;
 	}
-	checked = AW_MY_LXID;
+	checked_at = now;
+	checked_db = MyDatabaseId;
 	return ready;
 }
 

@@ -170,6 +170,7 @@ aw_wal_ensure_slot(void)
 						(errmsg("replication slot \"%s\" of asyncwrite was invalidated", name),
 						 errdetail("No durable write was waiting for its WAL."),
 						 errhint("Keep max_slot_wal_keep_size large enough for the writes the queue holds, and keep the queue from staying paused.")));
+			aw_queue_bump_slot_epoch();
 			ReplicationSlotDrop(name, true);
 		}
 		aw_wal_create_slot(name);
@@ -297,7 +298,10 @@ aw_wal_drop_slot(Oid dboid)
 	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);
 	aw_wal_slot_info(dboid, &info);
 	if (info.exists)
+	{
+		aw_queue_bump_slot_epoch();
 		ReplicationSlotDrop(name, true);
+	}
 	LWLockRelease(aw_wal_lock());
 	if (info.exists)
 		ereport(LOG,
