@@ -286,6 +286,33 @@ aw_launcher_main(Datum arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("asyncwrite launcher");
 
+	/*
+	 * A promoted standby: its databases' durable writes are in the WAL it
+	 * replayed, with no slot to say which; every database waits for this.
+	 */
+	if (aw_queue_failover_pending())
+	{
+		Oid			dboids[1024];
+		volatile int n = 0;
+		int			kept = 0;
+
+		/* A WAL read error lists none: a database's worker still looks. */
+		PG_TRY();
+		{
+			n = aw_wal_scan_databases(dboids, lengthof(dboids));
+		}
+		PG_CATCH();
+		{
+			EmitErrorReport();
+			FlushErrorState();
+			n = 0;
+		}
+		PG_END_TRY();
+		for (int i = 0; i < n; i++)
+			if (aw_launcher_database_exists(dboids[i]))
+				dboids[kept++] = dboids[i];
+		aw_queue_failover_done(dboids, kept);
+	}
 	aw_launcher_start_recovery();
 	for (int i = 0; i < aw_queue_count(); i++)
 	{

@@ -128,6 +128,10 @@ typedef struct AwControl
 									 * id of an earlier server run is at most
 									 * it */
 	pg_atomic_uint64 slot_epoch;	/* bumped when asyncwrite drops a slot */
+	bool		failover_pending;	/* started as a standby: until the
+									 * launcher has looked for durable writes
+									 * in the WAL after promotion, every
+									 * database recovers (under lock) */
 	int			nrecover;		/* databases whose durable writes are still */
 	Oid			recover[AW_MAX_RECOVER];	/* to be read back from the WAL
 											 * (under lock) */
@@ -331,6 +335,7 @@ aw_queue_shmem_init(void)
 		aw_control->id_high_water = aw_ids_file_read(&aw_control->layout_seed);
 		aw_control->startup_ceiling = aw_control->id_high_water;
 		aw_control->nrecover = 0;
+		aw_control->failover_pending = false;
 		pg_atomic_init_u64(&aw_control->slot_epoch, 0);
 		pg_atomic_init_u64(&aw_control->id_ceiling, aw_control->id_high_water);
 		if (aw_control->layout_seed == 0)
@@ -491,6 +496,8 @@ aw_queue_idle_worker(AwQueue *q)
 static bool
 aw_queue_must_recover(Oid dboid)
 {
+	if (aw_control->failover_pending)
+		return true;
 	for (int i = 0; i < aw_control->nrecover; i++)
 		if (aw_control->recover[i] == dboid)
 			return true;
@@ -1502,6 +1509,53 @@ aw_queue_note_recovery(Oid dboid)
 			aw_queue_mark_recovering(q);
 	}
 	return true;
+}
+
+/*
+ * In the postmaster at startup: the server starts as a standby.  Once
+ * promoted, its durable writes may be in the WAL it replayed, with no slot
+ * of its own to say so: every database recovers until the launcher has
+ * looked (aw_queue_failover_done).
+ */
+void
+aw_queue_note_failover(void)
+{
+	aw_control->failover_pending = true;
+}
+
+/* Whether the launcher has still to look for a promoted standby's writes. */
+bool
+aw_queue_failover_pending(void)
+{
+	bool		pending;
+
+	LWLockAcquire(aw_control->lock, LW_SHARED);
+	pending = aw_control->failover_pending;
+	LWLockRelease(aw_control->lock);
+	return pending;
+}
+
+/*
+ * The launcher has found the databases whose durable writes a promoted
+ * standby's WAL holds: list them for recovery; other databases are bound
+ * without one from now on (a queue bound meanwhile recovers all the same).
+ */
+void
+aw_queue_failover_done(const Oid *dboids, int n)
+{
+	LWLockAcquire(aw_control->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < n; i++)
+	{
+		bool		listed = false;
+
+		for (int j = 0; j < aw_control->nrecover; j++)
+			if (aw_control->recover[j] == dboids[i])
+				listed = true;
+		if (!listed && aw_control->nrecover < AW_MAX_RECOVER)
+			aw_control->recover[aw_control->nrecover++] = dboids[i];
+	}
+	aw_control->failover_pending = false;
+	LWLockRelease(aw_control->lock);
 }
 
 /* The databases still to recover, up to max; returns how many. */

@@ -160,6 +160,9 @@ extern void aw_queue_unbind_all(void);
 /* queue.c: durable writes (the WAL layer above reads them back) */
 extern bool aw_queue_note_recovery(Oid dboid);
 extern int	aw_queue_recovery_list(Oid *dboids, int max);
+extern void aw_queue_note_failover(void);
+extern bool aw_queue_failover_pending(void);
+extern void aw_queue_failover_done(const Oid *dboids, int n);
 extern bool aw_queue_recovering(AwQueue *q);
 extern bool aw_queue_ids_checked(AwQueue *q);
 extern uint64 aw_queue_slot_epoch(void);

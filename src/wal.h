@@ -44,6 +44,7 @@ typedef struct AwSlotInfo
 /* wal_log.c */
 extern void aw_wal_check_durable(void);
 extern void aw_wal_ensure_slot(void);
+extern void aw_wal_keep_from(XLogRecPtr lsn);
 extern XLogRecPtr aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 							 bool transactional);
 extern void aw_wal_slot_info(Oid dboid, AwSlotInfo *info);
@@ -54,6 +55,7 @@ extern int	aw_wal_slot_databases(Oid *dboids, int max);
 extern void aw_wal_note_slots(void);
 
 /* wal_recover.c */
+extern int	aw_wal_scan_databases(Oid *dboids, int max);
 extern uint64 aw_wal_recover(AwQueue *q, uint64 applied_id,
 							 XLogRecPtr replay_from, bool have_mark);
 

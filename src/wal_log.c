@@ -27,6 +27,8 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "lib/stringinfo.h"
@@ -194,6 +196,38 @@ aw_wal_ensure_slot(void)
 }
 
 /*
+ * Make this database's slot keep the WAL from lsn on (a recovery without a
+ * slot reads from there): created if need be, and moved back to lsn, which
+ * the caller knows is still in pg_wal.
+ */
+void
+aw_wal_keep_from(XLogRecPtr lsn)
+{
+	char		name[NAMEDATALEN];
+	AwSlotInfo	info;
+
+	if (wal_level < WAL_LEVEL_REPLICA || max_replication_slots == 0 ||
+		XLogRecPtrIsInvalid(lsn))
+		return;
+	aw_wal_ensure_slot();
+	aw_wal_slot_name(MyDatabaseId, name);
+	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);
+	aw_wal_slot_info(MyDatabaseId, &info);
+	if (!XLogRecPtrIsInvalid(info.restart_lsn) && lsn < info.restart_lsn)
+	{
+		aw_slot_acquire(name);
+		SpinLockAcquire(&MyReplicationSlot->mutex);
+		MyReplicationSlot->data.restart_lsn = lsn;
+		SpinLockRelease(&MyReplicationSlot->mutex);
+		ReplicationSlotMarkDirty();
+		ReplicationSlotSave();
+		ReplicationSlotRelease();
+	}
+	LWLockRelease(aw_wal_lock());
+	ReplicationSlotsComputeRequiredLSN();
+}
+
+/*
  * Log the durable ones of n reserved entries, of write ids ids[], as one
  * logical message, transactional or not.  Returns its end position, or
  * InvalidXLogRecPtr when none is durable: a non-transactional message is
@@ -336,7 +370,9 @@ aw_wal_slot_databases(Oid *dboids, int max)
  * In the postmaster at startup (also after a crash): every database with a
  * slot of asyncwrite may have durable writes in the WAL, to read back
  * before its queue gives out write ids.  The slots' directories are read,
- * as the startup process has not loaded them yet.
+ * as the startup process has not loaded them yet.  A server starting as a
+ * standby has no slot for its primary's writes: after promotion the
+ * launcher looks for them in the WAL.
  */
 void
 aw_wal_note_slots(void)
@@ -344,6 +380,10 @@ aw_wal_note_slots(void)
 	DIR		   *dir = AllocateDir("pg_replslot");
 	struct dirent *de;
 
+	struct stat st;
+
+	if (stat(STANDBY_SIGNAL_FILE, &st) == 0)
+		aw_queue_note_failover();
 	if (dir == NULL)
 		return;
 	while ((de = ReadDir(dir, "pg_replslot")) != NULL)
@@ -356,7 +396,7 @@ aw_wal_note_slots(void)
 			continue;
 		if (!aw_queue_note_recovery((Oid) dboid))
 			ereport(WARNING,
-					(errmsg("asyncwrite cannot recover the durable writes of more than 256 databases at once"),
+					(errmsg("asyncwrite cannot recover the durable writes of more than 1024 databases at once"),
 					 errdetail("Those of database %u are recovered at a later start.", dboid)));
 	}
 	FreeDir(dir);

@@ -337,14 +337,14 @@ aw_wal_report_lost(AwFoundSet *set, uint64 applied_id)
 		ereport(WARNING,
 				(errmsg("durable asyncwrite writes of database %u with write ids " UINT64_FORMAT " to " UINT64_FORMAT " may be lost",
 						MyDatabaseId, applied_id + 1, oldest - 1),
-				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), or the WAL could not be read.  At most " UINT64_FORMAT " writes were lost; later ones are queued again.",
+				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), this server was a standby whose WAL starts later, or the WAL could not be read.  At most " UINT64_FORMAT " writes were lost; later ones are queued again.",
 						   MyDatabaseId, oldest - 1 - applied_id),
 				 errhint("Compare the target tables with what the application wrote since the last restart.")));
 	else
 		ereport(WARNING,
 				(errmsg("durable asyncwrite writes of database %u above write id " UINT64_FORMAT " may be lost",
 						MyDatabaseId, applied_id),
-				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), or the WAL could not be read.",
+				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), this server was a standby whose WAL starts later, or the WAL could not be read.",
 						   MyDatabaseId),
 				 errhint("Compare the target tables with what the application wrote since the last restart.")));
 }
@@ -372,6 +372,58 @@ aw_wal_report_lost_ranges(AwFoundSet *set, uint64 applied_id)
 						   MyDatabaseId, range[1] - from + 1),
 				 errhint("Compare the target tables with what the application wrote before the last restart.")));
 	}
+}
+
+/*
+ * In the launcher of a promoted standby: the databases with messages of
+ * asyncwrite in the WAL that is left, up to max; returns how many.
+ */
+int
+aw_wal_scan_databases(Oid *dboids, int max)
+{
+	ReadLocalXLogPageNoWaitPrivate *priv = palloc0(sizeof(ReadLocalXLogPageNoWaitPrivate));
+	XLogRecPtr	start = aw_wal_oldest_lsn();
+	XLogReaderState *reader;
+	int			n = 0;
+
+	if (XLogRecPtrIsInvalid(start))
+		return 0;
+	reader = XLogReaderAllocate(wal_segment_size, NULL,
+								XL_ROUTINE(.page_read = &read_local_xlog_page_no_wait,
+										   .segment_open = &wal_segment_open,
+										   .segment_close = &wal_segment_close),
+								priv);
+	if (reader == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while allocating a WAL reading processor.")));
+	if (!XLogRecPtrIsInvalid(XLogFindNextRecord(reader, start)))
+	{
+		for (;;)
+		{
+			char	   *errormsg = NULL;
+			xl_logical_message *m;
+			bool		seen = false;
+
+			if (XLogReadRecord(reader, &errormsg) == NULL)
+				break;
+			if (XLogRecGetRmid(reader) != RM_LOGICALMSG_ID ||
+				(XLogRecGetInfo(reader) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
+				continue;
+			m = (xl_logical_message *) XLogRecGetData(reader);
+			if (m->prefix_size != sizeof(AW_WAL_PREFIX) ||
+				strcmp(m->message, AW_WAL_PREFIX) != 0)
+				continue;
+			for (int i = 0; i < n; i++)
+				if (dboids[i] == m->dbId)
+					seen = true;
+			if (!seen && n < max)
+				dboids[n++] = m->dbId;
+		}
+	}
+	XLogReaderFree(reader);
+	return n;
 }
 
 /*
@@ -411,7 +463,24 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 			(void) aw_found_add(&set, it.write_id, hdr);
 
 	aw_wal_slot_info(MyDatabaseId, &info);
-	if (info.exists && have_mark)
+	if (!info.exists && have_mark)
+	{
+		/*
+		 * No slot: a promoted standby (or a restored backup).  Its WAL holds
+		 * what the primary logged since its last restartpoint; the mark's
+		 * replay position, replicated with the rows, says where the primary's
+		 * slot was.  A slot of our own keeps what is read.
+		 */
+		XLogRecPtr	oldest = aw_wal_oldest_lsn();
+		XLogRecPtr	start = Max(replay_from, oldest);
+
+		aw_wal_keep_from(start);
+		(void) aw_wal_scan_safely(&set, start, replay_from);
+		if (replay_from < oldest)
+			aw_wal_report_lost(&set, applied_id);
+		aw_wal_report_lost_ranges(&set, applied_id);
+	}
+	else if (info.exists && have_mark)
 	{
 		bool		invalidated = XLogRecPtrIsInvalid(info.restart_lsn);
 		XLogRecPtr	start = invalidated ? aw_wal_oldest_lsn() : info.restart_lsn;

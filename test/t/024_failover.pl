@@ -1,10 +1,9 @@
-# A streaming standby promoted after its primary stops: nothing is applied
-# twice, and the new primary's write ids start above the applied mark it
-# replicated (its own asyncwrite.ids is the copy's, from before those ids
-# were given out), so a crash of the new primary does not take its new
-# writes for applied ones.  Writes the old primary had queued and not
-# applied are not recovered on the standby (README: flush before a planned
-# switchover).
+# A streaming standby promoted after its primary stops: the writes the
+# primary had queued and not applied are read back from the WAL the standby
+# replayed and applied once, nothing is applied twice, and the new primary's
+# write ids start above the applied mark it replicated (its own
+# asyncwrite.ids is the copy's, from before those ids were given out), so a
+# crash of the new primary does not take its new writes for applied ones.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -29,12 +28,17 @@ $primary->safe_psql('postgres', q{
 	SELECT asyncwrite.flush()});
 my $mark = $primary->safe_psql('postgres', 'SELECT applied_write_id FROM asyncwrite.applied_mark');
 cmp_ok($mark, '>=', 500, "the primary's mark is $mark");
+# 20 more, queued and not applied when the primary goes.
+$primary->safe_psql('postgres', q{SELECT asyncwrite.pause();
+	SELECT count(asyncwrite.insert('t', jsonb_build_object('id', 500 + g))) FROM generate_series(1, 20) g});
 $primary->wait_for_catchup($standby);
-$primary->stop;
+$primary->stop('immediate');
 $standby->promote;
 $standby->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'no promotion';
-is($standby->safe_psql('postgres', q{SELECT asyncwrite.flush(); SELECT count(*), count(DISTINCT id) FROM t}),
-	"t\n500|500", 'after promotion the 500 writes are there once');
+is($standby->safe_psql('postgres', q{SELECT asyncwrite.flush('60 s'); SELECT count(*), count(DISTINCT id) FROM t}),
+	"t\n520|520", 'after promotion the 500 applied writes are there once, and the 20 queued ones are read back and applied');
+like(slurp_file($standby->logfile), qr/asyncwrite recovered 20 durable writes/,
+	'the new primary says it recovered them');
 
 # New writes on the promoted standby get ids above the replicated mark, and
 # come back after a crash.
