@@ -293,25 +293,41 @@ aw_launcher_main(Datum arg)
 	if (aw_queue_failover_pending())
 	{
 		Oid			dboids[1024];
-		volatile int n = 0;
+		volatile int n = -1;
+		XLogRecPtr	start = InvalidXLogRecPtr;
 		int			kept = 0;
 
-		/* A WAL read error lists none: a database's worker still looks. */
 		PG_TRY();
 		{
-			n = aw_wal_scan_databases(dboids, lengthof(dboids));
+			n = aw_wal_scan_databases(dboids, lengthof(dboids), &start);
 		}
 		PG_CATCH();
 		{
 			EmitErrorReport();
 			FlushErrorState();
-			n = 0;
+			n = -1;
 		}
 		PG_END_TRY();
+
+		/*
+		 * Each database found gets its slot now, keeping the WAL scanned: a
+		 * crash before its worker recovers finds the slot at restart.  If the
+		 * WAL could not be read, every database still recovers when it is
+		 * first bound.
+		 */
 		for (int i = 0; i < n; i++)
-			if (aw_launcher_database_exists(dboids[i]))
-				dboids[kept++] = dboids[i];
-		aw_queue_failover_done(dboids, kept);
+		{
+			if (!aw_launcher_database_exists(dboids[i]))
+				continue;
+			aw_wal_keep_from(dboids[i], start);
+			dboids[kept++] = dboids[i];
+		}
+		if (n >= 0)
+			aw_queue_failover_done(dboids, kept);
+		else
+			ereport(WARNING,
+					(errmsg("asyncwrite could not read the WAL to find the durable writes of the old primary"),
+					 errdetail("Each database reads them back when its first write or flush binds its queue.")));
 	}
 	aw_launcher_start_recovery();
 	for (int i = 0; i < aw_queue_count(); i++)

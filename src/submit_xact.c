@@ -29,9 +29,7 @@
  */
 #include "postgres.h"
 
-#include "access/transam.h"
 #include "access/xact.h"
-#include "access/xlog.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/pg_list.h"
@@ -65,9 +63,6 @@ static SubTransactionId aw_sync_subid = InvalidSubTransactionId;
 static AwEntryHeader **aw_reserved = NULL;
 static int	aw_nreserved = 0;
 static AwReservation aw_reservation;
-
-/* Their message was logged outside the transaction (it had no xid). */
-static bool aw_logged_alone = false;
 
 static bool aw_callbacks_registered = false;
 
@@ -124,32 +119,14 @@ aw_xact_reserve_all(void)
 		aw_reserved = entries;
 		aw_nreserved = n;
 
+		/*
+		 * Durable writes go to the WAL now, in this transaction (which gets
+		 * an xid for it): they commit, and are flushed, with it.  An error
+		 * aborts the transaction, which publishes the entries as skipped.
+		 */
 		for (int i = 0; i < n; i++)
 			ids[i] = aw_reservation.first_id + i;
-
-		/*
-		 * Durable writes go to the WAL now.  A transaction that writes
-		 * anything else has an xid: the message is transactional, and
-		 * commits, and is flushed, with it.  One that only queues writes has
-		 * none, and no commit record: the message, logged last at pre-commit
-		 * and flushed unless synchronous_commit is off, is its commit (no
-		 * xid, no commit record to wait for); should the commit still fail
-		 * after it, the abort logs a cancel.  An error aborts the
-		 * transaction, which publishes the entries as skipped.
-		 */
-		if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
-			(void) aw_wal_log(entries, ids, n, true);
-		else
-		{
-			XLogRecPtr	lsn = aw_wal_log(entries, ids, n, false);
-
-			if (!XLogRecPtrIsInvalid(lsn))
-			{
-				aw_logged_alone = true;
-				if (synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
-					XLogFlush(lsn);
-			}
-		}
+		(void) aw_wal_log(entries, ids, n, true);
 		return;
 	}
 
@@ -184,14 +161,6 @@ aw_xact_publish_all(uint8 state)
 	aw_xact_reset();
 	if (n == 0)
 		return;
-
-	/*
-	 * A commit that failed after its writes were logged as committed (a
-	 * serialization failure at commit, say): a cancel, read by a recovery.
-	 */
-	if (aw_logged_alone && state == AW_ENTRY_SKIPPED)
-		aw_wal_log_cancel(r.first_id, r.first_id + n - 1);
-	aw_logged_alone = false;
 	for (int i = 0; i < n; i++)
 		aw_queue_publish(entries[i], state);
 	aw_queue_reservation_done();

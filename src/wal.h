@@ -27,12 +27,6 @@
  */
 #define AW_WAL_LOST_PREFIX	"asyncwrite_lost"
 
-/*
- * The prefix of a message that cancels writes logged as committed whose
- * transaction then failed to commit (two uint64: first and last id).
- */
-#define AW_WAL_CANCEL_PREFIX "asyncwrite_cancel"
-
 /* What a replication slot of asyncwrite holds. */
 typedef struct AwSlotInfo
 {
@@ -44,18 +38,17 @@ typedef struct AwSlotInfo
 /* wal_log.c */
 extern void aw_wal_check_durable(void);
 extern void aw_wal_ensure_slot(void);
-extern void aw_wal_keep_from(XLogRecPtr lsn);
+extern void aw_wal_keep_from(Oid dboid, XLogRecPtr lsn);
 extern XLogRecPtr aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 							 bool transactional);
 extern void aw_wal_slot_info(Oid dboid, AwSlotInfo *info);
 extern void aw_wal_advance_slot(Oid dboid, XLogRecPtr lsn);
-extern void aw_wal_log_cancel(uint64 first_id, uint64 last_id);
 extern bool aw_wal_drop_slot(Oid dboid);
 extern int	aw_wal_slot_databases(Oid *dboids, int max);
 extern void aw_wal_note_slots(void);
 
 /* wal_recover.c */
-extern int	aw_wal_scan_databases(Oid *dboids, int max);
+extern int	aw_wal_scan_databases(Oid *dboids, int max, XLogRecPtr *start);
 extern uint64 aw_wal_recover(AwQueue *q, uint64 applied_id,
 							 XLogRecPtr replay_from, bool have_mark);
 

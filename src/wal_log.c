@@ -31,6 +31,7 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "replication/slot.h"
@@ -42,6 +43,8 @@
 
 /* Format of asyncwrite's messages: this header, then (id, entry) pairs. */
 #define AW_WAL_VERSION	1
+
+static void aw_wal_ensure_slot_for(Oid dboid);
 
 /* The lock under which asyncwrite creates, moves and drops its slots. */
 static LWLock *
@@ -142,20 +145,27 @@ aw_wal_create_slot(const char *name)
 void
 aw_wal_ensure_slot(void)
 {
+	aw_wal_ensure_slot_for(MyDatabaseId);
+}
+
+/* aw_wal_ensure_slot for database dboid (the launcher has none of its own). */
+static void
+aw_wal_ensure_slot_for(Oid dboid)
+{
 	char		name[NAMEDATALEN];
 	AwSlotInfo	info;
 
-	aw_wal_slot_info(MyDatabaseId, &info);
+	aw_wal_slot_info(dboid, &info);
 	if (!XLogRecPtrIsInvalid(info.restart_lsn))
 		return;
 	aw_wal_check_durable();
-	aw_wal_slot_name(MyDatabaseId, name);
+	aw_wal_slot_name(dboid, name);
 
 	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);
-	aw_wal_slot_info(MyDatabaseId, &info);
+	aw_wal_slot_info(dboid, &info);
 	if (XLogRecPtrIsInvalid(info.restart_lsn))
 	{
-		AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+		AwQueue    *q = aw_queue_lookup(dboid);
 		uint64		applied = q ? aw_queue_applied_write_id(q) : 0;
 		uint64		last = q ? aw_queue_last_write_id(q) : 0;
 
@@ -196,23 +206,63 @@ aw_wal_ensure_slot(void)
 }
 
 /*
- * Make this database's slot keep the WAL from lsn on (a recovery without a
- * slot reads from there): created if need be, and moved back to lsn, which
- * the caller knows is still in pg_wal.
+ * aw_wal_ensure_slot_for, a failure (no free slot) turned into a WARNING;
+ * returns whether the slot keeps the WAL.
+ */
+static bool
+aw_wal_try_ensure_slot(Oid dboid)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		aw_wal_ensure_slot_for(dboid);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		LWLockReleaseAll();
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		ereport(WARNING,
+				(errmsg("asyncwrite could not make a replication slot keep the WAL of database %u: %s",
+						dboid, edata->message),
+				 errdetail("Its durable writes are read back all the same; a crash before they are applied would lose them.")));
+		return false;
+	}
+	PG_END_TRY();
+	return true;
+}
+
+/*
+ * Make database dboid's slot keep the WAL from lsn on (a recovery without a
+ * slot reads from there): created if need be, and moved back to lsn, or to
+ * the oldest segment not yet removed if lsn is older.  A failure (no free
+ * slot) is a WARNING: the recovery goes on without a slot.
  */
 void
-aw_wal_keep_from(XLogRecPtr lsn)
+aw_wal_keep_from(Oid dboid, XLogRecPtr lsn)
 {
 	char		name[NAMEDATALEN];
 	AwSlotInfo	info;
+	XLogSegNo	segno;
+	XLogSegNo	removed = XLogGetLastRemovedSegno();
 
 	if (wal_level < WAL_LEVEL_REPLICA || max_replication_slots == 0 ||
 		XLogRecPtrIsInvalid(lsn))
 		return;
-	aw_wal_ensure_slot();
-	aw_wal_slot_name(MyDatabaseId, name);
+	if (!aw_wal_try_ensure_slot(dboid))
+		return;
+	XLByteToSeg(lsn, segno, wal_segment_size);
+	if (segno <= removed)
+		XLogSegNoOffsetToRecPtr(removed + 1, 0, wal_segment_size, lsn);
+	aw_wal_slot_name(dboid, name);
 	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);
-	aw_wal_slot_info(MyDatabaseId, &info);
+	aw_wal_slot_info(dboid, &info);
 	if (!XLogRecPtrIsInvalid(info.restart_lsn) && lsn < info.restart_lsn)
 	{
 		aw_slot_acquire(name);
@@ -266,20 +316,6 @@ aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 	lsn = aw_log_message(AW_WAL_PREFIX, buf.data, buf.len, transactional);
 	pfree(buf.data);
 	return lsn;
-}
-
-/*
- * Cancel the writes of ids first_id to last_id, logged as committed outside
- * their transaction, which then failed to commit: flushed, so that no
- * recovery applies them.  At abort; never raises an error but a PANIC.
- */
-void
-aw_wal_log_cancel(uint64 first_id, uint64 last_id)
-{
-	uint64		range[2] = {first_id, last_id};
-
-	XLogFlush(aw_log_message(AW_WAL_CANCEL_PREFIX, (char *) range,
-							 sizeof(range), false));
 }
 
 /*

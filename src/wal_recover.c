@@ -55,7 +55,6 @@ typedef struct AwFoundSet
 	uint64		applied_id;		/* keep only ids above it */
 	uint64		from_wal;
 	List	   *lost;			/* ranges of ids whose WAL went (uint64[2]) */
-	List	   *cancelled;		/* ranges of ids whose commit failed */
 } AwFoundSet;
 
 /*
@@ -190,19 +189,15 @@ aw_wal_scan(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
 			xl_logical_message *m = (xl_logical_message *) XLogRecGetData(reader);
 			StringInfo	copy;
 
-			if (m->dbId == MyDatabaseId && m->message_size == 2 * sizeof(uint64) &&
-				((m->prefix_size == sizeof(AW_WAL_LOST_PREFIX) &&
-				  strcmp(m->message, AW_WAL_LOST_PREFIX) == 0) ||
-				 (m->prefix_size == sizeof(AW_WAL_CANCEL_PREFIX) &&
-				  strcmp(m->message, AW_WAL_CANCEL_PREFIX) == 0)))
+			if (m->dbId == MyDatabaseId &&
+				m->prefix_size == sizeof(AW_WAL_LOST_PREFIX) &&
+				strcmp(m->message, AW_WAL_LOST_PREFIX) == 0 &&
+				m->message_size == 2 * sizeof(uint64))
 			{
 				uint64	   *range = palloc(2 * sizeof(uint64));
 
 				memcpy(range, m->message + m->prefix_size, 2 * sizeof(uint64));
-				if (m->prefix_size == sizeof(AW_WAL_LOST_PREFIX))
-					set->lost = lappend(set->lost, range);
-				else
-					set->cancelled = lappend(set->cancelled, range);
+				set->lost = lappend(set->lost, range);
 				continue;
 			}
 			if (m->dbId != MyDatabaseId ||
@@ -376,16 +371,18 @@ aw_wal_report_lost_ranges(AwFoundSet *set, uint64 applied_id)
 
 /*
  * In the launcher of a promoted standby: the databases with messages of
- * asyncwrite in the WAL that is left, up to max; returns how many.
+ * asyncwrite in the WAL that is left (from *start), up to max; returns how
+ * many, or -1 when the WAL could not be read to its end.
  */
 int
-aw_wal_scan_databases(Oid *dboids, int max)
+aw_wal_scan_databases(Oid *dboids, int max, XLogRecPtr *start_out)
 {
 	ReadLocalXLogPageNoWaitPrivate *priv = palloc0(sizeof(ReadLocalXLogPageNoWaitPrivate));
 	XLogRecPtr	start = aw_wal_oldest_lsn();
 	XLogReaderState *reader;
 	int			n = 0;
 
+	*start_out = start;
 	if (XLogRecPtrIsInvalid(start))
 		return 0;
 	reader = XLogReaderAllocate(wal_segment_size, NULL,
@@ -407,7 +404,11 @@ aw_wal_scan_databases(Oid *dboids, int max)
 			bool		seen = false;
 
 			if (XLogReadRecord(reader, &errormsg) == NULL)
+			{
+				if (!priv->end_of_wal)
+					n = -1;
 				break;
+			}
 			if (XLogRecGetRmid(reader) != RM_LOGICALMSG_ID ||
 				(XLogRecGetInfo(reader) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
 				continue;
@@ -473,10 +474,11 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 		 */
 		XLogRecPtr	oldest = aw_wal_oldest_lsn();
 		XLogRecPtr	start = Max(replay_from, oldest);
+		bool		complete;
 
-		aw_wal_keep_from(start);
-		(void) aw_wal_scan_safely(&set, start, replay_from);
-		if (replay_from < oldest)
+		aw_wal_keep_from(MyDatabaseId, start);
+		complete = aw_wal_scan_safely(&set, start, replay_from);
+		if (replay_from < oldest || !complete)
 			aw_wal_report_lost(&set, applied_id);
 		aw_wal_report_lost_ranges(&set, applied_id);
 	}
@@ -497,32 +499,14 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 		aw_wal_report_lost_ranges(&set, applied_id);
 	}
 
-	/*
-	 * In id order; a write found twice (it cannot be) counts once, and one
-	 * whose commit failed after it was logged not at all.
-	 */
+	/* In id order; a write found twice (it cannot be) counts once. */
 	qsort(set.items, set.n, sizeof(AwFound), aw_found_cmp);
 	entries = palloc(sizeof(AwEntryHeader *) * Max(1, set.n));
 	ids = palloc(sizeof(uint64) * Max(1, set.n));
 	for (int i = 0; i < set.n; i++)
 	{
-		ListCell   *lc;
-		bool		cancelled = false;
-
 		if (n > 0 && ids[n - 1] == set.items[i].id)
 			continue;
-		foreach(lc, set.cancelled)
-		{
-			uint64	   *range = (uint64 *) lfirst(lc);
-
-			if (set.items[i].id >= range[0] && set.items[i].id <= range[1])
-				cancelled = true;
-		}
-		if (cancelled)
-		{
-			set.from_wal--;
-			continue;
-		}
 		entries[n] = set.items[i].entry;
 		ids[n] = set.items[i].id;
 		n++;

@@ -177,9 +177,8 @@ for my $round (1 .. 3)
 	$node->safe_psql('postgres', 'TRUNCATE committed, t');
 }
 
-# Transactions that only queue writes have no xid and no commit record:
-# their message is their commit.  50 such commits, 10 rolled back, a crash:
-# the 50 are applied once, the 10 never.
+# Transactions that only queue writes, one write each: 50 commits, 10
+# rolled back, a crash: the 50 are applied once, the 10 never.
 $node->safe_psql('postgres', 'SELECT asyncwrite.pause()');
 for my $i (1 .. 50)
 {
@@ -196,7 +195,7 @@ wait_up();
 is($node->safe_psql('postgres', q{SELECT asyncwrite.flush('60 s');
 	SELECT count(*), count(DISTINCT k) FROM t WHERE k BETWEEN -150 AND -101;
 	SELECT count(*) FROM t WHERE k BETWEEN -210 AND -201}),
-	"t\n50|50\n0", 'the 50 commits without an xid come back once, the 10 rolled back never');
+	"t\n50|50\n0", 'the 50 commits come back once, the 10 rolled back never');
 
 # wait() for an id given out before a crash waits for that write, which
 # comes back from the WAL, and answers once it is applied.
