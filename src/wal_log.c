@@ -239,6 +239,24 @@ aw_wal_try_ensure_slot(Oid dboid)
 }
 
 /*
+ * Set slot name's restart position to lsn, under aw_wal_lock (so no other
+ * process of asyncwrite has it acquired); with save, on disk at once, else
+ * at the next checkpoint.
+ */
+static void
+aw_wal_set_restart(const char *name, XLogRecPtr lsn, bool save)
+{
+	aw_slot_acquire(name);
+	SpinLockAcquire(&MyReplicationSlot->mutex);
+	MyReplicationSlot->data.restart_lsn = lsn;
+	SpinLockRelease(&MyReplicationSlot->mutex);
+	ReplicationSlotMarkDirty();
+	if (save)
+		ReplicationSlotSave();
+	ReplicationSlotRelease();
+}
+
+/*
  * Make database dboid's slot keep the WAL from lsn on (a recovery without a
  * slot reads from there): created if need be, and moved back to lsn, or to
  * the oldest segment not yet removed if lsn is older.  A failure (no free
@@ -264,15 +282,7 @@ aw_wal_keep_from(Oid dboid, XLogRecPtr lsn)
 	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);
 	aw_wal_slot_info(dboid, &info);
 	if (!XLogRecPtrIsInvalid(info.restart_lsn) && lsn < info.restart_lsn)
-	{
-		aw_slot_acquire(name);
-		SpinLockAcquire(&MyReplicationSlot->mutex);
-		MyReplicationSlot->data.restart_lsn = lsn;
-		SpinLockRelease(&MyReplicationSlot->mutex);
-		ReplicationSlotMarkDirty();
-		ReplicationSlotSave();
-		ReplicationSlotRelease();
-	}
+		aw_wal_set_restart(name, lsn, true);
 	LWLockRelease(aw_wal_lock());
 	ReplicationSlotsComputeRequiredLSN();
 }
@@ -339,14 +349,7 @@ aw_wal_advance_slot(Oid dboid, XLogRecPtr lsn)
 	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);
 	aw_wal_slot_info(dboid, &info);
 	if (!XLogRecPtrIsInvalid(info.restart_lsn) && lsn > info.restart_lsn)
-	{
-		aw_slot_acquire(name);
-		SpinLockAcquire(&MyReplicationSlot->mutex);
-		MyReplicationSlot->data.restart_lsn = lsn;
-		SpinLockRelease(&MyReplicationSlot->mutex);
-		ReplicationSlotMarkDirty();
-		ReplicationSlotRelease();
-	}
+		aw_wal_set_restart(name, lsn, false);
 	LWLockRelease(aw_wal_lock());
 	ReplicationSlotsComputeRequiredLSN();
 }

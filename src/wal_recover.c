@@ -126,6 +126,29 @@ aw_found_cmp(const void *a, const void *b)
 }
 
 /*
+ * A reader of the local WAL up to its flushed end, as contrib/pg_walinspect
+ * makes one; *priv says when it reached the end.
+ */
+static XLogReaderState *
+aw_wal_reader(ReadLocalXLogPageNoWaitPrivate **priv)
+{
+	XLogReaderState *reader;
+
+	*priv = palloc0(sizeof(ReadLocalXLogPageNoWaitPrivate));
+	reader = XLogReaderAllocate(wal_segment_size, NULL,
+								XL_ROUTINE(.page_read = &read_local_xlog_page_no_wait,
+										   .segment_open = &wal_segment_open,
+										   .segment_close = &wal_segment_close),
+								*priv);
+	if (reader == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory"),
+				 errdetail("Failed while allocating a WAL reading processor.")));
+	return reader;
+}
+
+/*
  * Read the WAL from start to its flushed end, adding the writes of
  * committed messages of this database logged at or after replay_from.
  * Returns false, with a WARNING, when the WAL could not be read to its end.
@@ -133,7 +156,7 @@ aw_found_cmp(const void *a, const void *b)
 static bool
 aw_wal_scan(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
 {
-	ReadLocalXLogPageNoWaitPrivate *priv = palloc0(sizeof(ReadLocalXLogPageNoWaitPrivate));
+	ReadLocalXLogPageNoWaitPrivate *priv;
 	XLogReaderState *reader;
 	XLogRecPtr	first;
 	HASHCTL		ctl;
@@ -145,16 +168,7 @@ aw_wal_scan(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
 	ctl.hcxt = CurrentMemoryContext;
 	xacts = hash_create("asyncwrite recovery", 64, &ctl,
 						HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	reader = XLogReaderAllocate(wal_segment_size, NULL,
-								XL_ROUTINE(.page_read = &read_local_xlog_page_no_wait,
-										   .segment_open = &wal_segment_open,
-										   .segment_close = &wal_segment_close),
-								priv);
-	if (reader == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("Failed while allocating a WAL reading processor.")));
+	reader = aw_wal_reader(&priv);
 	first = XLogFindNextRecord(reader, start);
 	if (XLogRecPtrIsInvalid(first))
 	{
@@ -377,7 +391,7 @@ aw_wal_report_lost_ranges(AwFoundSet *set, uint64 applied_id)
 int
 aw_wal_scan_databases(Oid *dboids, int max, XLogRecPtr *start_out)
 {
-	ReadLocalXLogPageNoWaitPrivate *priv = palloc0(sizeof(ReadLocalXLogPageNoWaitPrivate));
+	ReadLocalXLogPageNoWaitPrivate *priv;
 	XLogRecPtr	start = aw_wal_oldest_lsn();
 	XLogReaderState *reader;
 	int			n = 0;
@@ -385,16 +399,7 @@ aw_wal_scan_databases(Oid *dboids, int max, XLogRecPtr *start_out)
 	*start_out = start;
 	if (XLogRecPtrIsInvalid(start))
 		return 0;
-	reader = XLogReaderAllocate(wal_segment_size, NULL,
-								XL_ROUTINE(.page_read = &read_local_xlog_page_no_wait,
-										   .segment_open = &wal_segment_open,
-										   .segment_close = &wal_segment_close),
-								priv);
-	if (reader == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OUT_OF_MEMORY),
-				 errmsg("out of memory"),
-				 errdetail("Failed while allocating a WAL reading processor.")));
+	reader = aw_wal_reader(&priv);
 	if (!XLogRecPtrIsInvalid(XLogFindNextRecord(reader, start)))
 	{
 		for (;;)
