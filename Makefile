@@ -37,7 +37,7 @@ DATA = sql/asyncwrite--1.0.sql $(wildcard sql/asyncwrite--*--*.sql)
 DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
 PGFILEDESC = "asyncwrite - deferred writes through a shared-memory queue"
 
-REGRESS = api convert errors stats security as_role semantics failures ddl transactional writes bulk_apply
+REGRESS = api convert errors stats security as_role semantics failures ddl transactional writes bulk_apply apps
 REGRESS_OPTS = --inputdir=test --temp-instance=tmp_check --temp-config=$(srcdir)/test/asyncwrite.conf
 
 ISOLATION = concurrent_enqueue

@@ -124,3 +124,193 @@ SELECT s.system_identifier, d.oid
  WHERE d.datname = pg_catalog.current_database();
 REVOKE ALL ON @extschema@.applied_mark FROM PUBLIC;
 GRANT SELECT ON @extschema@.applied_mark TO pg_monitor;
+
+-- The write functions take JSON as jsonb, json or text, and an urgent
+-- argument: each is created again (a new argument with a default would make
+-- a call of the old one ambiguous).
+DROP FUNCTION @extschema@.insert(regclass, jsonb, boolean);
+DROP FUNCTION @extschema@.insert(regclass, text, boolean);
+DROP FUNCTION @extschema@.insert(regclass, anyelement, boolean);
+DROP FUNCTION @extschema@.upsert(regclass, jsonb, text[], boolean);
+DROP FUNCTION @extschema@.update(regclass, jsonb, jsonb, boolean);
+DROP FUNCTION @extschema@.delete(regclass, jsonb, boolean);
+DROP FUNCTION @extschema@.increment(regclass, jsonb, jsonb, boolean);
+
+-- The write functions.  JSON arguments are taken as jsonb, json or text
+-- (so a varchar, or a driver's parameter of no type, works as well), each
+-- overload with the same C function; urgent asks the worker to apply the
+-- write at once, without waiting for asyncwrite.flush_interval.
+CREATE FUNCTION @extschema@.insert(target regclass, data jsonb,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_insert_jsonb'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.insert(regclass, jsonb, boolean, boolean) IS
+'queue an insert of a row given as a JSON object, or of many given as an array of objects; returns the (last) write id, or NULL when queued at commit';
+
+CREATE FUNCTION @extschema@.insert(target regclass, data json,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_insert_jsonb'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.insert(regclass, json, boolean, boolean) IS
+'queue an insert of a row given as a JSON object, or of many given as an array of objects; returns the (last) write id, or NULL when queued at commit';
+
+CREATE FUNCTION @extschema@.insert(target regclass, data text,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_insert_jsonb'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.insert(regclass, text, boolean, boolean) IS
+'queue an insert of a row given as a JSON object, or of many given as an array of objects; returns the (last) write id, or NULL when queued at commit';
+
+CREATE FUNCTION @extschema@.insert(target regclass, rec anyelement,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_insert_record'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.insert(regclass, anyelement, boolean, boolean) IS
+'queue an insert of a row given as a composite value, or of many given as an array of them; returns the (last) write id, or NULL when queued at commit';
+
+CREATE FUNCTION @extschema@.upsert(target regclass, data jsonb,
+                                   conflict_columns text[] DEFAULT NULL,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_upsert'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.upsert(regclass, jsonb, text[], boolean, boolean) IS
+'queue INSERT ... ON CONFLICT (conflict_columns, the primary key by default) DO UPDATE of the other given columns';
+
+CREATE FUNCTION @extschema@.upsert(target regclass, data json,
+                                   conflict_columns text[] DEFAULT NULL,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_upsert'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.upsert(regclass, json, text[], boolean, boolean) IS
+'queue INSERT ... ON CONFLICT (conflict_columns, the primary key by default) DO UPDATE of the other given columns';
+
+CREATE FUNCTION @extschema@.upsert(target regclass, data text,
+                                   conflict_columns text[] DEFAULT NULL,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_upsert'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.upsert(regclass, text, text[], boolean, boolean) IS
+'queue INSERT ... ON CONFLICT (conflict_columns, the primary key by default) DO UPDATE of the other given columns';
+
+CREATE FUNCTION @extschema@.update(target regclass, key jsonb, data jsonb,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_update'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.update(regclass, jsonb, jsonb, boolean, boolean) IS
+'queue an UPDATE of the row whose unique key is key, setting the columns of data';
+
+CREATE FUNCTION @extschema@.update(target regclass, key json, data json,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_update'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.update(regclass, json, json, boolean, boolean) IS
+'queue an UPDATE of the row whose unique key is key, setting the columns of data';
+
+CREATE FUNCTION @extschema@.update(target regclass, key text, data text,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_update'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.update(regclass, text, text, boolean, boolean) IS
+'queue an UPDATE of the row whose unique key is key, setting the columns of data';
+
+CREATE FUNCTION @extschema@.delete(target regclass, key jsonb,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_delete'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.delete(regclass, jsonb, boolean, boolean) IS
+'queue a DELETE of the row whose unique key is key';
+
+CREATE FUNCTION @extschema@.delete(target regclass, key json,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_delete'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.delete(regclass, json, boolean, boolean) IS
+'queue a DELETE of the row whose unique key is key';
+
+CREATE FUNCTION @extschema@.delete(target regclass, key text,
+                                   transactional boolean DEFAULT NULL,
+                                   urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_delete'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.delete(regclass, text, boolean, boolean) IS
+'queue a DELETE of the row whose unique key is key';
+
+CREATE FUNCTION @extschema@.increment(target regclass, key jsonb, deltas jsonb,
+                                      transactional boolean DEFAULT NULL,
+                                      urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_increment'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.increment(regclass, jsonb, jsonb, boolean, boolean) IS
+'queue adding deltas to numeric columns of the row whose unique key is key, inserting it when missing';
+
+CREATE FUNCTION @extschema@.increment(target regclass, key json, deltas json,
+                                      transactional boolean DEFAULT NULL,
+                                      urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_increment'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.increment(regclass, json, json, boolean, boolean) IS
+'queue adding deltas to numeric columns of the row whose unique key is key, inserting it when missing';
+
+CREATE FUNCTION @extschema@.increment(target regclass, key text, deltas text,
+                                      transactional boolean DEFAULT NULL,
+                                      urgent boolean DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'aw_increment'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.increment(regclass, text, text, boolean, boolean) IS
+'queue adding deltas to numeric columns of the row whose unique key is key, inserting it when missing';
+
+-- Dead letters by write id, for asyncwrite.status().
+CREATE INDEX dead_letters_write_id_idx ON @extschema@.dead_letters (write_id);
+
+CREATE FUNCTION @extschema@.status(write_id bigint, OUT state text,
+                                   OUT dead_letter_id bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'aw_status'
+LANGUAGE C VOLATILE PARALLEL UNSAFE;
+
+COMMENT ON FUNCTION @extschema@.status(bigint) IS
+'what became of a write of this database: queued, applied, failed (with its dead letter id) or unknown';

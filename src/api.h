@@ -34,6 +34,20 @@ aw_call_transactional(FunctionCallInfo fcinfo, int argno)
 	return aw_transactional;
 }
 
+/* AW_FLAG_URGENT when a write is urgent: the call's argument, else the GUC. */
+static inline uint32
+aw_call_urgent(FunctionCallInfo fcinfo, int argno)
+{
+	bool		urgent = aw_urgent;
+
+	if (PG_NARGS() > argno && !PG_ARGISNULL(argno))
+		urgent = PG_GETARG_BOOL(argno);
+	return urgent ? AW_FLAG_URGENT : 0;
+}
+
+/* api_insert.c */
+extern Datum aw_arg_jsonb(FunctionCallInfo fcinfo, int argno);
+
 /* api_ddl.c */
 extern void aw_ddl_install_hook(void);
 

@@ -21,6 +21,7 @@
 
 #include "compat.h"
 #include "api.h"
+#include "apply.h"
 #include "launcher.h"
 #include "submit.h"
 #include "wal.h"
@@ -31,6 +32,7 @@ PG_FUNCTION_INFO_V1(aw_pause);
 PG_FUNCTION_INFO_V1(aw_resume);
 PG_FUNCTION_INFO_V1(aw_last_write_id_fn);
 PG_FUNCTION_INFO_V1(aw_queue_stats);
+PG_FUNCTION_INFO_V1(aw_status);
 
 #define AW_STATS_COLS 17
 
@@ -89,30 +91,84 @@ aw_flush(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(aw_wait_applied(q, 0, timeout_ms, NULL));
 }
 
+/*
+ * The write id argument 0 of wait() and status(), and this database's
+ * queue (bound if it waits for recovery), or NULL; *issued: whether the id
+ * was given out here.
+ */
+static AwQueue *
+aw_write_id_arg(FunctionCallInfo fcinfo, int64 *write_id, bool *issued)
+{
+	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("write_id must not be null")));
+	*write_id = PG_GETARG_INT64(0);
+	if (q == NULL && aw_queue_recovery_pending(MyDatabaseId))
+		q = aw_launcher_bind(MyDatabaseId);
+	*issued = q != NULL && *write_id > 0 &&
+		(uint64) *write_id <= aw_queue_last_write_id(q);
+	return q;
+}
+
 /* asyncwrite.wait(write_id bigint, timeout interval): wait for one write. */
 Datum
 aw_wait(PG_FUNCTION_ARGS)
 {
 	int64		write_id;
 	int64		timeout_ms = aw_timeout_ms(fcinfo, 1);
-	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
-	uint64		last;
+	AwQueue    *q;
+	bool		issued;
 
 	aw_check_not_worker("asyncwrite.wait()");
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("write_id must not be null")));
-	write_id = PG_GETARG_INT64(0);
-	if (q == NULL && aw_queue_recovery_pending(MyDatabaseId))
-		q = aw_launcher_bind(MyDatabaseId);
-	last = q ? aw_queue_last_write_id(q) : 0;
-	if (write_id <= 0 || (uint64) write_id > last)
+	q = aw_write_id_arg(fcinfo, &write_id, &issued);
+	if (!issued)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("write id " INT64_FORMAT " was not issued in this database", write_id),
-				 errdetail("The highest write id issued so far is " UINT64_FORMAT ".", last)));
+				 errdetail("The highest write id issued so far is " UINT64_FORMAT ".",
+						   q ? aw_queue_last_write_id(q) : 0)));
 	PG_RETURN_BOOL(aw_wait_applied(q, (uint64) write_id, timeout_ms, NULL));
+}
+
+/*
+ * asyncwrite.status(write_id bigint, OUT state text, OUT dead_letter_id
+ * bigint): what became of a write of this database.  'queued' until it is
+ * done; then 'failed' with its dead letter, else 'applied'; 'unknown' for
+ * an id not issued here.  Cheap: two reads of shared memory and, once the
+ * write is done, an index lookup of its dead letter.
+ */
+Datum
+aw_status(PG_FUNCTION_ARGS)
+{
+	int64		write_id;
+	AwQueue    *q;
+	bool		issued;
+	int64		dead_letter = 0;
+	const char *state;
+	TupleDesc	desc;
+	Datum		values[2];
+	bool		nulls[2] = {false, true};
+
+	if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	q = aw_write_id_arg(fcinfo, &write_id, &issued);
+	if (!issued)
+		state = "unknown";
+	else if ((uint64) write_id > aw_queue_applied_write_id(q))
+		state = "queued";
+	else if ((dead_letter = aw_dead_letter_find((uint64) write_id)) > 0)
+	{
+		state = "failed";
+		values[1] = Int64GetDatum(dead_letter);
+		nulls[1] = false;
+	}
+	else
+		state = "applied";
+	values[0] = CStringGetTextDatum(state);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(desc, values, nulls)));
 }
 
 /* Refuse pause/resume unless the caller owns the database. */

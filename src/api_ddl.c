@@ -356,6 +356,13 @@ aw_process_utility(PlannedStmt *pstmt, const char *queryString,
 	if (prepared_writes)
 		aw_ddl_notify_prepared();
 
+	/*
+	 * DISCARD ALL (a pooler's server_reset_query) makes the session as new:
+	 * the next client must not see this one's write ids.
+	 */
+	if (IsA(parsetree, DiscardStmt) &&
+		((DiscardStmt *) parsetree)->target == DISCARD_ALL)
+		aw_xact_forget_session();
 }
 
 /*

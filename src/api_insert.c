@@ -16,6 +16,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -50,19 +51,22 @@ aw_open_insert_target(Oid relid, int *convert_options)
 }
 
 /*
- * Submit an insert.  With given (AW_CONVERT_GIVEN_ONLY), the row holds only
- * the columns given marks: each needs the caller's INSERT privilege.
+ * Describe an insert of the caller's role.  With given
+ * (AW_CONVERT_GIVEN_ONLY), the row holds only the columns given marks: each
+ * needs the caller's INSERT privilege.
  */
-static Datum
-aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
-			  const bool *given, bool transactional)
+static void
+aw_insert_spec(Relation rel, AwTarget *t, Datum row, const bool *given,
+			   uint32 flags, AwWriteSpec *w)
 {
 	AttrNumber *attnums;
 	int			n;
 
 	if (given == NULL)
-		return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INSERT, NULL, 0,
-							   transactional);
+	{
+		aw_write_spec_make(w, rel, t, row, AW_KIND_INSERT, NULL, flags);
+		return;
+	}
 	attnums = palloc(sizeof(AttrNumber) * Max(RelationGetDescr(rel)->natts, 1));
 	n = aw_given_attnums(given, RelationGetDescr(rel)->natts, attnums);
 	if (n > 0)
@@ -73,17 +77,132 @@ aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
 									   ACLMASK_ANY) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(rel->rd_rel->relkind),
 					   RelationGetRelationName(rel));
-	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_INSERT,
-						   aw_colsets_make(NULL, 0, attnums, n), AW_FLAG_GIVEN,
-						   transactional);
+	aw_write_spec_make(w, rel, t, row, AW_KIND_INSERT,
+					   aw_colsets_make(NULL, 0, attnums, n), flags | AW_FLAG_GIVEN);
 }
 
-/* asyncwrite.insert(target regclass, data jsonb) */
+/* Submit one insert (see aw_insert_spec). */
+static Datum
+aw_submit_row(FunctionCallInfo fcinfo, Relation rel, AwTarget *t, Datum row,
+			  const bool *given, uint32 flags, bool transactional)
+{
+	AwWriteSpec w;
+
+	aw_insert_spec(rel, t, row, given, flags, &w);
+	return aw_submit_writes(fcinfo, rel, 1, &w, transactional);
+}
+
+/*
+ * The type of argument argno as the call passed it (after implicit casts),
+ * else as the function declares it.
+ */
+static Oid
+aw_argtype(FunctionCallInfo fcinfo, int argno)
+{
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, argno);
+	Oid		   *argtypes;
+	int			nargs;
+
+	if (OidIsValid(typid))
+		return typid;
+	(void) get_func_signature(fcinfo->flinfo->fn_oid, &argtypes, &nargs);
+	return argno < nargs ? argtypes[argno] : InvalidOid;
+}
+
+/*
+ * A JSON argument as jsonb.  The write functions take their JSON arguments
+ * as jsonb, json or text (so that a varchar, or a parameter of no type,
+ * works too), every overload with one C function: the argument's type says
+ * how to read it.
+ */
+Datum
+aw_arg_jsonb(FunctionCallInfo fcinfo, int argno)
+{
+	Oid			typid = aw_argtype(fcinfo, argno);
+
+	if (typid == JSONBOID)
+		return PG_GETARG_DATUM(argno);
+	typid = getBaseType(typid);
+	if (typid == JSONBOID)
+		return PG_GETARG_DATUM(argno);
+	if (typid != JSONOID && typid != TEXTOID && typid != VARCHAROID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("asyncwrite cannot read JSON from type %s",
+						format_type_be(typid)),
+				 errhint("Pass jsonb, json or text.")));
+	return DirectFunctionCall1(jsonb_in,
+							   CStringGetDatum(TextDatumGetCString(PG_GETARG_DATUM(argno))));
+}
+
+/* Where in the array of an insert() of many rows an error happened. */
+typedef struct AwArrayPosition
+{
+	int			index;
+	bool		json;			/* JSON arrays count from 0, SQL arrays from 1 */
+} AwArrayPosition;
+
+/* Error context callback: name the array element being converted. */
+static void
+aw_array_error_callback(void *arg)
+{
+	AwArrayPosition *pos = (AwArrayPosition *) arg;
+
+	if (pos->json)
+		errcontext("element %d of the JSON array (counting from 0)", pos->index);
+	else
+		errcontext("element %d of the array (counting from 1)", pos->index);
+}
+
+/*
+ * insert() of a JSON array of objects: every row is converted and checked
+ * first, then all are submitted as one (a block of consecutive ids when
+ * queued at once).
+ */
+static Datum
+aw_insert_json_array(FunctionCallInfo fcinfo, Relation rel, AwTarget *t,
+					 Jsonb *jb, int options, bool transactional)
+{
+	AwWriteSpec *w = palloc(sizeof(AwWriteSpec) * Max(JB_ROOT_COUNT(jb), 1));
+	JsonbIterator *it = JsonbIteratorInit(&jb->root);
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	AwArrayPosition pos = {0, true};
+	ErrorContextCallback errcb;
+
+	errcb.callback = aw_array_error_callback;
+	errcb.arg = &pos;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		Datum		row;
+		bool	   *given;
+
+		if (tok != WJB_ELEM)
+			continue;
+		row = aw_row_from_jsonb_ext(rel, t, JsonbPGetDatum(JsonbValueToJsonb(&v)),
+									AW_CONVERT_INSERT | options, &given);
+		aw_insert_spec(rel, t, row, options ? given : NULL,
+					   aw_call_urgent(fcinfo, 3), &w[pos.index]);
+		pos.index++;
+	}
+	error_context_stack = errcb.previous;
+	return aw_submit_writes(fcinfo, rel, pos.index, w, transactional);
+}
+
+/*
+ * asyncwrite.insert(target regclass, data jsonb | json | text): a JSON
+ * object is one row, a JSON array of objects many.  A string literal is
+ * read as JSON, so that insert('t', '{"a": 1}') needs no cast.
+ */
 Datum
 aw_insert_jsonb(PG_FUNCTION_ARGS)
 {
 	Relation	rel;
 	AwTarget   *t;
+	Datum		data;
+	Jsonb	   *jb;
 	Datum		row;
 	int			options;
 	bool	   *given;
@@ -92,69 +211,97 @@ aw_insert_jsonb(PG_FUNCTION_ARGS)
 	aw_require_arg(fcinfo, 1, "data");
 	if (aw_enabled)
 		aw_check_available();
+	data = aw_arg_jsonb(fcinfo, 1);
 	rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
 	t = aw_target_get(rel);
-	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1),
+	jb = DatumGetJsonbP(data);
+	if (JB_ROOT_IS_ARRAY(jb) && !JB_ROOT_IS_SCALAR(jb))
+		return aw_insert_json_array(fcinfo, rel, t, jb, options,
+									aw_call_transactional(fcinfo, 2));
+	row = aw_row_from_jsonb_ext(rel, t, PointerGetDatum(jb),
 								AW_CONVERT_INSERT | options, &given);
 	return aw_submit_row(fcinfo, rel, t, row, options ? given : NULL,
+						 aw_call_urgent(fcinfo, 3),
 						 aw_call_transactional(fcinfo, 2));
 }
 
-/*
- * asyncwrite.insert(target regclass, data text): a string literal is read
- * as a jsonb object, so that insert('t', '{"a": 1}') needs no cast.
- */
+/* asyncwrite.insert(target regclass, data text) of version 1.0. */
 Datum
 aw_insert_text(PG_FUNCTION_ARGS)
 {
-	Relation	rel;
-	AwTarget   *t;
-	Datum		row;
-	int			options;
-	bool	   *given;
-	Datum		jsonb;
-
-	aw_require_arg(fcinfo, 0, "target");
-	aw_require_arg(fcinfo, 1, "data");
-	if (aw_enabled)
-		aw_check_available();
-	jsonb = DirectFunctionCall1(jsonb_in,
-								CStringGetDatum(TextDatumGetCString(PG_GETARG_DATUM(1))));
-	rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
-	t = aw_target_get(rel);
-	row = aw_row_from_jsonb_ext(rel, t, jsonb, AW_CONVERT_INSERT | options,
-								&given);
-	return aw_submit_row(fcinfo, rel, t, row, options ? given : NULL,
-						 aw_call_transactional(fcinfo, 2));
+	return aw_insert_jsonb(fcinfo);
 }
 
-/* asyncwrite.insert(target regclass, rec anyelement) */
+/*
+ * asyncwrite.insert(target regclass, rec anyelement): a composite value,
+ * or an array of them (many rows).  Fields are matched to columns by name;
+ * fields the target lacks are left out, as capture() leaves them out.
+ */
 Datum
 aw_insert_record(PG_FUNCTION_ARGS)
 {
 	Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	Oid			elemtype = get_element_type(argtype);
 	Relation	rel;
 	AwTarget   *t;
 	Datum		row;
 	int			options;
 	bool	   *given;
+	bool		transactional = aw_call_transactional(fcinfo, 2);
 
 	aw_require_arg(fcinfo, 0, "target");
 	aw_require_arg(fcinfo, 1, "row");
-	if (!type_is_rowtype(argtype))
+	if (!type_is_rowtype(argtype) &&
+		!(OidIsValid(elemtype) && type_is_rowtype(elemtype)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("asyncwrite.insert() needs a jsonb object or a composite value, not type %s",
 						format_type_be(argtype)),
-				 errhint("Pass ROW(...)::table_name, a table row, or a jsonb object.")));
+				 errhint("Pass ROW(...)::table_name, a table row, an array of them, or a jsonb object.")));
 	if (aw_enabled)
 		aw_check_available();
 	rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
 	t = aw_target_get(rel);
+	if (OidIsValid(elemtype))
+	{
+		ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(1);
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+		AwWriteSpec *w;
+		AwArrayPosition pos = {0, false};
+		ErrorContextCallback errcb;
+
+		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+		deconstruct_array(arr, elemtype, typlen, typbyval, typalign,
+						  &elems, &nulls, &n);
+		w = palloc(sizeof(AwWriteSpec) * Max(n, 1));
+		errcb.callback = aw_array_error_callback;
+		errcb.arg = &pos;
+		errcb.previous = error_context_stack;
+		error_context_stack = &errcb;
+		for (int i = 0; i < n; i++)
+		{
+			pos.index = i + 1;
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("row must not be null")));
+			row = aw_row_from_record(rel, t, elems[i], false, NULL, NULL,
+									 options | AW_CONVERT_EXTRA_FIELDS, &given);
+			aw_insert_spec(rel, t, row, options ? given : NULL,
+						   aw_call_urgent(fcinfo, 3), &w[i]);
+		}
+		error_context_stack = errcb.previous;
+		return aw_submit_writes(fcinfo, rel, n, w, transactional);
+	}
 	row = aw_row_from_record(rel, t, PG_GETARG_DATUM(1), false, NULL, NULL,
-							 options, &given);
+							 options | AW_CONVERT_EXTRA_FIELDS, &given);
 	return aw_submit_row(fcinfo, rel, t, row, options ? given : NULL,
-						 aw_call_transactional(fcinfo, 2));
+						 aw_call_urgent(fcinfo, 3), transactional);
 }
 
 /*
@@ -321,7 +468,7 @@ aw_capture(PG_FUNCTION_ARGS)
 							 true, trigger->tgnargs == 2 ? trigger->tgargs[1] : NULL, op,
 							 options, &given);
 	(void) aw_submit_row(fcinfo, rel, t, row, options ? given : NULL,
-						 aw_transactional);
+						 aw_urgent ? AW_FLAG_URGENT : 0, aw_transactional);
 	fcinfo->isnull = false;		/* a trigger returns a tuple pointer, or none */
 
 	/* A BEFORE trigger lets the row through unchanged. */

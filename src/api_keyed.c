@@ -210,7 +210,7 @@ aw_upsert(PG_FUNCTION_ARGS)
 
 	/* A role that may insert into only some columns gives only those. */
 	all_columns = aw_may_insert_all(rel);
-	row = aw_row_from_jsonb_ext(rel, t, PG_GETARG_DATUM(1),
+	row = aw_row_from_jsonb_ext(rel, t, aw_arg_jsonb(fcinfo, 1),
 								all_columns ? 0 : AW_CONVERT_NO_DEFAULTS, &given);
 	for (int i = 0; i < RelationGetDescr(rel)->natts; i++)
 		if (given[i] && !aw_attnum_in(keys, nkeys, i + 1))
@@ -233,7 +233,7 @@ aw_upsert(PG_FUNCTION_ARGS)
 	aw_check_column_privilege(rel, ACL_SELECT, keys, nkeys);
 	return aw_submit_write(fcinfo, rel, t, row, AW_KIND_UPSERT,
 						   aw_colsets_make(keys, nkeys, set, nset),
-						   all_columns ? 0 : AW_FLAG_GIVEN,
+						   (all_columns ? 0 : AW_FLAG_GIVEN) | aw_call_urgent(fcinfo, 4),
 						   aw_call_transactional(fcinfo, 3));
 }
 
@@ -246,6 +246,8 @@ typedef struct AwKeyWrite
 	int			nkeys;
 	AttrNumber *set;			/* columns of the data argument */
 	int			nset;
+	Datum		key;			/* the key argument, as jsonb */
+	Datum		data;			/* the data argument, as jsonb */
 } AwKeyWrite;
 
 /*
@@ -271,12 +273,14 @@ aw_key_write_begin(FunctionCallInfo fcinfo, AwKeyWrite *w, const char *empty_msg
 	natts = RelationGetDescr(w->rel)->natts;
 	w->keys = palloc(sizeof(AttrNumber) * (natts + 1));
 	w->set = palloc(sizeof(AttrNumber) * (natts + 1));
-	w->nkeys = aw_jsonb_attnums(w->rel, PG_GETARG_DATUM(1), "key", w->keys);
+	w->key = aw_arg_jsonb(fcinfo, 1);
+	w->nkeys = aw_jsonb_attnums(w->rel, w->key, "key", w->keys);
 	aw_require_unique_key(w->rel, w->t, w->keys, w->nkeys, for_conflict);
 	w->nset = 0;
 	if (data_arg < 0)
 		return;
-	w->nset = aw_jsonb_attnums(w->rel, PG_GETARG_DATUM(data_arg), data_name, w->set);
+	w->data = aw_arg_jsonb(fcinfo, data_arg);
+	w->nset = aw_jsonb_attnums(w->rel, w->data, data_name, w->set);
 	if (w->nset == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -284,20 +288,19 @@ aw_key_write_begin(FunctionCallInfo fcinfo, AwKeyWrite *w, const char *empty_msg
 }
 
 /*
- * The row of a key-based write: the key and (with data_arg >= 0) the data
- * argument converted together; no key column may be NULL.
+ * The row of a key-based write: the key and (with data_name, what the
+ * data argument is called) the data converted together; no key column may
+ * be NULL.
  */
 static Datum
-aw_key_write_row(FunctionCallInfo fcinfo, AwKeyWrite *w, int data_arg,
-				 const char *data_name, int options)
+aw_key_write_row(AwKeyWrite *w, const char *data_name, int options)
 {
-	Datum		source = PG_GETARG_DATUM(1);
+	Datum		source = w->key;
 	Datum		row;
 
-	if (data_arg >= 0)
+	if (data_name != NULL)
 		source = aw_merge_objects(w->rel, source, w->keys, w->nkeys,
-								  PG_GETARG_DATUM(data_arg), w->set, w->nset,
-								  data_name);
+								  w->data, w->set, w->nset, data_name);
 	row = aw_row_from_jsonb_ext(w->rel, w->t, source, options, NULL);
 	aw_require_key_values(w->rel, row, w->keys, w->nkeys);
 	return row;
@@ -315,11 +318,12 @@ aw_update(PG_FUNCTION_ARGS)
 
 	aw_key_write_begin(fcinfo, &w, "asyncwrite.update() data names no column to set",
 					   2, "data", false);
-	row = aw_key_write_row(fcinfo, &w, 2, "data", AW_CONVERT_NO_DEFAULTS);
+	row = aw_key_write_row(&w, "data", AW_CONVERT_NO_DEFAULTS);
 	aw_check_column_privilege(w.rel, ACL_UPDATE, w.set, w.nset);
 	aw_check_column_privilege(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_UPDATE,
-						   aw_colsets_make(w.keys, w.nkeys, w.set, w.nset), 0,
+						   aw_colsets_make(w.keys, w.nkeys, w.set, w.nset),
+						   aw_call_urgent(fcinfo, 4),
 						   aw_call_transactional(fcinfo, 3));
 }
 
@@ -334,13 +338,14 @@ aw_delete(PG_FUNCTION_ARGS)
 	Datum		row;
 
 	aw_key_write_begin(fcinfo, &w, NULL, -1, NULL, false);
-	row = aw_key_write_row(fcinfo, &w, -1, NULL, AW_CONVERT_NO_DEFAULTS);
+	row = aw_key_write_row(&w, NULL, AW_CONVERT_NO_DEFAULTS);
 	if (pg_class_aclcheck(RelationGetRelid(w.rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(w.rel->rd_rel->relkind),
 					   RelationGetRelationName(w.rel));
 	aw_check_column_privilege(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_DELETE,
-						   aw_colsets_make(w.keys, w.nkeys, NULL, 0), 0,
+						   aw_colsets_make(w.keys, w.nkeys, NULL, 0),
+						   aw_call_urgent(fcinfo, 3),
 						   aw_call_transactional(fcinfo, 2));
 }
 
@@ -376,7 +381,7 @@ aw_increment(PG_FUNCTION_ARGS)
 	}
 	/* A role that may insert into only some columns gives only those. */
 	all_columns = aw_may_insert_all(w.rel);
-	row = aw_key_write_row(fcinfo, &w, 2, "deltas",
+	row = aw_key_write_row(&w, "deltas",
 						   all_columns ? 0 : AW_CONVERT_NO_DEFAULTS);
 
 	/*
@@ -405,6 +410,6 @@ aw_increment(PG_FUNCTION_ARGS)
 	aw_check_column_privilege(w.rel, ACL_SELECT, w.keys, w.nkeys);
 	return aw_submit_write(fcinfo, w.rel, w.t, row, AW_KIND_INCREMENT,
 						   aw_colsets_make(w.keys, w.nkeys, w.set, w.nset),
-						   all_columns ? 0 : AW_FLAG_GIVEN,
+						   (all_columns ? 0 : AW_FLAG_GIVEN) | aw_call_urgent(fcinfo, 4),
 						   aw_call_transactional(fcinfo, 3));
 }

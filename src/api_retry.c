@@ -162,7 +162,7 @@ aw_retry_one(int64 id, Oid relid, Datum payload, bool payload_null, Oid roleid,
 	w.payload_len = HeapTupleHeaderGetDatumLength(td);
 	w.extra = extra;
 	w.extra_len = cs_len + sizeof(int64);
-	if (!aw_submit_now(&w, &write_id))
+	if (!aw_submit_now(1, &w, &write_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("asyncwrite queue is full"),

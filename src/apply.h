@@ -74,6 +74,7 @@ extern void aw_bulk_insert(Relation rel, AwApplyRow *rows, int n);
 
 /* apply_deadletter.c */
 extern bool aw_dead_letter_remove(int64 id);
+extern int64 aw_dead_letter_find(uint64 write_id);
 extern void aw_dead_letter_record(AwApplyRow *row, ErrorData *edata,
 								  int attempts);
 

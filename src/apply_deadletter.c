@@ -23,6 +23,9 @@
 #include "access/xact.h"
 #include "access/table.h"
 #include "access/htup_details.h"
+#include "access/genam.h"
+#include "access/stratnum.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "executor/spi.h"
@@ -34,7 +37,9 @@
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/syscache.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+#include "utils/fmgroids.h"
 
 #include "apply.h"
 
@@ -304,4 +309,54 @@ aw_dead_letter_remove(int64 id)
 	if (SPI_execute_plan(aw_dead_letter_delete_plan, &arg, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not remove asyncwrite dead letter");
 	return SPI_processed > 0;
+}
+
+/*
+ * The id of the dead letter of a write, or 0 when it has none (or the
+ * table is gone), read by any role past row-level security: a caller of
+ * asyncwrite.status() learns only that the write failed, not its row.
+ * Read with the latest snapshot: a dead letter is committed before the
+ * queue's applied mark passes its write, which the caller read before.
+ */
+int64
+aw_dead_letter_find(uint64 write_id)
+{
+	Oid			nspid = get_namespace_oid("asyncwrite", true);
+	Oid			relid;
+	Oid			indexid;
+	AttrNumber	write_id_att;
+	AttrNumber	id_att;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	Snapshot	snapshot;
+	HeapTuple	tup;
+	int64		found = 0;
+
+	relid = OidIsValid(nspid) ? get_relname_relid("dead_letters", nspid) : InvalidOid;
+	if (!OidIsValid(relid))
+		return 0;
+	/* Version 1.0 has no index on write_id: its table is scanned. */
+	indexid = get_relname_relid("dead_letters_write_id_idx", nspid);
+	write_id_att = get_attnum(relid, "write_id");
+	id_att = get_attnum(relid, "id");
+	if (write_id_att == InvalidAttrNumber || id_att == InvalidAttrNumber)
+		return 0;
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&key, write_id_att, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum((int64) write_id));
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	scan = systable_beginscan(rel, indexid, OidIsValid(indexid), snapshot, 1, &key);
+	while ((tup = systable_getnext(scan)) != NULL)
+	{
+		bool		isnull;
+		Datum		id = heap_getattr(tup, id_att, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			found = Max(found, DatumGetInt64(id));
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snapshot);
+	table_close(rel, AccessShareLock);
+	return found;
 }

@@ -31,6 +31,7 @@ int			aw_flush_interval_ms = 20;
 int			aw_idle_timeout_s = 60;
 bool		aw_enabled = true;
 bool		aw_transactional = true;
+bool		aw_urgent = false;
 int			aw_max_retries = 3;
 int			aw_retry_delay_ms = 100;
 int			aw_on_full = AW_ON_FULL_WAIT;
@@ -117,6 +118,11 @@ aw_define_gucs(void)
 							 "Queue a write only when the calling transaction commits.",
 							 "When off, a write is queued at the call and applied even if the caller rolls back.",
 							 &aw_transactional, true,
+							 PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("asyncwrite.urgent",
+							 "Have the worker apply each write at once, not after asyncwrite.flush_interval or a full batch.",
+							 "Writes queued before an urgent write are applied with it, in order; the batch ends with it.",
+							 &aw_urgent, false,
 							 PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("asyncwrite.max_retries",
 							"Times a write that hit a transient error is tried again before it is recorded as failed.",

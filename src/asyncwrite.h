@@ -37,6 +37,7 @@ extern int	aw_flush_interval_ms;
 extern int	aw_idle_timeout_s;
 extern bool aw_enabled;
 extern bool aw_transactional;
+extern bool aw_urgent;
 extern int	aw_max_retries;
 extern int	aw_retry_delay_ms;
 extern int	aw_on_full;
@@ -81,6 +82,8 @@ typedef enum AwOnFull
 									 * take their defaults when applied */
 #define AW_FLAG_DURABLE		0x0008	/* logged to the WAL: recovered after a
 									 * crash, never saved to the queue file */
+#define AW_FLAG_URGENT		0x0010	/* the worker applies it at once, ending
+									 * its batch with it */
 
 /* The name of a write kind, as dead letters record it. */
 static inline const char *

@@ -799,7 +799,10 @@ aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb, int options,
  * Build the target row from a composite value.  A value of the target's own
  * row type is taken as is; any other composite is matched by field name,
  * converting through text where types differ, with defaults for the rest.
- * With ignore_unknown, fields that name no column are left out; with
+ * With ignore_unknown (capture()), fields that name no column are left
+ * out, and so are values for generated and identity columns (the target
+ * computes its own); AW_CONVERT_EXTRA_FIELDS in options leaves out only the
+ * fields that name no column (insert()).  With
  * op_column, that column gets op_value (capture()'s TG_OP).  The row is
  * an insert's: sequence defaults are left to the worker
  * (convert_defaults.c), also for a NULL captured from the source row;
@@ -875,7 +878,7 @@ aw_row_from_record(Relation rel, AwTarget *t, Datum rec, bool ignore_unknown,
 			if (att->attisdropped)
 				continue;
 			i = aw_column_index(t, NameStr(att->attname));
-			if (i < 0 && ignore_unknown)
+			if (i < 0 && (ignore_unknown || (options & AW_CONVERT_EXTRA_FIELDS)))
 				continue;
 			if (i < 0)
 				aw_unknown_column(rel, NameStr(att->attname));

@@ -69,6 +69,8 @@ extern uint32 aw_tupdesc_fingerprint_prefix(TupleDesc desc, int natts);
 #define AW_CONVERT_INSERT		0x04	/* the row is inserted as is */
 #define AW_CONVERT_GIVEN_ONLY	0x08	/* no defaults now: columns not given
 										 * take theirs when applied */
+#define AW_CONVERT_EXTRA_FIELDS	0x10	/* a composite's fields the target
+										 * lacks are left out */
 extern Datum aw_row_from_jsonb(Relation rel, AwTarget *t, Datum jsonb,
 							   int options);
 extern Datum aw_row_from_jsonb_ext(Relation rel, AwTarget *t, Datum jsonb,

@@ -94,6 +94,8 @@ struct AwQueue
 	pg_atomic_uint64 sweeps_requested;	/* COMMIT PREPAREDs seen */
 	pg_atomic_uint64 sweeps_done;	/* requests whose writes are applied */
 	pg_atomic_uint64 sweep_after_id;	/* last write id at the newest request */
+	pg_atomic_uint64 urgent_write_id;	/* highest id published as urgent: the
+										 * worker applies up to it now */
 	bool		recovering;		/* its durable writes are being read back from
 								 * the WAL: no reservation until done (under
 								 * the lock) */
@@ -368,6 +370,7 @@ aw_queue_shmem_init(void)
 			pg_atomic_init_u64(&q->sweeps_requested, 0);
 			pg_atomic_init_u64(&q->sweeps_done, 0);
 			pg_atomic_init_u64(&q->sweep_after_id, 0);
+			pg_atomic_init_u64(&q->urgent_write_id, 0);
 			ConditionVariableInit(&q->applied_cv);
 			ConditionVariableInit(&q->space_cv);
 			ConditionVariableInit(&q->worker_cv);
@@ -709,6 +712,23 @@ aw_queue_read_state(AwQueue *q, AwQueueState *s)
 	s->sweeps_requested = pg_atomic_read_u64(&q->sweeps_requested);
 	s->sweeps_done = pg_atomic_read_u64(&q->sweeps_done);
 	s->flush_waiters = pg_atomic_read_u32(&q->flush_waiters);
+	s->urgent_write_id = pg_atomic_read_u64(&q->urgent_write_id);
+}
+
+/*
+ * An urgent write was published with this id: the worker applies every
+ * write up to it at once.  Only ever raised (write ids of every binding
+ * rise), without the lock; the compare-and-exchange is a full barrier, so
+ * a worker woken after it sees it.
+ */
+void
+aw_queue_note_urgent(AwQueue *q, uint64 write_id)
+{
+	uint64		old = pg_atomic_read_u64(&q->urgent_write_id);
+
+	while (old < write_id &&
+		   !pg_atomic_compare_exchange_u64(&q->urgent_write_id, &old, write_id))
+		;
 }
 
 /* Highest write id handed out by a queue so far. */

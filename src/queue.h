@@ -46,6 +46,7 @@ typedef struct AwQueueState
 	uint32		flush_waiters;	/* backends waiting in aw_wait_applied() */
 	bool		recovering;		/* reading durable writes back from the WAL */
 	uint64		recovered;		/* writes read back at the last recovery */
+	uint64		urgent_write_id;	/* highest id published as urgent */
 } AwQueueState;
 
 /* Result of aw_queue_reserve(). */
@@ -115,6 +116,7 @@ extern AwReserveResult aw_queue_reserve(AwQueue *q, Size len, int nentries,
 										AwReservation *r);
 extern void aw_queue_publish(AwEntryHeader *entry, uint8 state);
 extern void aw_queue_reservation_done(void);
+extern void aw_queue_note_urgent(AwQueue *q, uint64 write_id);
 extern pid_t aw_queue_head_holder(AwQueue *q);
 
 /* queue.c: the queue's worker */

@@ -19,17 +19,22 @@
 #include "fmgr.h"
 
 /* submit.c */
+extern void aw_write_spec_make(AwWriteSpec *w, Relation rel, AwTarget *t,
+							   Datum row, uint8 kind, const AwColumnSets *cs,
+							   uint32 flags);
+extern Datum aw_submit_writes(FunctionCallInfo fcinfo, Relation rel, int n,
+							  AwWriteSpec *w, bool transactional);
 extern Datum aw_submit_write(FunctionCallInfo fcinfo, Relation rel,
 							 AwTarget *t, Datum row, uint8 kind,
 							 const AwColumnSets *cs, uint32 flags,
 							 bool transactional);
 
 /* submit_queue.c */
-extern bool aw_submit_now(const AwWriteSpec *w, uint64 *write_id);
+extern bool aw_submit_now(int n, const AwWriteSpec *w, uint64 *write_id);
 extern bool aw_submit_reserve_many(int n, const AwWriteSpec *writes,
 								   AwEntryHeader **entries, AwReservation *r);
-extern void aw_submit_wake(const AwReservation *r);
-extern void aw_submit_too_large(Size len);
+extern void aw_submit_wake(const AwReservation *r, uint64 urgent_id);
+extern void aw_submit_too_large(Size len, int nrows);
 
 /* submit_wait.c */
 extern bool aw_wait_applied(AwQueue *q, uint64 target, int64 timeout_ms,
@@ -42,6 +47,7 @@ extern int	aw_xact_pending_count(void);
 extern void aw_xact_write_now(bool switch_mode);
 extern void aw_xact_note_write_id(uint64 write_id);
 extern uint64 aw_xact_last_write_id(void);
+extern void aw_xact_forget_session(void);
 
 /* submit_prepared.c */
 extern void aw_prepared_store(const AwWriteSpec *w);

@@ -63,16 +63,23 @@ aw_submit_full_error(bool timed_out)
 					 "increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
 }
 
-/* Refuse an entry larger than a quarter of the queue. */
+/* Refuse nrows entries that take more than a quarter of the queue. */
 void
-aw_submit_too_large(Size len)
+aw_submit_too_large(Size len, int nrows)
 {
+	if (nrows == 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("row is too large for the asyncwrite queue"),
+				 errdetail("The row needs %zu bytes; a queued row may use at most a quarter of asyncwrite.queue_size (%zu bytes).",
+						   len, (Size) (aw_queue_capacity() / 4)),
+				 errhint("Increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			 errmsg("row is too large for the asyncwrite queue"),
-			 errdetail("The row needs %zu bytes; a queued row may use at most a quarter of asyncwrite.queue_size (%zu bytes).",
-					   len, (Size) (aw_queue_capacity() / 4)),
-			 errhint("Increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
+			 errmsg("rows are too large for the asyncwrite queue"),
+			 errdetail("The %d rows need %zu bytes; the rows of one call may use at most a quarter of asyncwrite.queue_size (%zu bytes).",
+					   nrows, len, (Size) (aw_queue_capacity() / 4)),
+			 errhint("Pass fewer rows per call, queue them transactionally, increase asyncwrite.queue_size, or set asyncwrite.on_full to \"sync\" to write such rows at once.")));
 }
 
 /*
@@ -171,52 +178,47 @@ aw_submit_reserve(Size len, int nentries, int on_full, AwReservation *r)
 }
 
 /*
- * Queue one write now, published at once, and set *write_id.  Returns
- * false, queueing nothing, when the queue is full (or the row larger than
- * a quarter of it) and asyncwrite.on_full is "sync".
+ * Queue n writes now, as one block of consecutive ids, published at once,
+ * and set *write_id to the last one's id.  Returns false, queueing nothing,
+ * when the queue has no room for the block (or it is larger than a quarter
+ * of the queue) and asyncwrite.on_full is "sync".
  */
 bool
-aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
+aw_submit_now(int n, const AwWriteSpec *w, uint64 *write_id)
 {
-	Size		len = aw_entry_size(w->payload_len, w->extra_len);
 	AwReservation r;
-	AwEntryHeader *entry;
+	AwEntryHeader **entries = palloc(sizeof(AwEntryHeader *) * n);
+	uint64		urgent_id = 0;
 
-	aw_check_available();
-	if (len > aw_queue_capacity() / 4)
-	{
-		if (aw_on_full == AW_ON_FULL_SYNC)
-			return false;
-		aw_submit_too_large(len);
-	}
-	/* What may fail is done before the entry is reserved. */
-	if ((w->flags & AW_FLAG_DURABLE) && !aw_flush_callback_registered)
+	/* What may fail is done before the entries are reserved. */
+	if ((w[0].flags & AW_FLAG_DURABLE) && !aw_flush_callback_registered)
 	{
 		RegisterXactCallback(aw_submit_flush_callback, NULL);
 		aw_flush_callback_registered = true;
 	}
-	entry = aw_submit_reserve(len, 1, aw_on_full, &r);
-	if (entry == NULL)
+	if (!aw_submit_reserve_many(n, w, entries, &r))
 		return false;
 
-	aw_entry_fill(entry, w, GetCurrentTimestamp());
-
 	/*
-	 * A durable write is logged (and flushed) before it is published: the
-	 * worker never applies a write whose WAL may still be lost.  The entry is
-	 * reserved: should logging fail, it is published as skipped.
+	 * Durable writes are logged (and flushed) before they are published: the
+	 * worker never applies a write whose WAL may still be lost.  The entries
+	 * are reserved: should logging fail, they are published as skipped.
 	 */
-	if (w->flags & AW_FLAG_DURABLE)
+	if (w[0].flags & AW_FLAG_DURABLE)
 	{
+		uint64	   *ids = palloc(sizeof(uint64) * n);
 		XLogRecPtr	lsn = InvalidXLogRecPtr;
 
+		for (int i = 0; i < n; i++)
+			ids[i] = r.first_id + i;
 		PG_TRY();
 		{
-			lsn = aw_wal_log(&entry, &r.first_id, 1, false);
+			lsn = aw_wal_log(entries, ids, n, false);
 		}
 		PG_CATCH();
 		{
-			aw_queue_publish(entry, AW_ENTRY_SKIPPED);
+			for (int i = 0; i < n; i++)
+				aw_queue_publish(entries[i], AW_ENTRY_SKIPPED);
 			aw_queue_reservation_done();
 			PG_RE_THROW();
 		}
@@ -224,11 +226,16 @@ aw_submit_now(const AwWriteSpec *w, uint64 *write_id)
 		aw_flush_lsn = Max(aw_flush_lsn, lsn);
 	}
 
-	/* Nothing below may fail: the entry is reserved and must be published. */
-	aw_queue_publish(entry, AW_ENTRY_READY);
+	/* Nothing below may fail: the entries are reserved and must be published. */
+	for (int i = 0; i < n; i++)
+	{
+		aw_queue_publish(entries[i], AW_ENTRY_READY);
+		if (w[i].flags & AW_FLAG_URGENT)
+			urgent_id = r.first_id + i;
+	}
 	aw_queue_reservation_done();
-	aw_submit_wake(&r);
-	*write_id = r.first_id;
+	aw_submit_wake(&r, urgent_id);
+	*write_id = r.first_id + n - 1;
 	return true;
 }
 
@@ -256,7 +263,7 @@ aw_submit_reserve_many(int n, const AwWriteSpec *writes,
 	{
 		if (aw_on_full == AW_ON_FULL_SYNC)
 			return false;
-		aw_submit_too_large(total);
+		aw_submit_too_large(total, n);
 	}
 
 	block = (char *) aw_submit_reserve(total, n, aw_on_full, r);
@@ -275,13 +282,16 @@ aw_submit_reserve_many(int n, const AwWriteSpec *writes,
 
 /*
  * After publishing, wake the worker or start one, as the reservation said:
- * the worker is woken only at the first write into an empty queue or at a
- * full batch; otherwise flush_interval wakes it.
+ * the worker is woken only at the first write into an empty queue, at a
+ * full batch, or for an urgent write (urgent_id, the highest urgent one's
+ * id; 0: none); otherwise flush_interval wakes it.
  */
 void
-aw_submit_wake(const AwReservation *r)
+aw_submit_wake(const AwReservation *r, uint64 urgent_id)
 {
-	if (r->latch != NULL && r->wake)
+	if (urgent_id != 0)
+		aw_queue_note_urgent(r->queue, urgent_id);
+	if (r->latch != NULL && (r->wake || urgent_id != 0))
 		SetLatch(r->latch);
 	else if (r->need_worker)
 		aw_worker_ensure(r->queue);

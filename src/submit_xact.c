@@ -157,17 +157,22 @@ aw_xact_publish_all(uint8 state)
 	AwEntryHeader **entries = aw_reserved;
 	int			n = aw_nreserved;
 	AwReservation r = aw_reservation;
+	uint64		urgent_id = 0;
 
 	aw_xact_reset();
 	if (n == 0)
 		return;
+	/* Read before publishing: a published entry may be consumed at once. */
+	for (int i = 0; i < n; i++)
+		if (state == AW_ENTRY_READY && (entries[i]->flags & AW_FLAG_URGENT))
+			urgent_id = r.first_id + i;
 	for (int i = 0; i < n; i++)
 		aw_queue_publish(entries[i], state);
 	aw_queue_reservation_done();
 	if (state == AW_ENTRY_READY)
 		aw_last_write_id = Max(aw_last_write_id, r.first_id + n - 1);
 	/* Wake the worker as a write queued at the call would, not always. */
-	aw_submit_wake(&r);
+	aw_submit_wake(&r, urgent_id);
 }
 
 /* Register the transaction callbacks, once per session. */
@@ -363,6 +368,13 @@ void
 aw_xact_note_write_id(uint64 write_id)
 {
 	aw_last_write_id = Max(aw_last_write_id, write_id);
+}
+
+/* Forget the session's write ids (DISCARD ALL). */
+void
+aw_xact_forget_session(void)
+{
+	aw_last_write_id = 0;
 }
 
 /* The highest write id this session submitted, or 0. */

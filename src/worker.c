@@ -177,6 +177,9 @@ aw_worker_apply_batch(AwQueue *q)
 			rows[nrows].write_id = it.write_id;
 			rows[nrows].end_pos = it.pos;
 			nrows++;
+			/* An urgent write ends its batch: it is visible soonest. */
+			if (hdr->flags & AW_FLAG_URGENT)
+				break;
 		}
 	}
 	if (it.pos == tail)
@@ -450,6 +453,7 @@ aw_worker_main(Datum arg)
 		{
 			/* Cheap reasons to apply now first; the oldest entry's age last. */
 			bool		apply_now = s.flush_waiters > 0 ||
+			s.urgent_write_id > s.applied_write_id ||
 			s.last_write_id - s.applied_write_id >= (uint64) aw_batch_size;
 			TimestampTz oldest = apply_now ? 0 : aw_queue_oldest_enqueued_at(q);
 			TimestampTz due = TimestampTzPlusMilliseconds(oldest, aw_flush_interval_ms);

@@ -6,7 +6,7 @@
 #
 #   bash test/bench/run.sh                 # full run (about 15 minutes)
 #   DURATION=5 REPEAT=3 ROWS=200000 bash test/bench/run.sh   # quicker
-#   PARTS=bc bash test/bench/run.sh        # only some comparisons (a..f, h;
+#   PARTS=bc bash test/bench/run.sh        # only some comparisons (a..f, h..j;
 #                                          # g comes with b); others print 0
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../setup.sh"
@@ -15,8 +15,8 @@ DURATION=${DURATION:-10}      # seconds per pgbench run
 REPEAT=${REPEAT:-3}           # runs per figure; the median is reported
 ROWS=${ROWS:-1000000}         # rows for the apply and end-to-end runs
 PORT=${PORT:-54330}
-PARTS=${PARTS:-abcdefh}
-if [ "$PARTS" = abcdefh ]; then
+PARTS=${PARTS:-abcdefhij}
+if [ "$PARTS" = abcdefhij ]; then
     OUT=${OUT:-$AW_ROOT/test/bench/results-latest.md}
 else
     OUT=${OUT:-/tmp/asyncwrite-bench-partial.md}   # keep the full table
@@ -70,6 +70,7 @@ mk "SELECT :uid::bigint, ('kind' || :k)::text, jsonb_build_object('k', :k::int);
 mk "INSERT INTO events (user_id, kind, payload) VALUES (:uid, 'kind' || :k, jsonb_build_object('k', :k::int));" insert
 mk "SELECT asyncwrite.insert('events', jsonb_build_object('user_id', :uid::bigint, 'kind', 'kind' || :k, 'payload', jsonb_build_object('k', :k::int)));" async
 mk "SELECT asyncwrite.insert('events_lat', jsonb_build_object('user_id', :uid::bigint, 'kind', 'kind' || :k));" async_lat
+mk "SELECT asyncwrite.insert('events_lat', jsonb_build_object('user_id', :uid::bigint, 'kind', 'urgent'), urgent => true);" urgent_lat
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
 
@@ -90,7 +91,8 @@ declare -A R
 for k in floor_{1,2,4,8} async_{1,2,4,8} insert_{1,8} insert_off_{1,8} apply_s copy_s \
          queued_bytes_per_row row_bytes e2e_async_s e2e_insert_s tpcb_none tpcb_plain \
          tpcb_capture counter_update counter_async lat_p50 lat_p99 \
-         h_{mem,dur_off,dur_on,ins_on,ins_off}_{1,8}; do R[$k]=0; done
+         h_{mem,dur_off,dur_on,ins_on,ins_off}_{1,8} many_{async,async_call,insert,copy}_s \
+         urg_{p50,p99} plain_{p50,p99}; do R[$k]=0; done
 
 # The memory-only queue (asyncwrite.durable off): the caller cost of the
 # queue itself, in parts a and e; parts c and h say what durability costs.
@@ -253,6 +255,68 @@ for c in 1 8; do
 done
 fi
 
+if want i; then
+echo "== i. many rows per call from one connection: $ROWS rows in calls of 1000 (median of $REPEAT)"
+# The same 1000 rows each call, sent as literals: a JSON array of objects
+# for asyncwrite.insert, a VALUES list for a multi-row INSERT.  Both
+# durable, synchronous_commit on; asyncwrite's time runs until flush()
+# returns (the rows applied), and its caller's time until the last call.
+"${PSQL[@]}" -c "SELECT 'SELECT asyncwrite.insert(''events'', ''' ||
+        jsonb_agg(jsonb_build_object('user_id', g % 100000, 'kind', 'kind' || g % 20, 'payload', jsonb_build_object('k', g % 20)))::text || ''');'
+      FROM generate_series(1, 1000) g" -o "$BENCH_DIR/many_async.sql"
+"${PSQL[@]}" -c "SELECT 'INSERT INTO events (user_id, kind, payload) VALUES ' ||
+        string_agg(format('(%s, %L, %L)', g % 100000, 'kind' || g % 20, jsonb_build_object('k', g % 20)), ', ') || ';'
+      FROM generate_series(1, 1000) g" -o "$BENCH_DIR/many_insert.sql"
+sql "COPY (SELECT g % 100000, 'kind' || g % 20, jsonb_build_object('k', g % 20) FROM generate_series(1, $ROWS) g) TO '$BENCH_DIR/many.csv' WITH (FORMAT csv)"
+many() {   # prints: seconds until applied, seconds of the calls
+    local script=$1
+    sql "TRUNCATE events" >/dev/null
+    local t0 t1 t2
+    t0=$(date +%s.%N)
+    "${AW_RUN[@]}" pgbench -h "$BENCH_DIR" -p "$PORT" -U postgres -n -c 1 -t $(( ROWS / 1000 )) \
+        -f "$BENCH_DIR/$script.sql" postgres >/dev/null 2>&1
+    t1=$(date +%s.%N)
+    sql "SELECT asyncwrite.flush()" >/dev/null
+    t2=$(date +%s.%N)
+    awk -v a="$t0" -v b="$t1" -v c="$t2" 'BEGIN {printf "%.2f %.2f\n", c - a, b - a}'
+}
+many_copy() {
+    sql "TRUNCATE events" >/dev/null
+    printf '%s\n' "SELECT extract(epoch FROM clock_timestamp()) AS t0 \\gset
+          COPY events (user_id, kind, payload) FROM '$BENCH_DIR/many.csv' WITH (FORMAT csv);
+          SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3)" |
+        "${PSQL[@]}" -f - | tail -n 1
+}
+i_async=(); i_call=(); i_insert=(); i_copy=()
+for _ in $(seq "$REPEAT"); do   # interleaved: drift hits every variant alike
+    read -r a c < <(many many_async); i_async+=("$a"); i_call+=("$c")
+    read -r a _ < <(many many_insert); i_insert+=("$a")
+    i_copy+=("$(many_copy)")
+done
+R[many_async_s]=$(printf '%s\n' "${i_async[@]}" | median)
+R[many_async_call_s]=$(printf '%s\n' "${i_call[@]}" | median)
+R[many_insert_s]=$(printf '%s\n' "${i_insert[@]}" | median)
+R[many_copy_s]=$(printf '%s\n' "${i_copy[@]}" | median)
+echo "asyncwrite=${R[many_async_s]}s (calls ${R[many_async_call_s]}s) insert=${R[many_insert_s]}s copy=${R[many_copy_s]}s"
+fi
+
+if want j; then
+echo "== j. urgent writes mixed 1:100 into the 8-client load: enqueue to visible"
+sql "TRUNCATE events_lat" >/dev/null
+"${PGBENCH[@]}" -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$BENCH_DIR/async_lat.sql@100" \
+    -f "$BENCH_DIR/urgent_lat.sql@1" postgres >/dev/null 2>&1
+sql "SELECT asyncwrite.flush()" >/dev/null
+lat() {
+    sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+                round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+           FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - enq_at) * 1000 AS ms
+                   FROM events_lat WHERE $1) s" | tr '|' ' '
+}
+read -r R[urg_p50] R[urg_p99] < <(lat "kind = 'urgent'")
+read -r R[plain_p50] R[plain_p99] < <(lat "kind <> 'urgent'")
+echo "urgent p50=${R[urg_p50]}ms p99=${R[urg_p99]}ms; the others p50=${R[plain_p50]}ms p99=${R[plain_p99]}ms ($(sql "SELECT count(*) FILTER (WHERE kind = 'urgent') || ' urgent of ' || count(*) FROM events_lat"))"
+fi
+
 machine="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), PostgreSQL $(pg_config --version | awk '{print $2}')"
 rows_s() { awk -v n="$ROWS" -v s="$1" 'BEGIN {if (s == 0) print "n/a"; else printf "%.0f", n / s}'; }
 apply_rs=$(rows_s "${R[apply_s]}"); copy_rs=$(rows_s "${R[copy_s]}")
@@ -279,6 +343,11 @@ echo "| h | TPS, $c client(s): durable, synchronous_commit=off vs durable off | 
 echo "| h | TPS, $c client(s): durable, synchronous_commit=on vs INSERT, synchronous_commit=on | ${R[h_dur_on_$c]} | ${R[h_ins_on_$c]} | $(ratio "${R[h_dur_on_$c]}" "${R[h_ins_on_$c]}") | $([ "$c" = 8 ] && echo '>= 1.5') |"
 echo "| h | TPS, $c client(s): durable, synchronous_commit=off vs INSERT, synchronous_commit=off | ${R[h_dur_off_$c]} | ${R[h_ins_off_$c]} | $(ratio "${R[h_dur_off_$c]}" "${R[h_ins_off_$c]}") | |"
 done
+many_rs() { rows_s "$1"; }
+echo "| i | rows/s from one connection, calls of 1000 rows, until applied: insert(JSON array) vs multi-row INSERT | $(many_rs "${R[many_async_s]}") | $(many_rs "${R[many_insert_s]}") | $(ratio "$(many_rs "${R[many_async_s]}")" "$(many_rs "${R[many_insert_s]}")") | >= 1 |"
+echo "| i | the same, the calls only (not yet applied) vs multi-row INSERT | $(many_rs "${R[many_async_call_s]}") | $(many_rs "${R[many_insert_s]}") | $(ratio "$(many_rs "${R[many_async_call_s]}")" "$(many_rs "${R[many_insert_s]}")") | |"
+echo "| i | the same until applied vs COPY of all rows | $(many_rs "${R[many_async_s]}") | $(many_rs "${R[many_copy_s]}") | $(ratio "$(many_rs "${R[many_async_s]}")" "$(many_rs "${R[many_copy_s]}")") | |"
+echo "| j | enqueue to visible, urgent writes 1:100 in the 8-client load: p50 / p99 ms (the others: p50 / p99) | ${R[urg_p50]} / ${R[urg_p99]} | ${R[plain_p50]} / ${R[plain_p99]} | | p99 < 5 |"
 echo
 echo "Scaling, TPS by clients (asyncwrite.insert, durable off / SELECT floor):"
 echo

@@ -18,7 +18,7 @@ CREATE MATERIALIZED VIEW err_mv AS SELECT 1 AS a;
 CREATE SEQUENCE err_seq;
 CREATE INDEX err_idx ON err_t (n);
 CREATE TEMP TABLE err_temp (a int);
-CREATE TYPE err_pair AS (nope int, n int);
+CREATE TYPE err_pair AS (id text, n int);
 
 \i test/sql/include/try.sql
 
@@ -48,7 +48,7 @@ SELECT stmt, try(stmt) FROM (VALUES
     ($$SELECT asyncwrite.insert('err_t', 'not json')$$),
     ($$SELECT asyncwrite.insert('err_t', '{"id": 1, "g": 4}')$$),
     ($$SELECT asyncwrite.insert('err_t', '{"id": 1, "ident": 4}')$$),
-    ($$SELECT asyncwrite.insert('err_t', ROW(1, 2)::err_pair)$$),
+    ($$SELECT asyncwrite.insert('err_t', ROW('one', 2)::err_pair)$$),
     ($$SELECT asyncwrite.insert('err_t', 42)$$),
     ($$SELECT asyncwrite.insert('err_t', 'x'::text::varchar)$$)
 ) AS cases(stmt);
