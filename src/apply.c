@@ -476,6 +476,16 @@ typedef struct AwXactWork
 								 * InvalidXLogRecPtr */
 } AwXactWork;
 
+/* Whether every write of rows was logged to the WAL (asyncwrite.durable). */
+static bool
+aw_rows_durable(const AwApplyRow *rows, int nrows)
+{
+	for (int i = 0; i < nrows; i++)
+		if (!(rows[i].hdr->flags & AW_FLAG_DURABLE))
+			return false;
+	return nrows > 0;
+}
+
 /*
  * Do w in a transaction of its own that first makes the batch's checks
  * (aw_apply_refusal), with SPI and a snapshot, allocating in cxt.  *result
@@ -510,6 +520,17 @@ aw_apply_checked_xact(volatile int *result, MemoryContext cxt, AwXactWork *w)
 	aw_mark_write(w->mark_id, w->replay_from);
 	PopActiveSnapshot();
 	SPI_finish();
+
+	/*
+	 * When every write of the transaction is durable, its commit need not
+	 * wait for the WAL flush: if a crash loses it, the applied mark goes with
+	 * it, and the writes come back from the WAL to be applied again (no slot
+	 * moves past a commit before flushing it: see aw_wal_advance_slot).  The
+	 * rows become visible sooner, and the worker never waits for the disk.
+	 */
+	if (aw_rows_durable(w->rows, w->nrows))
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 	CommitTransactionCommand();
 	HOLD_INTERRUPTS();
 }
