@@ -18,6 +18,8 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/jsonfuncs.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/jsonb.h"
@@ -28,6 +30,7 @@
 #include "utils/syscache.h"
 
 #include "api.h"
+#include "compat.h"
 #include "submit.h"
 
 PG_FUNCTION_INFO_V1(aw_insert_jsonb);
@@ -110,27 +113,36 @@ aw_argtype(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * A JSON argument as jsonb.  The write functions take their JSON arguments
- * as jsonb, json or text (so that a varchar, or a parameter of no type,
- * works too), every overload with one C function: the argument's type says
- * how to read it.
+ * Whether a JSON argument is jsonb (else it is JSON text: json, text or
+ * varchar).  The write functions take their JSON arguments as jsonb, json
+ * or text (so that a varchar, or a parameter of no type, works too), every
+ * overload with one C function: the argument's type says how to read it.
  */
-Datum
-aw_arg_jsonb(FunctionCallInfo fcinfo, int argno)
+static bool
+aw_arg_is_jsonb(FunctionCallInfo fcinfo, int argno)
 {
 	Oid			typid = aw_argtype(fcinfo, argno);
 
 	if (typid == JSONBOID)
-		return PG_GETARG_DATUM(argno);
+		return true;
 	typid = getBaseType(typid);
 	if (typid == JSONBOID)
-		return PG_GETARG_DATUM(argno);
+		return true;
 	if (typid != JSONOID && typid != TEXTOID && typid != VARCHAROID)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("asyncwrite cannot read JSON from type %s",
 						format_type_be(typid)),
 				 errhint("Pass jsonb, json or text.")));
+	return false;
+}
+
+/* A JSON argument (see aw_arg_is_jsonb) as jsonb. */
+Datum
+aw_arg_jsonb(FunctionCallInfo fcinfo, int argno)
+{
+	if (aw_arg_is_jsonb(fcinfo, argno))
+		return PG_GETARG_DATUM(argno);
 	return DirectFunctionCall1(jsonb_in,
 							   CStringGetDatum(TextDatumGetCString(PG_GETARG_DATUM(argno))));
 }
@@ -155,7 +167,157 @@ aw_array_error_callback(void *arg)
 }
 
 /*
- * insert() of a JSON array of objects: every row is converted and checked
+ * The rows of an insert() of many, converted one element at a time: each
+ * in a memory context reset after it (converting an array of thousands at
+ * once would take fresh memory, whose first touch costs more than the
+ * conversion), then kept as a write until all are submitted together.
+ */
+typedef struct AwInsertMany
+{
+	Relation	rel;
+	AwTarget   *t;
+	int			options;		/* AW_CONVERT_GIVEN_ONLY or 0 */
+	uint32		flags;			/* of every write */
+	AwWriteSpec *w;
+	int			n;
+	int			size;
+	MemoryContext cxt;			/* the writes' */
+	MemoryContext elemcxt;		/* one element's conversion */
+	AwArrayPosition pos;
+	ErrorContextCallback errcb;
+	JsonLexContext *lex;		/* JSON text being split into elements */
+	const char *elem_start;		/* where its current element starts */
+} AwInsertMany;
+
+/* Start converting the elements of a JSON or SQL array. */
+static void
+aw_many_begin(AwInsertMany *m, FunctionCallInfo fcinfo, Relation rel,
+			  AwTarget *t, int options, int nhint, bool json)
+{
+	m->rel = rel;
+	m->t = t;
+	m->options = options;
+	m->flags = aw_call_urgent(fcinfo, 3);
+	m->size = Max(nhint, 16);
+	m->w = palloc(sizeof(AwWriteSpec) * m->size);
+	m->n = 0;
+	m->cxt = CurrentMemoryContext;
+	m->elemcxt = AllocSetContextCreate(CurrentMemoryContext,
+									   "asyncwrite array element",
+									   ALLOCSET_DEFAULT_SIZES);
+	m->pos.index = json ? 0 : 1;
+	m->pos.json = json;
+	m->errcb.callback = aw_array_error_callback;
+	m->errcb.arg = &m->pos;
+	m->errcb.previous = error_context_stack;
+	error_context_stack = &m->errcb;
+	m->lex = NULL;
+}
+
+/*
+ * Convert one element (a jsonb value, else rec, a composite) in the
+ * element context; keep its row and write description in the writes'.
+ */
+static void
+aw_many_add(AwInsertMany *m, Datum jsonb, Datum rec)
+{
+	MemoryContext old = MemoryContextSwitchTo(m->elemcxt);
+	bool	   *given;
+	Datum		row;
+
+	if (rec != (Datum) 0)
+		row = aw_row_from_record(m->rel, m->t, rec, false, NULL, NULL,
+								 m->options | AW_CONVERT_EXTRA_FIELDS, &given);
+	else
+		row = aw_row_from_jsonb_ext(m->rel, m->t, jsonb,
+									AW_CONVERT_INSERT | m->options, &given);
+	MemoryContextSwitchTo(m->cxt);
+	if (m->n == m->size)
+	{
+		m->size *= 2;
+		m->w = repalloc(m->w, sizeof(AwWriteSpec) * m->size);
+	}
+	aw_insert_spec(m->rel, m->t, datumCopy(row, false, -1),
+				   m->options ? given : NULL, m->flags, &m->w[m->n]);
+	m->n++;
+	m->pos.index++;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(m->elemcxt);
+}
+
+/* Submit every converted element together (see aw_submit_writes). */
+static Datum
+aw_many_submit(AwInsertMany *m, FunctionCallInfo fcinfo, bool transactional)
+{
+	error_context_stack = m->errcb.previous;
+	MemoryContextDelete(m->elemcxt);
+	return aw_submit_writes(fcinfo, m->rel, m->n, m->w, transactional);
+}
+
+/* JSON parser callback: a top-level element of the array starts. */
+static AW_JSON_ACTION
+aw_many_element_start(void *state, bool isnull)
+{
+	AwInsertMany *m = (AwInsertMany *) state;
+
+	if (m->lex->lex_level == 1)
+		m->elem_start = m->lex->token_start;
+	return AW_JSON_ACTION_DONE;
+}
+
+/* JSON parser callback: a top-level element ended: convert its text. */
+static AW_JSON_ACTION
+aw_many_element_end(void *state, bool isnull)
+{
+	AwInsertMany *m = (AwInsertMany *) state;
+	MemoryContext old;
+	Datum		jsonb;
+
+	if (m->lex->lex_level != 1)
+		return AW_JSON_ACTION_DONE;
+	old = MemoryContextSwitchTo(m->elemcxt);
+	jsonb = DirectFunctionCall1(jsonb_in,
+								CStringGetDatum(pnstrdup(m->elem_start,
+														 m->lex->prev_token_terminator - m->elem_start)));
+	MemoryContextSwitchTo(old);
+	aw_many_add(m, jsonb, (Datum) 0);
+	return AW_JSON_ACTION_DONE;
+}
+
+/* Whether JSON text is an array (its first non-blank character). */
+static bool
+aw_json_text_is_array(text *txt)
+{
+	const char *p = VARDATA_ANY(txt);
+	const char *end = p + VARSIZE_ANY_EXHDR(txt);
+
+	while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	return p < end && *p == '[';
+}
+
+/*
+ * insert() of a JSON array of objects given as JSON text: the text is split
+ * into its elements by the JSON parser, each read as jsonb on its own.
+ */
+static Datum
+aw_insert_json_text_array(FunctionCallInfo fcinfo, Relation rel, AwTarget *t,
+						  text *txt, int options, bool transactional)
+{
+	AwInsertMany m;
+	JsonSemAction sem = {0};
+
+	aw_many_begin(&m, fcinfo, rel, t, options, 0, true);
+	m.lex = aw_json_lexer(VARDATA_ANY(txt), VARSIZE_ANY_EXHDR(txt));
+	sem.semstate = &m;
+	sem.array_element_start = aw_many_element_start;
+	sem.array_element_end = aw_many_element_end;
+	pg_parse_json_or_ereport(m.lex, &sem);
+	return aw_many_submit(&m, fcinfo, transactional);
+}
+
+/*
+ * insert() of a jsonb array of objects: every row is converted and checked
  * first, then all are submitted as one (a block of consecutive ids when
  * queued at once).
  */
@@ -163,32 +325,18 @@ static Datum
 aw_insert_json_array(FunctionCallInfo fcinfo, Relation rel, AwTarget *t,
 					 Jsonb *jb, int options, bool transactional)
 {
-	AwWriteSpec *w = palloc(sizeof(AwWriteSpec) * Max(JB_ROOT_COUNT(jb), 1));
+	AwInsertMany m;
 	JsonbIterator *it = JsonbIteratorInit(&jb->root);
 	JsonbValue	v;
 	JsonbIteratorToken tok;
-	AwArrayPosition pos = {0, true};
-	ErrorContextCallback errcb;
 
-	errcb.callback = aw_array_error_callback;
-	errcb.arg = &pos;
-	errcb.previous = error_context_stack;
-	error_context_stack = &errcb;
+	aw_many_begin(&m, fcinfo, rel, t, options, JB_ROOT_COUNT(jb), true);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
-		Datum		row;
-		bool	   *given;
-
-		if (tok != WJB_ELEM)
-			continue;
-		row = aw_row_from_jsonb_ext(rel, t, JsonbPGetDatum(JsonbValueToJsonb(&v)),
-									AW_CONVERT_INSERT | options, &given);
-		aw_insert_spec(rel, t, row, options ? given : NULL,
-					   aw_call_urgent(fcinfo, 3), &w[pos.index]);
-		pos.index++;
+		if (tok == WJB_ELEM)
+			aw_many_add(&m, JsonbPGetDatum(JsonbValueToJsonb(&v)), (Datum) 0);
 	}
-	error_context_stack = errcb.previous;
-	return aw_submit_writes(fcinfo, rel, pos.index, w, transactional);
+	return aw_many_submit(&m, fcinfo, transactional);
 }
 
 /*
@@ -211,6 +359,14 @@ aw_insert_jsonb(PG_FUNCTION_ARGS)
 	aw_require_arg(fcinfo, 1, "data");
 	if (aw_enabled)
 		aw_check_available();
+	if (!aw_arg_is_jsonb(fcinfo, 1) &&
+		aw_json_text_is_array(PG_GETARG_TEXT_PP(1)))
+	{
+		rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
+		return aw_insert_json_text_array(fcinfo, rel, aw_target_get(rel),
+										 PG_GETARG_TEXT_PP(1), options,
+										 aw_call_transactional(fcinfo, 2));
+	}
 	data = aw_arg_jsonb(fcinfo, 1);
 	rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
 	t = aw_target_get(rel);
@@ -271,32 +427,21 @@ aw_insert_record(PG_FUNCTION_ARGS)
 		Datum	   *elems;
 		bool	   *nulls;
 		int			n;
-		AwWriteSpec *w;
-		AwArrayPosition pos = {0, false};
-		ErrorContextCallback errcb;
+		AwInsertMany m;
 
 		get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 		deconstruct_array(arr, elemtype, typlen, typbyval, typalign,
 						  &elems, &nulls, &n);
-		w = palloc(sizeof(AwWriteSpec) * Max(n, 1));
-		errcb.callback = aw_array_error_callback;
-		errcb.arg = &pos;
-		errcb.previous = error_context_stack;
-		error_context_stack = &errcb;
+		aw_many_begin(&m, fcinfo, rel, t, options, n, false);
 		for (int i = 0; i < n; i++)
 		{
-			pos.index = i + 1;
 			if (nulls[i])
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("row must not be null")));
-			row = aw_row_from_record(rel, t, elems[i], false, NULL, NULL,
-									 options | AW_CONVERT_EXTRA_FIELDS, &given);
-			aw_insert_spec(rel, t, row, options ? given : NULL,
-						   aw_call_urgent(fcinfo, 3), &w[i]);
+			aw_many_add(&m, (Datum) 0, elems[i]);
 		}
-		error_context_stack = errcb.previous;
-		return aw_submit_writes(fcinfo, rel, n, w, transactional);
+		return aw_many_submit(&m, fcinfo, transactional);
 	}
 	row = aw_row_from_record(rel, t, PG_GETARG_DATUM(1), false, NULL, NULL,
 							 options | AW_CONVERT_EXTRA_FIELDS, &given);

@@ -11,6 +11,8 @@
 #ifndef AW_COMPAT_H
 #define AW_COMPAT_H
 
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "replication/message.h"
 #include "replication/slot.h"
@@ -29,6 +31,30 @@
 #else
 #include "storage/backendid.h"
 #endif
+
+/*
+ * The JSON parser's semantic actions return an error code from 16 on (a
+ * callback's own errors are raised with ereport here); its lexer of a
+ * string takes a context to fill (NULL: a new one) from 17 on.
+ */
+#if PG_VERSION_NUM >= 160000
+#define AW_JSON_ACTION		JsonParseErrorType
+#define AW_JSON_ACTION_DONE	JSON_SUCCESS
+#else
+#define AW_JSON_ACTION		void
+#define AW_JSON_ACTION_DONE
+#endif
+
+/* A lexer over len bytes of JSON text, not de-escaping strings. */
+static inline JsonLexContext *
+aw_json_lexer(char *json, int len)
+{
+#if PG_VERSION_NUM >= 170000
+	return makeJsonLexContextCstringLen(NULL, json, len, GetDatabaseEncoding(), false);
+#else
+	return makeJsonLexContextCstringLen(json, len, GetDatabaseEncoding(), false);
+#endif
+}
 
 /* This backend's slot among the first MaxBackends processes, from 0. */
 #if PG_VERSION_NUM >= 170000

@@ -105,6 +105,27 @@ SELECT (SELECT array_agg(t ORDER BY id) FROM app_t t)::text =
        (SELECT array_agg(o ORDER BY id) FROM app_o o)::text AS same_as_oracle,
        (SELECT count(*) FROM app_t) AS rows;
 
+-- JSON text is split into its elements by the JSON parser: brackets, braces
+-- and commas inside strings, nested arrays and objects, escapes, blanks and
+-- duplicate keys (the last one counts) give the rows the same array gives
+-- as jsonb (the oracle).
+CREATE TABLE app_split (id int PRIMARY KEY, tags text[], doc jsonb, s text);
+CREATE TABLE app_split_o (LIKE app_split INCLUDING ALL);
+SELECT asyncwrite.insert('app_split', $j$ 
+  [ {"id": 1, "tags": ["a", "b]", "{c,"], "doc": {"x": [1, {"y": "}"}]}, "s": "he said \"[x]\", \u00e9"} ,
+    {"id": 2, "s": "a", "s": "b"}, {"id": 3, "doc": []}, {"id": 4, "tags": [], "doc": null} ] $j$::text) > 0 AS text_array;
+SELECT asyncwrite.insert('app_split_o', $j$ 
+  [ {"id": 1, "tags": ["a", "b]", "{c,"], "doc": {"x": [1, {"y": "}"}]}, "s": "he said \"[x]\", \u00e9"} ,
+    {"id": 2, "s": "a", "s": "b"}, {"id": 3, "doc": []}, {"id": 4, "tags": [], "doc": null} ] $j$::jsonb) > 0 AS jsonb_array;
+SELECT asyncwrite.flush();
+SELECT * FROM app_split ORDER BY id;
+SELECT (SELECT array_agg(t ORDER BY id) FROM app_split t)::text =
+       (SELECT array_agg(o ORDER BY id) FROM app_split_o o)::text AS same_as_jsonb;
+SELECT try($$SELECT asyncwrite.insert('app_split', '[{"id": 10}, {"id": ]')$$);
+SELECT try($$SELECT asyncwrite.insert('app_split', '[{"id": 10}] x')$$);
+SELECT count(*) AS rows_after_errors FROM app_split;
+DROP TABLE app_split, app_split_o;
+
 -- All or nothing: an element that fails conversion fails the call, naming
 -- the element, and no row of the call is queued.
 SELECT enqueued AS enq0 FROM asyncwrite.stats WHERE database = current_database() \gset
