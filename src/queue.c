@@ -716,6 +716,17 @@ aw_queue_read_state(AwQueue *q, AwQueueState *s)
 }
 
 /*
+ * Whether an urgent write waits to be applied: then every publication
+ * wakes the worker, which may be waiting for an entry ahead of it.
+ */
+bool
+aw_queue_urgent_pending(AwQueue *q)
+{
+	return pg_atomic_read_u64(&q->urgent_write_id) >
+		pg_atomic_read_u64(&q->applied_write_id);
+}
+
+/*
  * An urgent write was published with this id: the worker applies every
  * write up to it at once.  Only ever raised (write ids of every binding
  * rise), without the lock; the compare-and-exchange is a full barrier, so

@@ -117,6 +117,7 @@ extern AwReserveResult aw_queue_reserve(AwQueue *q, Size len, int nentries,
 extern void aw_queue_publish(AwEntryHeader *entry, uint8 state);
 extern void aw_queue_reservation_done(void);
 extern void aw_queue_note_urgent(AwQueue *q, uint64 write_id);
+extern bool aw_queue_urgent_pending(AwQueue *q);
 extern pid_t aw_queue_head_holder(AwQueue *q);
 
 /* queue.c: the queue's worker */

@@ -283,15 +283,27 @@ aw_submit_reserve_many(int n, const AwWriteSpec *writes,
 /*
  * After publishing, wake the worker or start one, as the reservation said:
  * the worker is woken only at the first write into an empty queue, at a
- * full batch, or for an urgent write (urgent_id, the highest urgent one's
- * id; 0: none); otherwise flush_interval wakes it.
+ * full batch, for an urgent write (urgent_id, the highest urgent one's id;
+ * 0: none) or while one waits; otherwise flush_interval wakes it.
  */
 void
 aw_submit_wake(const AwReservation *r, uint64 urgent_id)
 {
+	bool		wake = r->wake;
+
 	if (urgent_id != 0)
+	{
 		aw_queue_note_urgent(r->queue, urgent_id);
-	if (r->latch != NULL && (r->wake || urgent_id != 0))
+		wake = true;
+	}
+
+	/*
+	 * An urgent write behind these entries waits for them: the worker, which
+	 * found them not yet published, is told at once.
+	 */
+	else if (r->latch != NULL && !wake)
+		wake = aw_queue_urgent_pending(r->queue);
+	if (r->latch != NULL && wake)
 		SetLatch(r->latch);
 	else if (r->need_worker)
 		aw_worker_ensure(r->queue);

@@ -46,6 +46,12 @@
 #define AW_SLOT_ADVANCE_MS	1000
 
 /*
+ * Longest wait, while an urgent write waits, for an entry ahead of it to be
+ * published (its publisher wakes the worker anyway: see aw_submit_wake).
+ */
+#define AW_URGENT_POLL_MS	2
+
+/*
  * Samples of (WAL insert position, next write id), oldest first, taken
  * under the queue's lock (aw_queue_sample): once every id below a sample's
  * next id is done, no durable write logged before its position is needed.
@@ -495,6 +501,9 @@ aw_worker_main(Datum arg)
 				 */
 				timeout = blocked_ms;
 				blocked_ms = Min(blocked_ms * 2, Max(1, aw_flush_interval_ms));
+				/* An urgent write waits: its publisher wakes us, or we look. */
+				if (s.urgent_write_id > s.applied_write_id)
+					timeout = Min(timeout, AW_URGENT_POLL_MS);
 			}
 			else
 				timeout = Max(1, (long) ((due - now) / 1000));
