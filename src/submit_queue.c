@@ -15,6 +15,7 @@
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
@@ -28,7 +29,9 @@ static AwQueue *my_queue = NULL;
 /*
  * The WAL of this transaction's non-transactional durable writes, flushed
  * when it ends (before the caller hears of their success; one flush serves
- * every such write of a statement), unless synchronous_commit is off.
+ * every such write of a statement) and, when it commits, waited for by the
+ * synchronous standbys as its commit would be, unless synchronous_commit is
+ * off.
  */
 static XLogRecPtr aw_flush_lsn = InvalidXLogRecPtr;
 static bool aw_flush_callback_registered = false;
@@ -43,8 +46,21 @@ aw_submit_flush_callback(XactEvent event, void *arg)
 		event != XACT_EVENT_PRE_PREPARE)
 		return;
 	aw_flush_lsn = InvalidXLogRecPtr;
-	if (!XLogRecPtrIsInvalid(lsn) && synchronous_commit > SYNCHRONOUS_COMMIT_OFF)
-		XLogFlush(lsn);
+	if (XLogRecPtrIsInvalid(lsn) || synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
+		return;
+	XLogFlush(lsn);
+
+	/*
+	 * And, as a commit does, wait for the synchronous standbys (a transaction
+	 * that only queued such writes has no commit record to wait for them).
+	 * Not at abort: the error is reported without waiting.
+	 */
+	if (event != XACT_EVENT_ABORT)
+	{
+		HOLD_INTERRUPTS();
+		SyncRepWaitForLSN(lsn, true);
+		RESUME_INTERRUPTS();
+	}
 }
 
 /* Raise the error of a write that found its queue full. */
