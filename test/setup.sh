@@ -18,6 +18,8 @@ aw_packages=(postgresql-$AW_PG postgresql-server-dev-$AW_PG build-essential
              libipc-run-perl perl make gcc)
 # pgindent is checked on the default major only.
 if [ "${AW_SOURCE_CHECKS:-1}" = 1 ]; then aw_packages+=(pg-bsd-indent); fi
+# PgBouncer, which TAP test 025 runs itself.
+aw_packages+=(pgbouncer)
 aw_missing=()
 for p in "${aw_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || aw_missing+=("$p")
