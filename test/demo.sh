@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Set up asyncwrite and show it working on a throwaway PostgreSQL instance.
 set -euo pipefail
+# Not what only the PgBouncer and driver tests need.
+AW_TAP_PACKAGES=0
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 DEMO_DIR=$("${AW_RUN[@]}" mktemp -d /tmp/asyncwrite-demo.XXXXXX)

@@ -4,7 +4,9 @@
 # PostgreSQL as an unprivileged user.  Sets AW_SRC (a tree the test user may
 # write to), AW_RUN (a command prefix running as that user) and PATH.
 # AW_PG picks another PostgreSQL major (test/matrix.sh runs 17 and 18 in
-# Debian 13 and unstable root filesystems); AW_APT_OPTS adds apt options.
+# Debian 13 and unstable root filesystems); AW_APT_OPTS adds apt options;
+# AW_TAP_PACKAGES=0 leaves out what only TAP tests 025 and 026 need
+# (PgBouncer, the drivers and their runtimes: demo.sh and bench/run.sh).
 set -euo pipefail
 
 AW_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,19 +20,44 @@ aw_packages=(postgresql-$AW_PG postgresql-server-dev-$AW_PG build-essential
              libipc-run-perl perl make gcc)
 # pgindent is checked on the default major only.
 if [ "${AW_SOURCE_CHECKS:-1}" = 1 ]; then aw_packages+=(pg-bsd-indent); fi
-# PgBouncer, which TAP test 025 runs itself.
-aw_packages+=(pgbouncer)
-aw_missing=()
-for p in "${aw_packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || aw_missing+=("$p")
-done
+# PgBouncer and the driver examples of test/apps (TAP tests 025 and 026),
+# without their recommends (which double the time they take).  node-pg
+# needs Debian's nodejs: a nodejs from elsewhere (NodeSource's) does not
+# satisfy Debian's node-* packages, so there pg comes from npm (below).
+aw_tap_packages=()
+aw_npm_pg=0
+if [ "${AW_TAP_PACKAGES:-1}" = 1 ]; then
+    aw_tap_packages=(pgbouncer python3-psycopg libpostgresql-jdbc-java default-jdk-headless)
+    if command -v node >/dev/null &&
+        ! dpkg-query -W -f='${Maintainer}' nodejs 2>/dev/null | grep -qi debian; then
+        aw_npm_pg=1
+    else
+        aw_tap_packages+=(nodejs node-pg)
+    fi
+fi
+# The packages of a list that are not installed.
+aw_not_installed() {
+    local p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+    done
+}
+mapfile -t aw_missing < <(aw_not_installed "${aw_packages[@]}")
+mapfile -t aw_missing_tap < <(aw_not_installed "${aw_tap_packages[@]}")
+if [ ${#aw_missing[@]} -gt 0 ] || [ ${#aw_missing_tap[@]} -gt 0 ]; then
+    # shellcheck disable=SC2086
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get ${AW_APT_OPTS:-} update -qq
+fi
 if [ ${#aw_missing[@]} -gt 0 ]; then
     echo "== installing ${aw_missing[*]}"
     # Do not let the package start a cluster of its own.
-    # shellcheck disable=SC2086
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get ${AW_APT_OPTS:-} update -qq
     "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
         -o Dpkg::Options::=--force-confold "${aw_missing[@]}" >/dev/null
+fi
+if [ ${#aw_missing_tap[@]} -gt 0 ]; then
+    echo "== installing ${aw_missing_tap[*]}"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-confold "${aw_missing_tap[@]}" >/dev/null
 fi
 
 echo "== building asyncwrite"
@@ -43,10 +70,15 @@ make -C "$AW_ROOT" -s AW_EXTRA_CFLAGS=-Werror PG_CONFIG="$PG_BIN/pg_config"
 if [ "$(id -u)" -eq 0 ]; then
     AW_SRC=$(mktemp -d /tmp/asyncwrite.XXXXXX)
     cp -a "$AW_ROOT/." "$AW_SRC/"
-    chown -R postgres:postgres "$AW_SRC"
     AW_RUN=(runuser -u postgres -- env "PATH=$PATH")
 else
     AW_SRC=$AW_ROOT
     AW_RUN=(env "PATH=$PATH")
 fi
+if [ "$aw_npm_pg" = 1 ] && [ ! -d "$AW_SRC/test/apps/node-pg/node_modules/pg" ]; then
+    echo "== installing pg from npm for the node-pg example (nodejs is not Debian's)"
+    npm install --prefix "$AW_SRC/test/apps/node-pg" --no-audit --no-fund --no-package-lock \
+        --loglevel=error >/dev/null
+fi
+if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$AW_SRC"; fi
 export AW_ROOT AW_SRC PG_BIN

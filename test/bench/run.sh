@@ -9,6 +9,8 @@
 #   PARTS=bc bash test/bench/run.sh        # only some comparisons (a..f, h..j;
 #                                          # g comes with b); others print 0
 set -euo pipefail
+# Not what only the PgBouncer and driver tests need.
+AW_TAP_PACKAGES=0
 source "$(dirname "${BASH_SOURCE[0]}")/../setup.sh"
 
 DURATION=${DURATION:-10}      # seconds per pgbench run
