@@ -51,12 +51,12 @@ fi
 if [ ${#aw_missing[@]} -gt 0 ]; then
     echo "== installing ${aw_missing[*]}"
     # Do not let the package start a cluster of its own.
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq \
         -o Dpkg::Options::=--force-confold "${aw_missing[@]}" >/dev/null
 fi
 if [ ${#aw_missing_tap[@]} -gt 0 ]; then
     echo "== installing ${aw_missing_tap[*]}"
-    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq --no-install-recommends \
         -o Dpkg::Options::=--force-confold "${aw_missing_tap[@]}" >/dev/null
 fi
 
