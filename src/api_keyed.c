@@ -77,11 +77,12 @@ aw_jsonb_attnums(Relation rel, Datum jsonb, const char *what, AttrNumber *out)
 
 /*
  * Check that the key columns are exactly the columns of a unique index of
- * the target (for ON CONFLICT: immediate, without predicate or expression).
+ * the target (for ON CONFLICT: immediate, without predicate or expression),
+ * for the write function fname.
  */
 static void
 aw_require_unique_key(Relation rel, AwTarget *t, const AttrNumber *keys,
-					  int nkeys, bool for_conflict)
+					  int nkeys, bool for_conflict, const char *fname)
 {
 	/* Found before for this target (the cache is reset by relcache inval). */
 	if (aw_target_key_known(t, keys, nkeys, for_conflict))
@@ -95,6 +96,7 @@ aw_require_unique_key(Relation rel, AwTarget *t, const AttrNumber *keys,
 		aw_target_key_remember(t, keys, nkeys, for_conflict);
 		return;
 	}
+	aw_refuse_keyed_foreign(rel, fname);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
 			 errmsg("the key columns are not a unique key of \"%s\"",
@@ -140,19 +142,25 @@ aw_merge_objects(Relation rel, Datum key, const AttrNumber *keys, int nkeys,
 	return DirectFunctionCall2(jsonb_concat, key, data);
 }
 
-/* Primary key columns of the target, or an error if it has none. */
+/*
+ * Primary key columns of the target, or an error if it has none (for the
+ * write function fname).
+ */
 static int
-aw_primary_key(Relation rel, AttrNumber *out)
+aw_primary_key(Relation rel, AttrNumber *out, const char *fname)
 {
 	Oid			pk = aw_primary_key_index(rel);
 	Relation	idx;
 	int			n;
 
 	if (!OidIsValid(pk))
+	{
+		aw_refuse_keyed_foreign(rel, fname);
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_COLUMN_REFERENCE),
 				 errmsg("table \"%s\" has no primary key", RelationGetRelationName(rel)),
 				 errhint("Pass conflict_columns naming a unique key.")));
+	}
 	idx = index_open(pk, AccessShareLock);
 	n = idx->rd_index->indnkeyatts;
 	for (int i = 0; i < n; i++)
@@ -188,7 +196,7 @@ aw_upsert(PG_FUNCTION_ARGS)
 	keys = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
 	set = palloc(sizeof(AttrNumber) * (RelationGetDescr(rel)->natts + 1));
 	if (PG_ARGISNULL(2))
-		nkeys = aw_primary_key(rel, keys);
+		nkeys = aw_primary_key(rel, keys, "upsert");
 	else
 	{
 		Datum	   *names;
@@ -206,7 +214,7 @@ aw_upsert(PG_FUNCTION_ARGS)
 			keys[nkeys++] = aw_attnum(rel, TextDatumGetCString(names[i]));
 		}
 	}
-	aw_require_unique_key(rel, t, keys, nkeys, true);
+	aw_require_unique_key(rel, t, keys, nkeys, true, "upsert");
 
 	/* A role that may insert into only some columns gives only those. */
 	all_columns = aw_may_insert_all(rel);
@@ -256,8 +264,9 @@ typedef struct AwKeyWrite
  * argument names (at least one, else the error empty_msg).
  */
 static void
-aw_key_write_begin(FunctionCallInfo fcinfo, AwKeyWrite *w, const char *empty_msg,
-				   int data_arg, const char *data_name, bool for_conflict)
+aw_key_write_begin(FunctionCallInfo fcinfo, AwKeyWrite *w, const char *fname,
+				   const char *empty_msg, int data_arg, const char *data_name,
+				   bool for_conflict)
 {
 	int			natts;
 
@@ -275,7 +284,7 @@ aw_key_write_begin(FunctionCallInfo fcinfo, AwKeyWrite *w, const char *empty_msg
 	w->set = palloc(sizeof(AttrNumber) * (natts + 1));
 	w->key = aw_arg_jsonb(fcinfo, 1);
 	w->nkeys = aw_jsonb_attnums(w->rel, w->key, "key", w->keys);
-	aw_require_unique_key(w->rel, w->t, w->keys, w->nkeys, for_conflict);
+	aw_require_unique_key(w->rel, w->t, w->keys, w->nkeys, for_conflict, fname);
 	w->nset = 0;
 	if (data_arg < 0)
 		return;
@@ -316,7 +325,8 @@ aw_update(PG_FUNCTION_ARGS)
 	AwKeyWrite	w;
 	Datum		row;
 
-	aw_key_write_begin(fcinfo, &w, "asyncwrite.update() data names no column to set",
+	aw_key_write_begin(fcinfo, &w, "update",
+					   "asyncwrite.update() data names no column to set",
 					   2, "data", false);
 	row = aw_key_write_row(&w, "data", AW_CONVERT_NO_DEFAULTS);
 	aw_check_column_privilege(w.rel, ACL_UPDATE, w.set, w.nset);
@@ -337,7 +347,7 @@ aw_delete(PG_FUNCTION_ARGS)
 	AwKeyWrite	w;
 	Datum		row;
 
-	aw_key_write_begin(fcinfo, &w, NULL, -1, NULL, false);
+	aw_key_write_begin(fcinfo, &w, "delete", NULL, -1, NULL, false);
 	row = aw_key_write_row(&w, NULL, AW_CONVERT_NO_DEFAULTS);
 	if (pg_class_aclcheck(RelationGetRelid(w.rel), GetUserId(), ACL_DELETE) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(w.rel->rd_rel->relkind),
@@ -362,7 +372,8 @@ aw_increment(PG_FUNCTION_ARGS)
 	Datum		row;
 	bool		all_columns;
 
-	aw_key_write_begin(fcinfo, &w, "asyncwrite.increment() deltas name no column",
+	aw_key_write_begin(fcinfo, &w, "increment",
+					   "asyncwrite.increment() deltas name no column",
 					   2, "deltas", true);
 	for (int i = 0; i < w.nset; i++)
 	{

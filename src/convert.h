@@ -90,6 +90,7 @@ extern void aw_check_column_privilege(Relation rel, AclMode mode,
 extern int	aw_given_attnums(const bool *given, int natts, AttrNumber *out);
 extern void aw_check_schema_usage(Relation rel);
 extern bool aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum);
+extern void aw_refuse_keyed_foreign(Relation rel, const char *fname);
 extern bool aw_find_key_index(Relation rel, const AttrNumber *keys, int nkeys,
 							  bool for_conflict, Oid *ops);
 

@@ -19,6 +19,7 @@
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_inherits.h"
 #include "miscadmin.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
@@ -178,6 +179,47 @@ aw_attnum_in(const AttrNumber *attnums, int n, AttrNumber attnum)
 		if (attnums[i] == attnum)
 			return true;
 	return false;
+}
+
+/*
+ * Refuse a key-based write (fname: "upsert", "update", ...) to a foreign
+ * table, or to a partitioned table with a foreign partition, neither of
+ * which can have the unique index such a write needs (0A000 rather than
+ * asking for an index that cannot be made).  Called only where no unique
+ * key was found, so writes to other targets pay nothing for it.
+ */
+void
+aw_refuse_keyed_foreign(Relation rel, const char *fname)
+{
+	List	   *parts;
+	ListCell   *lc;
+
+	if (rel->rd_rel->relkind == RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("asyncwrite.%s() cannot write to foreign table \"%s\"",
+						fname, RelationGetRelationName(rel)),
+				 errdetail("A key-based write needs a unique index on its target, and a foreign table has none."),
+				 errhint("Queue inserts with asyncwrite.insert(), or queue key-based writes on the server that holds the table.")));
+	if (rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
+		return;
+
+	/* Only relkinds are read: the partitions need no lock. */
+	parts = find_all_inheritors(RelationGetRelid(rel), NoLock, NULL);
+	foreach(lc, parts)
+	{
+		Oid			part = lfirst_oid(lc);
+
+		if (get_rel_relkind(part) == RELKIND_FOREIGN_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("asyncwrite.%s() cannot write to partitioned table \"%s\"",
+							fname, RelationGetRelationName(rel)),
+					 errdetail("Its partition \"%s\" is a foreign table, so it can have no unique index, which a key-based write needs.",
+							   get_rel_name(part)),
+					 errhint("Queue inserts with asyncwrite.insert(), or queue key-based writes on the server that holds the table.")));
+	}
+	list_free(parts);
 }
 
 /*

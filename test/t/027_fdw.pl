@@ -2,8 +2,9 @@
 # writes queued on A into a foreign table and into a partitioned table
 # whose partitions are foreign tables on B are applied on B with the rows,
 # defaults and triggers (on A's foreign table and on B's tables) of the same
-# INSERTs run directly (the oracle); a role without a user mapping gets, as
-# a dead letter, the error its own INSERT gets.
+# INSERTs run directly (the oracle); key-based writes to them are refused
+# at the call (0A000); a role without a user mapping gets, as a dead letter,
+# the error its own INSERT gets.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -164,6 +165,36 @@ is($node_a->safe_psql('postgres', q{SELECT sqlstate || ' ' || message || ' ' || 
 	"the queued duplicate alone is a dead letter, with B's error (the others applied through remote savepoints)");
 is(stat_delta($before), '600 applied, 1 failed', 'stats: 600 applied, 1 failed');
 $node_a->safe_psql('postgres', 'DELETE FROM asyncwrite.dead_letters');
+
+# Key-based writes need a unique index, which neither a foreign table
+# nor a partitioned table with foreign partitions can have: refused at the
+# call, with or without asyncwrite.enabled.
+my $enqueued = aw_stat($node_a, 'postgres', 'enqueued');
+my %calls = (
+	upsert => q{asyncwrite.upsert('T', '{"id": 1, "v": "x"}')},
+	'upsert (conflict_columns)' => q{asyncwrite.upsert('T', '{"id": 1, "v": "x"}', ARRAY['id'])},
+	update => q{asyncwrite.update('T', '{"id": 1}', '{"v": "x"}')},
+	delete => q{asyncwrite.delete('T', '{"id": 1}')},
+	increment => q{asyncwrite.increment('T', '{"id": 1}', '{"id": 1}')},
+);
+foreach my $name (sort keys %calls)
+{
+	(my $fn = $name) =~ s/ .*//;
+	foreach my $enabled ('on', 'off')
+	{
+		(my $call = $calls{$name}) =~ s/'T'/'events'/;
+		is($node_a->safe_psql('postgres', "SET ROLE ingest; SET asyncwrite.enabled = $enabled; SELECT sqlstate_of(\$\$SELECT $call\$\$)"),
+			qq{0A000 asyncwrite.$fn() cannot write to foreign table "events"},
+			"$name of a foreign table refused (enabled $enabled)");
+		($call = $calls{$name}) =~ s/'T'/'parts'/;
+		is($node_a->safe_psql('postgres', "SET ROLE ingest; SET asyncwrite.enabled = $enabled; SELECT sqlstate_of(\$\$SELECT $call\$\$)"),
+			qq{0A000 asyncwrite.$fn() cannot write to partitioned table "parts"},
+			"$name of a partitioned table with foreign partitions refused (enabled $enabled)");
+	}
+}
+$node_a->psql('postgres', q{SELECT asyncwrite.delete('parts', '{"id": 1}')}, stderr => \my $stderr);
+like($stderr, qr/DETAIL:  Its partition "parts_(low|high)" is a foreign table/, 'the refusal names the foreign partition');
+is(aw_stat($node_a, 'postgres', 'enqueued'), $enqueued, 'nothing queued');
 
 # A role without a user mapping: its write fails when applied with the
 # error its own INSERT gets, a permanent one: a dead letter, tried once.
