@@ -16,6 +16,15 @@
  * a target.  The same path writes a row synchronously in a caller's
  * transaction (aw_apply_now).
  *
+ * A connection failure (a foreign table's server, through postgres_fdw, or
+ * dblink in a trigger) is transient, but is never tried again inside the
+ * transaction that met it: postgres_fdw refuses to use a connection that
+ * broke inside a transaction until that transaction ends, and the remote
+ * part of what the transaction already wrote through it is gone with it.
+ * The transaction is rolled back instead and the whole batch (or write)
+ * tried again in a new one; each transaction's try number (conn_try)
+ * says whether tries are left.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -250,6 +259,28 @@ aw_execute_plan(AwPlan *p, Relation rel, AwEntryHeader *first, Datum *elems,
 	pfree(arr);
 }
 
+/*
+ * Whether an error is a lost or refused connection to another server: class
+ * 08 (postgres_fdw reports a failed connect as 08001, a connection lost as
+ * 08006, one it will not use again in this transaction as 08000), or the
+ * other server shutting down, crashing or still starting up (57P01-57P03,
+ * passed on from it: the worker's own shutdown is FATAL, never caught).
+ */
+bool
+aw_error_is_connection(int sqlerrcode)
+{
+	switch (sqlerrcode)
+	{
+		case ERRCODE_ADMIN_SHUTDOWN:
+		case ERRCODE_CRASH_SHUTDOWN:
+		case ERRCODE_CANNOT_CONNECT_NOW:
+			return true;
+		default:
+			break;
+	}
+	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION;
+}
+
 /* Whether an error may go away if the write is simply tried again. */
 static bool
 aw_error_is_transient(int sqlerrcode)
@@ -265,7 +296,20 @@ aw_error_is_transient(int sqlerrcode)
 	}
 	/* Serialization failures, deadlocks, out of memory / disk / connections. */
 	return ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
-		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES;
+		ERRCODE_TO_CATEGORY(sqlerrcode) == ERRCODE_INSUFFICIENT_RESOURCES ||
+		aw_error_is_connection(sqlerrcode);
+}
+
+/*
+ * Whether a transaction that failed with edata, on its try conn_try, is to
+ * be tried again in a new transaction: a connection failure, with tries
+ * left (1 + asyncwrite.max_retries in all).
+ */
+bool
+aw_conn_retry_due(ErrorData *edata, int conn_try)
+{
+	return aw_error_is_connection(edata->sqlerrcode) &&
+		conn_try <= aw_max_retries;
 }
 
 /* Wait before retry number attempt: retry_delay, doubled each time. */
@@ -290,6 +334,46 @@ aw_retry_sleep(int attempt)
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 	}
+}
+
+/*
+ * Log that what (writes of the batch, a write) is tried again in a new
+ * transaction after a connection failure on try conn_try, and wait for it.
+ */
+void
+aw_conn_retry_wait(const char *what, ErrorData *edata, int conn_try)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+
+	ereport(LOG,
+			(errmsg("asyncwrite %s hit a connection failure, try %d of %d: %s",
+					what, conn_try, aw_max_retries + 1,
+					edata->message ? edata->message : ""),
+			 errdetail("The transaction is rolled back and tried again in a new one: a connection lost in a transaction cannot be used again in it.")));
+
+	/*
+	 * Outside any transaction and any handler of the caller's: a cancel
+	 * (pg_cancel_backend) ends the wait, as it ends a try, not the worker.
+	 */
+	PG_TRY();
+	{
+		aw_retry_sleep(conn_try);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *cancel;
+
+		MemoryContextSwitchTo(oldcontext);
+		cancel = CopyErrorData();
+		if (cancel->sqlerrcode != ERRCODE_QUERY_CANCELED)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(LOG,
+				(errmsg("asyncwrite %s: wait for try %d ended: %s",
+						what, conn_try + 1, cancel->message)));
+		FreeErrorData(cancel);
+	}
+	PG_END_TRY();
 }
 
 /*
@@ -333,11 +417,26 @@ aw_try_insert(AwApplyRow *rows, int n)
 }
 
 /*
- * Apply one write on its own, trying a transient error again up to
- * asyncwrite.max_retries times; record it as failed otherwise.
+ * A connection failure met in a transaction on its try conn_try: while
+ * tries are left, roll the transaction back (re-raise the error, which the
+ * caller catches outside it) to be tried again in a new one; else it is
+ * recorded as failed like any other error.
  */
 static void
-aw_apply_row(AwApplyRow *row, uint64 *napplied, uint64 *nfailed)
+aw_conn_failure_abort(ErrorData *edata, int conn_try)
+{
+	if (aw_conn_retry_due(edata, conn_try))
+		ReThrowError(edata);
+}
+
+/*
+ * Apply one write on its own, trying a transient error again up to
+ * asyncwrite.max_retries times; record it as failed otherwise.  A
+ * connection failure is not tried again in this transaction (see
+ * aw_conn_failure_abort): recorded, it counts the transaction's tries.
+ */
+static void
+aw_apply_row(AwApplyRow *row, int conn_try, uint64 *napplied, uint64 *nfailed)
 {
 	for (int attempt = 1;; attempt++)
 	{
@@ -346,6 +445,14 @@ aw_apply_row(AwApplyRow *row, uint64 *napplied, uint64 *nfailed)
 		if (edata == NULL)
 		{
 			(*napplied)++;
+			return;
+		}
+		if (aw_error_is_connection(edata->sqlerrcode))
+		{
+			aw_conn_failure_abort(edata, conn_try);
+			aw_dead_letter_record(row, edata, conn_try);
+			FreeErrorData(edata);
+			(*nfailed)++;
 			return;
 		}
 		if (aw_error_is_transient(edata->sqlerrcode) && attempt <= aw_max_retries)
@@ -371,14 +478,15 @@ aw_apply_row(AwApplyRow *row, uint64 *napplied, uint64 *nfailed)
  * subtransactions per bad write, not one per write.
  */
 static void
-aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
+aw_apply_run(AwApplyRow *rows, int n, int conn_try, uint64 *napplied,
+			 uint64 *nfailed)
 {
 	ErrorData  *edata;
 	int			half;
 
 	if (n == 1)
 	{
-		aw_apply_row(rows, napplied, nfailed);
+		aw_apply_row(rows, conn_try, napplied, nfailed);
 		return;
 	}
 	edata = aw_try_insert(rows, n);
@@ -387,6 +495,8 @@ aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 		*napplied += n;
 		return;
 	}
+	if (aw_error_is_connection(edata->sqlerrcode))
+		aw_conn_failure_abort(edata, conn_try);
 	if (aw_error_is_transient(edata->sqlerrcode) ||
 		edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
 		edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE ||
@@ -400,13 +510,13 @@ aw_apply_run(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 		 */
 		FreeErrorData(edata);
 		for (int i = 0; i < n; i++)
-			aw_apply_row(&rows[i], napplied, nfailed);
+			aw_apply_row(&rows[i], conn_try, napplied, nfailed);
 		return;
 	}
 	FreeErrorData(edata);
 	half = n / 2;
-	aw_apply_run(rows, half, napplied, nfailed);
-	aw_apply_run(rows + half, n - half, napplied, nfailed);
+	aw_apply_run(rows, half, conn_try, napplied, nfailed);
+	aw_apply_run(rows + half, n - half, conn_try, napplied, nfailed);
 }
 
 /* Whether two writes can share one INSERT statement. */
@@ -426,9 +536,13 @@ aw_same_run(AwEntryHeader *a, AwEntryHeader *b)
 		 memcmp(ca, cb, AW_COLSETS_SIZE(ca->nkeys, ca->nset)) == 0);
 }
 
-/* Apply rows[0..n) inside the current transaction, run by run. */
+/*
+ * Apply rows[0..n) inside the current transaction, run by run; conn_try
+ * is the transaction's try (see aw_conn_failure_abort).
+ */
 static void
-aw_apply_runs(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
+aw_apply_runs(AwApplyRow *rows, int n, int conn_try, uint64 *napplied,
+			  uint64 *nfailed)
 {
 	int			i = 0;
 
@@ -444,20 +558,23 @@ aw_apply_runs(AwApplyRow *rows, int n, uint64 *napplied, uint64 *nfailed)
 
 		while (j < n && aw_same_run(rows[i].hdr, rows[j].hdr))
 			j++;
-		aw_apply_run(rows + i, j - i, napplied, nfailed);
+		aw_apply_run(rows + i, j - i, conn_try, napplied, nfailed);
 		i = j;
 		CHECK_FOR_INTERRUPTS();
 	}
 }
 
 /*
- * Apply rows inside the caller's transaction, each failure isolated and
- * recorded as for a batch (prepared writes released by COMMIT PREPARED).
+ * Apply rows inside the caller's transaction, its try conn_try, each
+ * failure isolated and recorded as for a batch (prepared writes released by
+ * COMMIT PREPARED).  A connection failure raises an error while tries are
+ * left (aw_conn_retry_due): the caller tries again in a new transaction.
  */
 void
-aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied, uint64 *nfailed)
+aw_apply_in_xact(AwApplyRow *rows, int nrows, int conn_try, uint64 *napplied,
+				 uint64 *nfailed)
 {
-	aw_apply_runs(rows, nrows, napplied, nfailed);
+	aw_apply_runs(rows, nrows, conn_try, napplied, nfailed);
 }
 
 /*
@@ -474,6 +591,8 @@ typedef struct AwXactWork
 	uint64		mark_id;		/* every write id up to it is done at commit */
 	XLogRecPtr	replay_from;	/* no WAL before it is needed then, or
 								 * InvalidXLogRecPtr */
+	int			conn_try;		/* this transaction's try, counting those a
+								 * connection failure rolled back */
 } AwXactWork;
 
 /* Whether every write of rows was logged to the WAL (asyncwrite.durable). */
@@ -514,9 +633,9 @@ aw_apply_checked_xact(volatile int *result, MemoryContext cxt, AwXactWork *w)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (w->edata != NULL)
-		aw_dead_letter_record(&w->rows[0], w->edata, 1);
+		aw_dead_letter_record(&w->rows[0], w->edata, w->conn_try);
 	else
-		aw_apply_runs(w->rows, w->nrows, w->napplied, w->nfailed);
+		aw_apply_runs(w->rows, w->nrows, w->conn_try, w->napplied, w->nfailed);
 	aw_mark_write(w->mark_id, w->replay_from);
 	PopActiveSnapshot();
 	SPI_finish();
@@ -536,42 +655,58 @@ aw_apply_checked_xact(volatile int *result, MemoryContext cxt, AwXactWork *w)
 }
 
 /*
- * Apply one write in a transaction of its own; if even that transaction
- * cannot commit, record the write as failed in another one.  Returns
- * AW_ALONE_DONE with interrupts held, which the caller resumes once it has
- * released the write from the queue (see aw_apply_checked_xact);
- * AW_ALONE_STUCK if the write could be neither applied nor recorded; or a
- * refusal (AW_BATCH_*), nothing done.
+ * Apply one write in a transaction of its own, from its try first_try on
+ * (the tries of its batch count); if even that transaction cannot commit,
+ * record the write as failed in another one.  A connection failure rolls
+ * the transaction back and, while tries are left, it is tried again in a
+ * new one.  Returns AW_ALONE_DONE with interrupts held, which the caller
+ * resumes once it has released the write from the queue (see
+ * aw_apply_checked_xact); AW_ALONE_STUCK if the write could be neither
+ * applied nor recorded; or a refusal (AW_BATCH_*), nothing done.
  */
 static int
 aw_apply_alone(AwApplyRow *row, uint64 mark_id, MemoryContext cxt,
-			   uint64 *napplied, uint64 *nfailed)
+			   int first_try, uint64 *napplied, uint64 *nfailed)
 {
 	volatile int result = AW_ALONE_STUCK;
 	uint64		a = 0;
 	uint64		f = 0;
-	AwXactWork	w = {row, 1, &a, &f, NULL, mark_id, InvalidXLogRecPtr};
+	AwXactWork	w = {row, 1, &a, &f, NULL, mark_id, InvalidXLogRecPtr, first_try};
 
-	PG_TRY();
+	for (;; w.conn_try++)
 	{
-		aw_apply_checked_xact(&result, cxt, &w);
-	}
-	PG_CATCH();
-	{
-		/* The write failed, or the check itself (result < 0). */
-		MemoryContextSwitchTo(cxt);
-		w.edata = CopyErrorData();
-		FlushErrorState();
-		AbortCurrentTransaction();
-	}
-	PG_END_TRY();
-	if (result < 0)
-		return result;
-	if (w.edata == NULL)
-	{
-		*napplied += a;
-		*nfailed += f;
-		return AW_ALONE_DONE;
+		char		what[64];
+
+		result = AW_ALONE_STUCK;
+		a = 0;
+		f = 0;
+		PG_TRY();
+		{
+			aw_apply_checked_xact(&result, cxt, &w);
+		}
+		PG_CATCH();
+		{
+			/* The write failed, or the check itself (result < 0). */
+			MemoryContextSwitchTo(cxt);
+			w.edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+		}
+		PG_END_TRY();
+		if (result < 0)
+			return result;
+		if (w.edata == NULL)
+		{
+			*napplied += a;
+			*nfailed += f;
+			return AW_ALONE_DONE;
+		}
+		if (!aw_conn_retry_due(w.edata, w.conn_try))
+			break;
+		snprintf(what, sizeof(what), "write " UINT64_FORMAT, row->write_id);
+		aw_conn_retry_wait(what, w.edata, w.conn_try);
+		FreeErrorData(w.edata);
+		w.edata = NULL;
 	}
 
 	PG_TRY();
@@ -637,12 +772,19 @@ aw_apply_refusal(void)
  * Interrupts stay held from each commit to the release of what it applied
  * (see aw_apply_checked_xact).
  *
- * If the batch transaction fails as a whole (say, recording a dead letter
- * failed), each write is tried again in a transaction of its own and
- * released from the queue as soon as that commits, so that a later failure
- * cannot make the worker apply it twice.  A write that can be neither
- * applied nor recorded pauses the queue, and stays at its head, with a
- * WARNING: nothing is dropped and nothing loops.
+ * A connection failure rolls the whole batch back; it is tried again in a
+ * new transaction after asyncwrite.retry_delay (doubled each time), up to
+ * asyncwrite.max_retries times, and on its last try a connection failure
+ * is recorded as failed like any other error.  Nothing is released in
+ * between, so each try applies the same writes.
+ *
+ * If the batch transaction fails as a whole otherwise (say, recording a
+ * dead letter failed, or a foreign server refused its commit), each write
+ * is tried again in a transaction of its own, from the batch's last try
+ * on, and released from the queue as soon as that commits, so that a later
+ * failure cannot make the worker apply it twice.  A write that can be
+ * neither applied nor recorded pauses the queue, and stays at its head,
+ * with a WARNING: nothing is dropped and nothing loops.
  */
 int
 aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
@@ -656,25 +798,49 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 	volatile bool ok = true;
 	volatile int refusal = 0;
 	int			handled = nrows;
-	AwXactWork	w = {rows, nrows, napplied, nfailed, NULL, last_id, replay_from};
+	AwXactWork	w = {rows, nrows, napplied, nfailed, NULL, last_id, replay_from, 1};
 
-	*napplied = 0;
-	*nfailed = 0;
-	PG_TRY();
+	/*
+	 * The batch's entries stay queued, and so its rows valid, until
+	 * aw_queue_consume releases them: a batch tried again after a connection
+	 * failure finds the same rows.  A failed try holds no interrupts (held
+	 * only from a commit to the release) and no locks: the wait between tries
+	 * is outside any transaction.
+	 */
+	for (;; w.conn_try++)
 	{
-		SetCurrentStatementStartTimestamp();
-		aw_apply_checked_xact(&refusal, batchcxt, &w);
-	}
-	PG_CATCH();
-	{
+		ErrorData  *volatile failure = NULL;
+		char		what[64];
+
+		*napplied = 0;
+		*nfailed = 0;
+		ok = true;
+		refusal = 0;
+		PG_TRY();
+		{
+			SetCurrentStatementStartTimestamp();
+			aw_apply_checked_xact(&refusal, batchcxt, &w);
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(batchcxt);
+			failure = CopyErrorData();
+			/* Logged here unless tried again (then logged as such). */
+			if (!aw_conn_retry_due(failure, w.conn_try))
+				EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			ok = false;
+		}
+		PG_END_TRY();
 		MemoryContextSwitchTo(oldcontext);
-		EmitErrorReport();
-		FlushErrorState();
-		AbortCurrentTransaction();
-		ok = false;
+		if (ok || refusal != 0 || !aw_conn_retry_due(failure, w.conn_try))
+			break;
+		snprintf(what, sizeof(what), "writes " UINT64_FORMAT " to " UINT64_FORMAT,
+				 rows[0].write_id, rows[nrows - 1].write_id);
+		aw_conn_retry_wait(what, failure, w.conn_try);
+		FreeErrorData(failure);
 	}
-	PG_END_TRY();
-	MemoryContextSwitchTo(oldcontext);
 
 	if (refusal != 0)
 		handled = refusal;
@@ -696,7 +862,7 @@ aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows, uint64 end_pos,
 		{
 			uint64		mark_id = (i == nrows - 1) ? last_id : rows[i].write_id;
 			int			outcome = aw_apply_alone(&rows[i], mark_id, batchcxt,
-												 napplied, nfailed);
+												 w.conn_try, napplied, nfailed);
 
 			if (outcome < 0)
 			{

@@ -35,9 +35,13 @@ extern int	aw_apply_batch(AwQueue *q, AwApplyRow *rows, int nrows,
 						   uint64 end_pos, uint64 last_id,
 						   XLogRecPtr replay_from,
 						   uint64 *napplied, uint64 *nfailed);
-extern void aw_apply_in_xact(AwApplyRow *rows, int nrows, uint64 *napplied,
-							 uint64 *nfailed);
+extern void aw_apply_in_xact(AwApplyRow *rows, int nrows, int conn_try,
+							 uint64 *napplied, uint64 *nfailed);
 extern void aw_apply_now(AwEntryHeader *hdr);
+extern bool aw_error_is_connection(int sqlerrcode);
+extern bool aw_conn_retry_due(ErrorData *edata, int conn_try);
+extern void aw_conn_retry_wait(const char *what, ErrorData *edata,
+							   int conn_try);
 
 /* apply_role.c: the identity a run is applied with */
 typedef struct AwWriterState

@@ -22,12 +22,12 @@
 
 /*
  * Apply the writes of committed prepared transactions, in one transaction
- * with their deletion from asyncwrite.prepared_writes, so each is applied
- * exactly once; failures go to dead_letters as for a batch.  Returns how
- * many there were.
+ * (its try conn_try, see aw_apply_in_xact) with their deletion from
+ * asyncwrite.prepared_writes, so each is applied exactly once; failures go
+ * to dead_letters as for a batch.  Returns how many there were.
  */
-uint64
-aw_prepared_sweep(void)
+static uint64
+aw_prepared_sweep_xact(int conn_try)
 {
 	uint64		n;
 	uint64		napplied = 0;
@@ -72,9 +72,59 @@ aw_prepared_sweep(void)
 		rows[i].hdr = aw_entry_make(&w, GetCurrentTimestamp());
 	}
 	if (n > 0)
-		aw_apply_in_xact(rows, (int) n, &napplied, &nfailed);
+		aw_apply_in_xact(rows, (int) n, conn_try, &napplied, &nfailed);
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
 	return n;
+}
+
+/*
+ * Sweep on try conn_try: returns NULL, with *n the writes swept, or the
+ * connection failure that rolled the sweep back while tries are left
+ * (aw_conn_retry_due); any other error propagates.
+ */
+static ErrorData *
+aw_prepared_sweep_try(int conn_try, uint64 *n)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ErrorData  *volatile failure = NULL;
+
+	PG_TRY();
+	{
+		*n = aw_prepared_sweep_xact(conn_try);
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		failure = CopyErrorData();
+		if (!aw_conn_retry_due(failure, conn_try))
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+	return failure;
+}
+
+/*
+ * Sweep the writes of committed prepared transactions (see
+ * aw_prepared_sweep_xact).  A connection failure rolls the sweep back, to
+ * be tried again in a new transaction while tries are left, as a batch is;
+ * any other error propagates, the rows staying for the next sweep.
+ */
+uint64
+aw_prepared_sweep(void)
+{
+	for (int conn_try = 1;; conn_try++)
+	{
+		uint64		n = 0;
+		ErrorData  *failure = aw_prepared_sweep_try(conn_try, &n);
+
+		if (failure == NULL)
+			return n;
+		aw_conn_retry_wait("writes of committed prepared transactions",
+						   failure, conn_try);
+		FreeErrorData(failure);
+	}
 }

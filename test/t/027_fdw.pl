@@ -4,7 +4,12 @@
 # defaults and triggers (on A's foreign table and on B's tables) of the same
 # INSERTs run directly (the oracle); key-based writes to them are refused
 # at the call (0A000); a role without a user mapping gets, as a dead letter,
-# the error its own INSERT gets.
+# the error its own INSERT gets.  While B is down the writes are tried
+# again (connection failures are transient), not dead-lettered, and once B
+# is back they apply exactly once; a B restarted in the middle of a batch
+# makes the worker try the batch again in a new transaction (postgres_fdw
+# cannot use a connection lost in a transaction again in it); when the
+# tries run out the writes become dead letters that retry_failed() applies.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -18,7 +23,11 @@ my $node_b = PostgreSQL::Test::Cluster->new('b');
 $node_b->init;
 $node_b->start;
 
-my $node_a = aw_node('a');
+# 1 + 8 tries of a connection failure span 100 ms x (2^8 - 1) = 25.5 s.
+my $node_a = aw_node('a', qq{asyncwrite.retry_delay = '100ms'
+asyncwrite.max_retries = 8
+asyncwrite.apply_lock_timeout = '60s'
+});
 
 # On B: tables with a BEFORE ROW trigger that sets a column and an AFTER
 # ROW trigger that notes each row, each with a twin for the oracle.
@@ -58,7 +67,12 @@ $node_a->safe_psql('postgres', qq{
 	CREATE TABLE fired_a (tbl text, id int);
 	CREATE FUNCTION note_a() RETURNS trigger LANGUAGE plpgsql AS
 	  \$\$BEGIN INSERT INTO public.fired_a VALUES (TG_TABLE_NAME, NEW.id); RETURN NULL; END\$\$;
-	GRANT INSERT ON fired_a TO ingest;
+	CREATE TABLE local_log (id int);
+	CREATE TABLE gate (id int);
+	CREATE FUNCTION gate_wait() RETURNS trigger LANGUAGE plpgsql AS
+	  \$\$BEGIN PERFORM pg_advisory_lock_shared(4242); PERFORM pg_advisory_unlock_shared(4242); RETURN NEW; END\$\$;
+	CREATE TRIGGER gate_wait BEFORE INSERT ON gate FOR EACH ROW EXECUTE FUNCTION gate_wait();
+	GRANT INSERT ON fired_a, local_log, gate TO ingest;
 	CREATE FUNCTION sqlstate_of(q text) RETURNS text LANGUAGE plpgsql AS
 	  \$\$BEGIN EXECUTE q; RETURN 'ok'; EXCEPTION WHEN others THEN RETURN SQLSTATE || ' ' || SQLERRM; END\$\$;
 });
@@ -208,6 +222,89 @@ is($node_a->safe_psql('postgres', q{SELECT sqlstate || ' ' || message FROM async
 is($node_a->safe_psql('postgres', q{SELECT attempts FROM asyncwrite.dead_letters}), '1', 'tried once: permanent');
 is(stat_delta($before), '0 applied, 1 failed', 'stats: 1 failed');
 $node_a->safe_psql('postgres', 'DELETE FROM asyncwrite.dead_letters');
+
+# B down: the writes (and the local ones queued with them) are tried
+# again, not dead-lettered; once B is back they apply exactly once.
+$before = stat_counts();
+$node_b->stop('fast');
+my $offset = -s $node_a->logfile;
+queue_rows($node_a, 'events', 1001, 1050, 'i');
+queue_rows($node_a, 'parts', 1001, 1050, '(i - 1000) * 10');
+$node_a->safe_psql('postgres', q{SET ROLE ingest;
+	SELECT count(*) FROM (SELECT asyncwrite.insert('local_log', jsonb_build_object('id', i)) FROM generate_series(1, 10) i) s});
+$node_a->wait_for_log(qr/asyncwrite writes \d+ to \d+ hit a connection failure, try 2 of 9/, $offset);
+# A cancel between tries ends the wait (or the try), not the worker.
+my $pid = aw_worker_pid($node_a, 'postgres');
+$node_a->safe_psql('postgres', "SELECT pg_cancel_backend($pid)");
+$node_a->wait_for_log(qr/asyncwrite writes \d+ to \d+ hit a connection failure, try 4 of 9/, $offset);
+is(aw_worker_pid($node_a, 'postgres'), $pid, 'a cancel between tries leaves the worker running');
+is($node_a->safe_psql('postgres', 'SELECT count(*) FROM asyncwrite.dead_letters'), '0', 'B down: no dead letter');
+is(stat_delta($before), '0 applied, 0 failed', 'B down: nothing applied or failed yet, not even the local writes queued behind');
+is(aw_stat($node_a, 'postgres', 'queued'), '110', 'the writes stay queued');
+$node_b->start;
+is($node_a->safe_psql('postgres', 'SELECT asyncwrite.flush()'), 't', 'B back: flush');
+insert_rows($node_a, 'events_oracle', 1001, 1050, 'i');
+insert_rows($node_a, 'parts_oracle', 1001, 1050, '(i - 1000) * 10');
+is($node_b->safe_psql('postgres', 'SELECT count(*), count(DISTINCT id) FROM events WHERE id > 1000'), '50|50',
+	'the 50 foreign-table writes applied once each');
+is(differences($node_b, 'events', 'events_oracle') . ' ' . differences($node_b, 'p_low', 'p_low_oracle'), '0 0',
+	"B's rows are still the oracle's");
+is($node_b->safe_psql('postgres', q{SELECT count(*) FROM fired WHERE tbl = 'events' AND id > 1000}), '50',
+	"B's trigger fired once per row, none for the tries rolled back");
+is($node_a->safe_psql('postgres', 'SELECT count(*), count(DISTINCT id) FROM local_log'), '10|10', 'the local writes applied once each');
+is($node_a->safe_psql('postgres', 'SELECT count(*) FROM asyncwrite.dead_letters'), '0', 'no dead letter');
+is(stat_delta($before), '110 applied, 0 failed', 'stats: 110 applied, 0 failed');
+
+# B restarts while the worker is in the middle of a batch that wrote
+# through the connection: the rest of the batch cannot use it in that
+# transaction, so the batch is rolled back and tried again at once in a
+# new one, not write by write in the broken one (8 tries each, 25 s).
+$before = stat_counts();
+my $locker = $node_a->background_psql('postgres');
+$locker->query_safe('SELECT pg_advisory_lock(4242)');
+$offset = -s $node_a->logfile;
+$node_a->safe_psql('postgres', q{SET ROLE ingest; BEGIN;
+	SELECT count(*) FROM (SELECT asyncwrite.insert('events', jsonb_build_object('id', i, 'v', 'mid')) FROM generate_series(2001, 2003) i) s;
+	SELECT asyncwrite.insert('gate', '{"id": 1}');
+	SELECT count(*) FROM (SELECT asyncwrite.insert('events', jsonb_build_object('id', i, 'v', 'mid')) FROM generate_series(2004, 2006) i) s;
+	COMMIT});
+$node_a->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'asyncwrite worker' AND wait_event = 'advisory'})
+  or die 'the worker does not wait at the gate';
+$node_b->restart;
+$locker->query_safe('SELECT pg_advisory_unlock(4242)');
+$locker->quit;
+is($node_a->safe_psql('postgres', q{SELECT asyncwrite.flush('20 s')}), 't', 'the batch applied within seconds once B is back');
+like(slurp_file($node_a->logfile, $offset), qr/asyncwrite writes \d+ to \d+ hit a connection failure, try 1 of 9/,
+	'the batch was tried again in a new transaction');
+is($node_b->safe_psql('postgres', q{SELECT count(*), count(DISTINCT id) FROM events WHERE v = 'mid'}), '6|6',
+	'all 6 foreign-table writes of the batch are on B, once each, also those before the restart');
+is($node_a->safe_psql('postgres', 'SELECT count(*) FROM gate'), '1', 'the local write between them applied once');
+is($node_a->safe_psql('postgres', 'SELECT count(*) FROM asyncwrite.dead_letters'), '0', 'no dead letter');
+is(stat_delta($before), '7 applied, 0 failed', 'stats: 7 applied, 0 failed');
+
+# B down for longer than the tries (now 1 + 2): the writes become dead
+# letters (connection failure, 3 attempts), the local ones apply, and
+# retry_failed() applies them once B is back.
+$node_a->append_conf('postgresql.conf', "asyncwrite.max_retries = 2\n");
+$node_a->restart;
+$before = stat_counts();
+$node_b->stop('fast');
+$node_a->safe_psql('postgres', q{SET ROLE ingest; BEGIN;
+	SELECT count(*) FROM (SELECT asyncwrite.insert('events', jsonb_build_object('id', i, 'v', 'late')) FROM generate_series(3001, 3005) i) s;
+	SELECT asyncwrite.insert('local_log', '{"id": 11}');
+	COMMIT});
+is($node_a->safe_psql('postgres', 'SELECT asyncwrite.flush()'), 't', 'B down: flush returns once the tries ran out');
+is($node_a->safe_psql('postgres', q{SELECT count(*) FROM asyncwrite.dead_letters WHERE sqlstate LIKE '08%' AND attempts = 3}),
+	'5', 'the 5 writes to B are dead letters: connection failure, 3 attempts');
+is($node_a->safe_psql('postgres', 'SELECT count(*) FROM local_log WHERE id = 11'), '1', 'the local write of the batch applied');
+is(stat_delta($before), '1 applied, 5 failed', 'stats: 1 applied, 5 failed');
+$node_b->start;
+is($node_a->safe_psql('postgres', q{SET ROLE ingest; SELECT asyncwrite.retry_failed()}), '5', 'retry_failed() queues them again');
+is($node_a->safe_psql('postgres', 'SELECT asyncwrite.flush()'), 't', 'flush');
+is($node_b->safe_psql('postgres', q{SELECT count(*), count(DISTINCT id) FROM events WHERE v = 'late'}), '5|5',
+	'applied once each');
+is($node_a->safe_psql('postgres', 'SELECT count(*) FROM asyncwrite.dead_letters'), '0', 'no dead letter left');
 
 $node_a->stop;
 $node_b->stop;
