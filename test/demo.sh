@@ -8,7 +8,13 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 DEMO_DIR=$("${AW_RUN[@]}" mktemp -d /tmp/asyncwrite-demo.XXXXXX)
 PORT=54329
 stop_demo() {
+    local rc=$?
     "${AW_RUN[@]}" pg_ctl -D "$DEMO_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+    # A failed demo keeps the server's log, and says where it is.
+    if [ "$rc" -ne 0 ] && [ -f "$DEMO_DIR/server.log" ]; then
+        cp "$DEMO_DIR/server.log" /tmp/asyncwrite-demo-server.log
+        echo "demo failed; the server log is in /tmp/asyncwrite-demo-server.log"
+    fi
     rm -rf "$DEMO_DIR"
     if [ "$AW_SRC" != "$AW_ROOT" ]; then rm -rf "$AW_SRC"; fi
 }

@@ -71,6 +71,9 @@ if [ "$(id -u)" -eq 0 ]; then
     AW_SRC=$(mktemp -d /tmp/asyncwrite.XXXXXX)
     cp -a "$AW_ROOT/." "$AW_SRC/"
     AW_RUN=(runuser -u postgres -- env "PATH=$PATH")
+    # Work from a directory that user may enter (no "could not change
+    # directory" from every command run as it).
+    cd "$AW_SRC"
 else
     AW_SRC=$AW_ROOT
     AW_RUN=(env "PATH=$PATH")
