@@ -125,6 +125,8 @@ aw_arg_is_jsonb(FunctionCallInfo fcinfo, int argno)
 
 	if (typid == JSONBOID)
 		return true;
+	if (typid == JSONOID || typid == TEXTOID || typid == VARCHAROID)
+		return false;
 	typid = getBaseType(typid);
 	if (typid == JSONBOID)
 		return true;
@@ -137,14 +139,20 @@ aw_arg_is_jsonb(FunctionCallInfo fcinfo, int argno)
 	return false;
 }
 
+/* JSON text (json, text or varchar) read as jsonb, as its cast reads it. */
+static Datum
+aw_text_jsonb(text *txt)
+{
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(text_to_cstring(txt)));
+}
+
 /* A JSON argument (see aw_arg_is_jsonb) as jsonb. */
 Datum
 aw_arg_jsonb(FunctionCallInfo fcinfo, int argno)
 {
 	if (aw_arg_is_jsonb(fcinfo, argno))
 		return PG_GETARG_DATUM(argno);
-	return DirectFunctionCall1(jsonb_in,
-							   CStringGetDatum(TextDatumGetCString(PG_GETARG_DATUM(argno))));
+	return aw_text_jsonb(PG_GETARG_TEXT_PP(argno));
 }
 
 /* Where in the array of an insert() of many rows an error happened. */
@@ -359,15 +367,22 @@ aw_insert_jsonb(PG_FUNCTION_ARGS)
 	aw_require_arg(fcinfo, 1, "data");
 	if (aw_enabled)
 		aw_check_available();
-	if (!aw_arg_is_jsonb(fcinfo, 1) &&
-		aw_json_text_is_array(PG_GETARG_TEXT_PP(1)))
+	if (aw_arg_is_jsonb(fcinfo, 1))
+		data = PG_GETARG_DATUM(1);
+	else
 	{
-		rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
-		return aw_insert_json_text_array(fcinfo, rel, aw_target_get(rel),
-										 PG_GETARG_TEXT_PP(1), options,
-										 aw_call_transactional(fcinfo, 2));
+		/* JSON text: an array is split, not read as jsonb whole. */
+		text	   *txt = PG_GETARG_TEXT_PP(1);
+
+		if (aw_json_text_is_array(txt))
+		{
+			rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
+			return aw_insert_json_text_array(fcinfo, rel, aw_target_get(rel),
+											 txt, options,
+											 aw_call_transactional(fcinfo, 2));
+		}
+		data = aw_text_jsonb(txt);
 	}
-	data = aw_arg_jsonb(fcinfo, 1);
 	rel = aw_open_insert_target(PG_GETARG_OID(0), &options);
 	t = aw_target_get(rel);
 	jb = DatumGetJsonbP(data);
