@@ -75,6 +75,14 @@ mk "SELECT asyncwrite.insert('events_lat', jsonb_build_object('user_id', :uid::b
 mk "SELECT asyncwrite.insert('events_lat', jsonb_build_object('user_id', :uid::bigint, 'kind', 'urgent'), urgent => true);" urgent_lat
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print 0; else if (NR%2) print a[(NR+1)/2]; else printf "%.1f\n", (a[NR/2]+a[NR/2+1])/2}'; }
+median_of() { printf '%s\n' "$@" | median; }
+# p50 and p99 of enqueue to visible, in ms, of the events_lat rows where $1.
+lat() {
+    sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+                round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)
+           FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - enq_at) * 1000 AS ms
+                   FROM events_lat WHERE $1) s" | tr '|' ' '
+}
 
 # TPS of one pgbench run: script, clients, extra environment.
 tps() {
@@ -192,9 +200,9 @@ for _ in $(seq "$REPEAT"); do
     only audit_capture;   d_capture+=("$(tpcb)")
 done
 only ""
-R[tpcb_none]=$(printf '%s\n' "${d_none[@]}" | median)
-R[tpcb_plain]=$(printf '%s\n' "${d_plain[@]}" | median)
-R[tpcb_capture]=$(printf '%s\n' "${d_capture[@]}" | median)
+R[tpcb_none]=$(median_of "${d_none[@]}")
+R[tpcb_plain]=$(median_of "${d_plain[@]}")
+R[tpcb_capture]=$(median_of "${d_capture[@]}")
 echo "none=${R[tpcb_none]} plain=${R[tpcb_plain]} capture=${R[tpcb_capture]}"
 
 fi
@@ -219,8 +227,8 @@ for _ in $(seq "$REPEAT"); do   # interleaved, as in d
     e_update+=("$(counters counter_update "-c synchronous_commit=off")")
     e_async+=("$(counters counter_async "$NONDURABLE")")
 done
-R[counter_update]=$(printf '%s\n' "${e_update[@]}" | median)
-R[counter_async]=$(printf '%s\n' "${e_async[@]}" | median)
+R[counter_update]=$(median_of "${e_update[@]}")
+R[counter_async]=$(median_of "${e_async[@]}")
 echo "update_sync_off=${R[counter_update]} increment=${R[counter_async]}"
 
 fi
@@ -230,10 +238,7 @@ echo "== f. latency from enqueue to visible, 8 clients"
 sql "TRUNCATE events_lat" >/dev/null
 "${PGBENCH[@]}" -n -M prepared -c 8 -j 2 -T "$DURATION" -f "$BENCH_DIR/async_lat.sql" postgres >/dev/null 2>&1
 sql "SELECT asyncwrite.flush()" >/dev/null
-read -r R[lat_p50] R[lat_p99] < <(sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
-                                             round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)
-                                        FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - enq_at) * 1000 AS ms
-                                                FROM events_lat) s" | tr '|' ' ')
+read -r R[lat_p50] R[lat_p99] < <(lat true)
 echo "p50=${R[lat_p50]}ms p99=${R[lat_p99]}ms"
 fi
 
@@ -248,11 +253,11 @@ for c in 1 8; do
         h_ins_on+=("$(tps insert "$c")")
         h_ins_off+=("$(tps insert "$c" "-c synchronous_commit=off")")
     done
-    R[h_mem_$c]=$(printf '%s\n' "${h_mem[@]}" | median)
-    R[h_dur_off_$c]=$(printf '%s\n' "${h_dur_off[@]}" | median)
-    R[h_dur_on_$c]=$(printf '%s\n' "${h_dur_on[@]}" | median)
-    R[h_ins_on_$c]=$(printf '%s\n' "${h_ins_on[@]}" | median)
-    R[h_ins_off_$c]=$(printf '%s\n' "${h_ins_off[@]}" | median)
+    R[h_mem_$c]=$(median_of "${h_mem[@]}")
+    R[h_dur_off_$c]=$(median_of "${h_dur_off[@]}")
+    R[h_dur_on_$c]=$(median_of "${h_dur_on[@]}")
+    R[h_ins_on_$c]=$(median_of "${h_ins_on[@]}")
+    R[h_ins_off_$c]=$(median_of "${h_ins_off[@]}")
     echo "clients=$c memory=${R[h_mem_$c]} durable_sync_off=${R[h_dur_off_$c]} durable_sync_on=${R[h_dur_on_$c]} insert_sync_on=${R[h_ins_on_$c]} insert_sync_off=${R[h_ins_off_$c]}"
 done
 fi
@@ -295,21 +300,15 @@ for _ in $(seq "$REPEAT"); do   # interleaved: drift hits every variant alike
     read -r a _ < <(many many_insert); i_insert+=("$a")
     i_copy+=("$(many_copy)")
 done
-R[many_async_s]=$(printf '%s\n' "${i_async[@]}" | median)
-R[many_async_call_s]=$(printf '%s\n' "${i_call[@]}" | median)
-R[many_insert_s]=$(printf '%s\n' "${i_insert[@]}" | median)
-R[many_copy_s]=$(printf '%s\n' "${i_copy[@]}" | median)
+R[many_async_s]=$(median_of "${i_async[@]}")
+R[many_async_call_s]=$(median_of "${i_call[@]}")
+R[many_insert_s]=$(median_of "${i_insert[@]}")
+R[many_copy_s]=$(median_of "${i_copy[@]}")
 echo "asyncwrite=${R[many_async_s]}s (calls ${R[many_async_call_s]}s) insert=${R[many_insert_s]}s copy=${R[many_copy_s]}s"
 fi
 
 if want j; then
 echo "== j. urgent writes mixed 1:100 into the 8-client load: enqueue to visible (median of $REPEAT)"
-lat() {
-    sql "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
-                round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1)
-           FROM (SELECT extract(epoch FROM pg_xact_commit_timestamp(xmin) - enq_at) * 1000 AS ms
-                   FROM events_lat WHERE $1) s" | tr '|' ' '
-}
 j_u50=(); j_u99=(); j_p50=(); j_p99=()
 for _ in $(seq "$REPEAT"); do
     # Each run starts from a checkpoint, so that the writes of earlier parts
@@ -323,10 +322,10 @@ for _ in $(seq "$REPEAT"); do
     j_u50+=("$u50"); j_u99+=("$u99"); j_p50+=("$p50"); j_p99+=("$p99")
     echo "urgent p50=${u50}ms p99=${u99}ms; the others p50=${p50}ms p99=${p99}ms ($(sql "SELECT count(*) FILTER (WHERE kind = 'urgent') || ' urgent of ' || count(*) FROM events_lat"))"
 done
-R[urg_p50]=$(printf '%s\n' "${j_u50[@]}" | median)
-R[urg_p99]=$(printf '%s\n' "${j_u99[@]}" | median)
-R[plain_p50]=$(printf '%s\n' "${j_p50[@]}" | median)
-R[plain_p99]=$(printf '%s\n' "${j_p99[@]}" | median)
+R[urg_p50]=$(median_of "${j_u50[@]}")
+R[urg_p99]=$(median_of "${j_u99[@]}")
+R[plain_p50]=$(median_of "${j_p50[@]}")
+R[plain_p99]=$(median_of "${j_p99[@]}")
 fi
 
 machine="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -m), PostgreSQL $(pg_config --version | awk '{print $2}')"
