@@ -275,12 +275,16 @@ aw_launcher_keep_slots(void)
 
 /*
  * Launcher: start a worker for every queue that holds writes and every
- * database with durable writes to recover, then look after the replication
- * slots every AW_LAUNCHER_NAP_MS until shutdown.
+ * database with durable writes to recover, then, until shutdown, look after
+ * the replication slots every AW_LAUNCHER_NAP_MS and have the WAL writer
+ * flush the messages of durable writes that no commit record asked it to.
  */
 void
 aw_launcher_main(Datum arg)
 {
+	TimestampTz next_nap_end;
+	TimestampTz owed_since = 0;
+
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
@@ -339,13 +343,29 @@ aw_launcher_main(Datum arg)
 		if (s.dboid != InvalidOid && s.head != s.tail)
 			aw_worker_ensure(q);
 	}
+
+	/*
+	 * Backends set our latch for messages owed a flush (aw_wal_flush); the
+	 * rest is done every AW_LAUNCHER_NAP_MS.
+	 */
+	aw_queue_set_launcher_latch(MyLatch);
+	next_nap_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+											   AW_LAUNCHER_NAP_MS);
 	for (;;)
 	{
+		long		timeout;
+
+		timeout = Max(0, (long) ((next_nap_end - GetCurrentTimestamp()) / 1000));
+		aw_wal_nudge_writer(&owed_since, &timeout);
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 AW_LAUNCHER_NAP_MS, PG_WAIT_EXTENSION);
+						 timeout, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
+		if (GetCurrentTimestamp() < next_nap_end)
+			continue;
 		aw_launcher_start_recovery();
 		aw_launcher_keep_slots();
+		next_nap_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   AW_LAUNCHER_NAP_MS);
 	}
 }

@@ -130,6 +130,13 @@ typedef struct AwControl
 									 * id of an earlier server run is at most
 									 * it */
 	pg_atomic_uint64 slot_epoch;	/* bumped when asyncwrite drops a slot */
+	pg_atomic_uint64 unflushed_lsn; /* end of the newest message logged with
+									 * synchronous_commit off outside a commit
+									 * record (raised with a CAS) */
+	pg_atomic_uint32 unflushed_owed;	/* 1 from the first such message after
+										 * the launcher last had the WAL
+										 * writer flush them, to then */
+	Latch	   *launcher_latch; /* set by the launcher as it starts */
 	bool		failover_pending;	/* started as a standby: until the
 									 * launcher has looked for durable writes
 									 * in the WAL after promotion, every
@@ -339,6 +346,9 @@ aw_queue_shmem_init(void)
 		aw_control->nrecover = 0;
 		aw_control->failover_pending = false;
 		pg_atomic_init_u64(&aw_control->slot_epoch, 0);
+		pg_atomic_init_u64(&aw_control->unflushed_lsn, 0);
+		pg_atomic_init_u32(&aw_control->unflushed_owed, 0);
+		aw_control->launcher_latch = NULL;
 		pg_atomic_init_u64(&aw_control->id_ceiling, aw_control->id_high_water);
 		if (aw_control->layout_seed == 0)
 		{
@@ -1664,6 +1674,59 @@ void
 aw_queue_bump_slot_epoch(void)
 {
 	pg_atomic_fetch_add_u64(&aw_control->slot_epoch, 1);
+}
+
+/*
+ * A message up to end was logged with synchronous_commit off and no commit
+ * record to have the WAL writer flush it: note it for the launcher, which
+ * does that for all such messages at once.  Returns the launcher's latch to
+ * set when this is the first message since it last did, else NULL.
+ *
+ * The LSN is raised before the flag is set, and the launcher clears the
+ * flag before it reads the LSN (both full barriers): a message the launcher
+ * read too early finds the flag clear and wakes it again.
+ */
+Latch *
+aw_queue_note_unflushed(XLogRecPtr end)
+{
+	uint64		seen = pg_atomic_read_u64(&aw_control->unflushed_lsn);
+
+	while (seen < end &&
+		   !pg_atomic_compare_exchange_u64(&aw_control->unflushed_lsn, &seen, end))
+		;
+	if (pg_atomic_read_u32(&aw_control->unflushed_owed) != 0 ||
+		pg_atomic_exchange_u32(&aw_control->unflushed_owed, 1) != 0)
+		return NULL;
+	return aw_control->launcher_latch;
+}
+
+/* Whether messages wait for the launcher to have them flushed. */
+bool
+aw_queue_unflushed_owed(void)
+{
+	return pg_atomic_read_u32(&aw_control->unflushed_owed) != 0;
+}
+
+/*
+ * The launcher takes the end of the messages owed a flush (see
+ * aw_queue_note_unflushed); later ones wake it again.
+ */
+XLogRecPtr
+aw_queue_take_unflushed(void)
+{
+	pg_atomic_exchange_u32(&aw_control->unflushed_owed, 0);
+	return pg_atomic_read_u64(&aw_control->unflushed_lsn);
+}
+
+/*
+ * The launcher, as it starts: backends set this latch for messages owed a
+ * flush.  A pointer is written at once; a backend that reads the one of a
+ * launcher gone sets some other process's latch, which is harmless.
+ */
+void
+aw_queue_set_launcher_latch(Latch *latch)
+{
+	aw_control->launcher_latch = latch;
 }
 
 /* Whether the queue's ids are known to be above its applied mark. */

@@ -15,7 +15,6 @@
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
-#include "replication/syncrep.h"
 #include "utils/timestamp.h"
 
 #include "apply.h"
@@ -46,21 +45,14 @@ aw_submit_flush_callback(XactEvent event, void *arg)
 		event != XACT_EVENT_PRE_PREPARE)
 		return;
 	aw_flush_lsn = InvalidXLogRecPtr;
-	if (XLogRecPtrIsInvalid(lsn) || synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
-		return;
-	XLogFlush(lsn);
 
 	/*
-	 * And, as a commit does, wait for the synchronous standbys (a transaction
-	 * that only queued such writes has no commit record to wait for them).
-	 * Not at abort: the error is reported without waiting.
+	 * As a commit record is flushed: now, and, but not at abort (the error is
+	 * reported without waiting), by the synchronous standbys (a transaction
+	 * that only queued such writes has no commit record to wait for them);
+	 * with synchronous_commit off, soon.
 	 */
-	if (event != XACT_EVENT_ABORT)
-	{
-		HOLD_INTERRUPTS();
-		SyncRepWaitForLSN(lsn, true);
-		RESUME_INTERRUPTS();
-	}
+	aw_wal_flush(lsn, event != XACT_EVENT_ABORT);
 }
 
 /* Raise the error of a write that found its queue full. */

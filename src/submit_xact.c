@@ -10,10 +10,14 @@
  * the commit is durable and visible, the entries are published, so the
  * worker sees exactly the rows the transaction wrote (foreign keys to them
  * hold); at abort, entries already reserved are published as skipped.
- * Durable writes (asyncwrite.durable) are logged to the WAL at pre-commit,
- * in the transaction, so they are exactly as durable as its commit; with
- * durable off no transaction id is needed, and a transaction that only
- * queues writes commits without a WAL flush.
+ * Durable writes (asyncwrite.durable) of a transaction with an xid are
+ * logged to the WAL at pre-commit, in the transaction, so they are exactly
+ * as durable as its commit.  A transaction without one (it only queued
+ * writes) logs them at commit, as a non-transactional message flushed as
+ * its commit record would be: nothing else of it is durable, so it need not
+ * get an xid, a commit record and a wakeup of the WAL writer for them.
+ * With durable off no WAL is written, and a transaction that only queues
+ * writes commits without a WAL flush.
  *
  * PREPARE TRANSACTION stores the kept writes as rows of the prepared
  * transaction (submit_prepared.c), for the worker to apply after COMMIT
@@ -29,6 +33,7 @@
  */
 #include "postgres.h"
 
+#include "access/transam.h"
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -64,6 +69,18 @@ static AwEntryHeader **aw_reserved = NULL;
 static int	aw_nreserved = 0;
 static AwReservation aw_reservation;
 
+/*
+ * Their message, built at pre-commit and logged at commit, in a transaction
+ * without an xid (data NULL: none).
+ */
+static StringInfoData aw_commit_message;
+
+/*
+ * The largest message logged at commit: a larger one is logged at
+ * pre-commit, in the transaction, where a failure still aborts it cleanly.
+ */
+#define AW_COMMIT_MESSAGE_MAX	(1024 * 1024)
+
 static bool aw_callbacks_registered = false;
 
 /* Highest write id this session submitted. */
@@ -83,6 +100,7 @@ aw_xact_reset(void)
 	aw_sync_subid = InvalidSubTransactionId;
 	aw_reserved = NULL;
 	aw_nreserved = 0;
+	aw_commit_message.data = NULL;
 }
 
 /*
@@ -120,13 +138,29 @@ aw_xact_reserve_all(void)
 		aw_nreserved = n;
 
 		/*
-		 * Durable writes go to the WAL now, in this transaction (which gets
-		 * an xid for it): they commit, and are flushed, with it.  An error
-		 * aborts the transaction, which publishes the entries as skipped.
+		 * Durable writes go to the WAL now, in this transaction, when it has
+		 * an xid: they commit, and are flushed, with it.  Without one, at
+		 * commit: PreCommit_Notify may yet give it an xid, and a serializable
+		 * transaction may yet fail, but notifications and a failed
+		 * transaction leave nothing durable to go with them.  An error aborts
+		 * the transaction, which publishes the entries as skipped.
 		 */
 		for (int i = 0; i < n; i++)
 			ids[i] = aw_reservation.first_id + i;
-		(void) aw_wal_log(entries, ids, n, true);
+		if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+			(void) aw_wal_log(entries, ids, n, true);
+		else
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
+			bool		durable = aw_wal_build(entries, ids, n, &aw_commit_message);
+
+			MemoryContextSwitchTo(old);
+			if (!durable || aw_commit_message.len <= AW_COMMIT_MESSAGE_MAX)
+				return;
+
+			(void) aw_wal_insert(&aw_commit_message, true);
+			aw_commit_message.data = NULL;
+		}
 		return;
 	}
 
@@ -149,7 +183,10 @@ aw_xact_reserve_all(void)
 /*
  * Publish the reserved entries as ready (commit) or skipped (abort).  The
  * state is detached first, so nothing is published twice even if a later
- * step failed.  Never raises an error.
+ * step failed.  At commit, a message built at pre-commit is logged first,
+ * and flushed as the commit record would have been: the worker applies no
+ * write before its message, and the caller hears of no commit before the
+ * flush.  Never raises an error.
  */
 static void
 aw_xact_publish_all(uint8 state)
@@ -157,11 +194,14 @@ aw_xact_publish_all(uint8 state)
 	AwEntryHeader **entries = aw_reserved;
 	int			n = aw_nreserved;
 	AwReservation r = aw_reservation;
+	StringInfoData message = aw_commit_message;
 	uint64		urgent_id = 0;
 
 	aw_xact_reset();
 	if (n == 0)
 		return;
+	if (state == AW_ENTRY_READY && message.data != NULL && message.len > 0)
+		aw_wal_flush(aw_wal_insert(&message, false), true);
 	/* Read before publishing: a published entry may be consumed at once. */
 	for (int i = 0; i < n; i++)
 		if (state == AW_ENTRY_READY && (entries[i]->flags & AW_FLAG_URGENT))

@@ -17,6 +17,8 @@
 #include "queue.h"
 
 #include "access/xlogdefs.h"
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
 
 /* The prefix of asyncwrite's logical messages. */
 #define AW_WAL_PREFIX		"asyncwrite"
@@ -39,8 +41,13 @@ typedef struct AwSlotInfo
 extern void aw_wal_check_durable(void);
 extern void aw_wal_ensure_slot(void);
 extern void aw_wal_keep_from(Oid dboid, XLogRecPtr lsn);
+extern bool aw_wal_build(AwEntryHeader **entries, const uint64 *ids, int n,
+						 StringInfo buf);
+extern XLogRecPtr aw_wal_insert(StringInfo msg, bool transactional);
 extern XLogRecPtr aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 							 bool transactional);
+extern void aw_wal_flush(XLogRecPtr end, bool wait_standbys);
+extern void aw_wal_nudge_writer(TimestampTz *owed_since, long *timeout_ms);
 extern void aw_wal_slot_info(Oid dboid, AwSlotInfo *info);
 extern void aw_wal_advance_slot(Oid dboid, XLogRecPtr lsn);
 extern bool aw_wal_drop_slot(Oid dboid);

@@ -35,14 +35,23 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "replication/slot.h"
+#include "replication/syncrep.h"
 #include "storage/fd.h"
 #include "storage/lwlock.h"
+#include "utils/timestamp.h"
 
 #include "compat.h"
 #include "wal.h"
 
 /* Format of asyncwrite's messages: this header, then (id, entry) pairs. */
 #define AW_WAL_VERSION	1
+
+/*
+ * How late, at most, the launcher has the WAL writer flush the messages
+ * logged with synchronous_commit off outside a commit record, on top of the
+ * WAL writer's own delay (aw_wal_flush).
+ */
+#define AW_FLUSH_NUDGE_MS	10
 
 static void aw_wal_ensure_slot_for(Oid dboid);
 
@@ -288,21 +297,17 @@ aw_wal_keep_from(Oid dboid, XLogRecPtr lsn)
 }
 
 /*
- * Log the durable ones of n reserved entries, of write ids ids[], as one
- * logical message, transactional or not.  Returns its end position, or
- * InvalidXLogRecPtr when none is durable: a non-transactional message is
- * flushed by the caller (once per transaction, aw_xact_flush_at_end).
+ * Build the message of the durable ones of n reserved entries, of write ids
+ * ids[], in buf (initialized here, in the current memory context).  Returns
+ * false, leaving buf empty, when none is durable.
  */
-XLogRecPtr
-aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
-		   bool transactional)
+bool
+aw_wal_build(AwEntryHeader **entries, const uint64 *ids, int n, StringInfo buf)
 {
-	StringInfoData buf;
 	uint32		header[2] = {AW_WAL_VERSION, 0};
-	XLogRecPtr	lsn;
 
-	initStringInfo(&buf);
-	appendBinaryStringInfo(&buf, (char *) header, sizeof(header));
+	initStringInfo(buf);
+	appendBinaryStringInfo(buf, (char *) header, sizeof(header));
 	for (int i = 0; i < n; i++)
 	{
 		AwEntryHeader copy;
@@ -311,21 +316,112 @@ aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 			continue;
 		copy = *entries[i];
 		copy.state = AW_ENTRY_READY;
-		appendBinaryStringInfo(&buf, (char *) &ids[i], sizeof(uint64));
-		appendBinaryStringInfo(&buf, (char *) &copy, sizeof(copy));
-		appendBinaryStringInfo(&buf, AW_ENTRY_PAYLOAD(entries[i]),
+		appendBinaryStringInfo(buf, (char *) &ids[i], sizeof(uint64));
+		appendBinaryStringInfo(buf, (char *) &copy, sizeof(copy));
+		appendBinaryStringInfo(buf, AW_ENTRY_PAYLOAD(entries[i]),
 							   entries[i]->length - sizeof(AwEntryHeader));
 		header[1]++;
 	}
 	if (header[1] == 0)
 	{
-		pfree(buf.data);
-		return InvalidXLogRecPtr;
+		resetStringInfo(buf);
+		return false;
 	}
-	memcpy(buf.data, header, sizeof(header));
-	lsn = aw_log_message(AW_WAL_PREFIX, buf.data, buf.len, transactional);
+	memcpy(buf->data, header, sizeof(header));
+	return true;
+}
+
+/*
+ * Log a message that aw_wal_build made; returns its end.  A transactional
+ * one commits and is flushed with the transaction.  A non-transactional one
+ * is the caller's to flush (aw_wal_flush): it does not count as this
+ * transaction's WAL, which would make a transaction without an xid wake the
+ * WAL writer at its commit.
+ */
+XLogRecPtr
+aw_wal_insert(StringInfo msg, bool transactional)
+{
+	XLogRecPtr	before = XactLastRecEnd;
+	XLogRecPtr	end = aw_log_message(AW_WAL_PREFIX, msg->data, msg->len,
+									 transactional);
+
+	if (!transactional)
+		XactLastRecEnd = before;
+	return end;
+}
+
+/*
+ * aw_wal_build and aw_wal_insert in one: returns the message's end, or
+ * InvalidXLogRecPtr when no entry is durable.
+ */
+XLogRecPtr
+aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
+		   bool transactional)
+{
+	StringInfoData buf;
+	XLogRecPtr	end = InvalidXLogRecPtr;
+
+	if (aw_wal_build(entries, ids, n, &buf))
+		end = aw_wal_insert(&buf, transactional);
 	pfree(buf.data);
-	return lsn;
+	return end;
+}
+
+/*
+ * Flush a non-transactional message up to end as a commit record would be
+ * under synchronous_commit: now, and (with wait_standbys) by the synchronous
+ * standbys, or, when it is off, by the WAL writer soon.  For the latter, the
+ * launcher nudges the WAL writer for every such message at once, at most
+ * every AW_FLUSH_NUDGE_MS: a commit record nudges it each time, a wakeup of
+ * its own per transaction, which cost more than the message.  Raises no
+ * error (called at XACT_EVENT_COMMIT).
+ */
+void
+aw_wal_flush(XLogRecPtr end, bool wait_standbys)
+{
+	if (XLogRecPtrIsInvalid(end))
+		return;
+	if (synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
+	{
+		Latch	   *launcher = aw_queue_note_unflushed(end);
+
+		if (launcher != NULL)
+			SetLatch(launcher);
+		return;
+	}
+	XLogFlush(end);
+	if (wait_standbys)
+	{
+		HOLD_INTERRUPTS();
+		SyncRepWaitForLSN(end, true);
+		RESUME_INTERRUPTS();
+	}
+}
+
+/*
+ * In the launcher: have the WAL writer flush the messages owed a flush
+ * (aw_wal_flush) if the first of them is AW_FLUSH_NUDGE_MS old; otherwise
+ * lower *timeout_ms to when it will be.  *owed_since is the launcher's.
+ */
+void
+aw_wal_nudge_writer(TimestampTz *owed_since, long *timeout_ms)
+{
+	TimestampTz now;
+	long		left;
+
+	if (!aw_queue_unflushed_owed())
+		return;
+	now = GetCurrentTimestamp();
+	if (*owed_since == 0)
+		*owed_since = now;
+	left = AW_FLUSH_NUDGE_MS - (long) ((now - *owed_since) / 1000);
+	if (left > 0)
+	{
+		*timeout_ms = Min(*timeout_ms, left);
+		return;
+	}
+	*owed_since = 0;
+	XLogSetAsyncXactLSN(aw_queue_take_unflushed());
 }
 
 /*

@@ -73,5 +73,35 @@ $node->safe_psql('postgres', 'SELECT asyncwrite.flush()');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id = 5'), '1',
 	'the write whose wait was cancelled is applied');
 
+# With synchronous_commit off, a transaction that only queued writes has no
+# commit record to have the WAL writer flush them soon: the launcher does,
+# for all such writes at once.  Within a second (the WAL writer's 200 ms and
+# the launcher's 10 ms), as a commit would be, while nothing else writes WAL.
+$node->safe_psql('postgres', 'SELECT asyncwrite.pause()');
+my %quiet = (
+	'transactional' => q{SELECT asyncwrite.insert('t', '{"id": 6}')},
+	'non-transactional' =>
+	  q{SELECT asyncwrite.insert('t', '{"id": 7}', transactional => false)});
+for my $what (sort keys %quiet)
+{
+	my $lsn = $node->safe_psql('postgres',
+		"SET synchronous_commit = off; $quiet{$what}; SELECT pg_current_wal_insert_lsn()");
+	$lsn = (split /\n/, $lsn)[-1];
+	my $start = time;
+	my $flushed = 0;
+	while (time - $start < 3)
+	{
+		$flushed = $node->safe_psql('postgres',
+			"SELECT pg_current_wal_flush_lsn() >= '$lsn'") eq 't';
+		last if $flushed;
+		select(undef, undef, undef, 0.05);
+	}
+	ok($flushed, "$what, synchronous_commit off: the write's WAL is flushed within 3 s");
+}
+$node->safe_psql('postgres', 'SELECT asyncwrite.resume()');
+$node->safe_psql('postgres', 'SELECT asyncwrite.flush()');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM t WHERE id IN (6, 7)'), '2',
+	'both are applied');
+
 $node->stop;
 done_testing();
