@@ -9,12 +9,14 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "access/xlog.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/pg_lsn.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -34,7 +36,7 @@ PG_FUNCTION_INFO_V1(aw_last_write_id_fn);
 PG_FUNCTION_INFO_V1(aw_queue_stats);
 PG_FUNCTION_INFO_V1(aw_status);
 
-#define AW_STATS_COLS 17
+#define AW_STATS_COLS 19
 
 /* Milliseconds of an optional interval argument; -1 when NULL. */
 static int64
@@ -240,6 +242,25 @@ aw_timestamp_or_null(TimestampTz ts, bool *isnull)
 	return TimestampTzGetDatum(ts);
 }
 
+/* The ranges of a queue's lost write ids, as an int8multirange. */
+static Datum
+aw_lost_ranges(const AwQueueState *s)
+{
+	StringInfoData buf;
+	Oid			typinput;
+	Oid			typioparam;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < s->nlost_ranges; i++)
+		appendStringInfo(&buf, "%s[" UINT64_FORMAT "," UINT64_FORMAT "]",
+						 i > 0 ? "," : "", s->lost_ranges[i][0],
+						 s->lost_ranges[i][1]);
+	appendStringInfoChar(&buf, '}');
+	getTypeInputInfo(INT8MULTIRANGEOID, &typinput, &typioparam);
+	return OidInputFunctionCall(typinput, buf.data, typioparam, -1);
+}
+
 /* asyncwrite.queue_stats(): a row per bound queue. */
 Datum
 aw_queue_stats(PG_FUNCTION_ARGS)
@@ -301,6 +322,8 @@ aw_queue_stats(PG_FUNCTION_ARGS)
 								   (int64) (GetXLogInsertRecPtr() - slot.restart_lsn));
 		nulls[15] = nulls[14];
 		values[16] = Int64GetDatum((int64) s.recovered);
+		values[17] = Int64GetDatum((int64) s.lost);
+		values[18] = aw_lost_ranges(&s);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	return (Datum) 0;

@@ -24,6 +24,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/memutils.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -274,6 +275,43 @@ aw_launcher_keep_slots(void)
 }
 
 /*
+ * Note in the WAL the highest write id of each database whose queue gave
+ * out ids since the last note or holds writes not applied (aw_wal_note_ids):
+ * a promoted standby whose WAL no longer has a backlog's messages knows
+ * their ids from the newest note, at most a nap old.
+ */
+static void
+aw_launcher_note_ids(void)
+{
+	static Oid *noted_db = NULL;
+	static uint64 *noted_id = NULL;
+	int			nqueues = aw_queue_count();
+	AwIdsNote  *notes = palloc(sizeof(AwIdsNote) * nqueues);
+	int			n = 0;
+
+	if (noted_db == NULL)
+	{
+		noted_db = MemoryContextAllocZero(TopMemoryContext, sizeof(Oid) * nqueues);
+		noted_id = MemoryContextAllocZero(TopMemoryContext, sizeof(uint64) * nqueues);
+	}
+	for (int i = 0; i < nqueues; i++)
+	{
+		AwQueueState s;
+
+		aw_queue_read_state(aw_queue_at(i), &s);
+		if (s.dboid == InvalidOid || s.recovering || s.last_write_id == 0 ||
+			(s.dboid == noted_db[i] && s.last_write_id == noted_id[i] &&
+			 s.applied_write_id >= s.last_write_id))
+			continue;
+		notes[n].dboid = noted_db[i] = s.dboid;
+		notes[n].last_id = noted_id[i] = s.last_write_id;
+		n++;
+	}
+	aw_wal_note_ids(notes, n);
+	pfree(notes);
+}
+
+/*
  * Launcher: start a worker for every queue that holds writes and every
  * database with durable writes to recover, then, until shutdown, look after
  * the replication slots every AW_LAUNCHER_NAP_MS and have the WAL writer
@@ -365,6 +403,7 @@ aw_launcher_main(Datum arg)
 			continue;
 		aw_launcher_start_recovery();
 		aw_launcher_keep_slots();
+		aw_launcher_note_ids();
 		next_nap_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   AW_LAUNCHER_NAP_MS);
 	}

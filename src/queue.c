@@ -61,6 +61,8 @@
  *	- recovering, recovered: under the lock; set when the slot is bound to
  *	  a database with durable writes to recover, cleared by its worker once
  *	  it has rebuilt the ring from the WAL (aw_queue_rebuild).
+ *	- lost, nlost_ranges, lost_ranges: under the lock, by the worker as it
+ *	  recovers (aw_queue_note_lost).
  *
  * The lock is an LWLock, not a spinlock: with many producers on few cores
  * a preempted holder makes spinlock waiters back off for milliseconds,
@@ -100,6 +102,9 @@ struct AwQueue
 								 * the WAL: no reservation until done (under
 								 * the lock) */
 	uint64		recovered;		/* writes read back at the last recovery */
+	uint64		lost;			/* writes found lost since the server started */
+	int			nlost_ranges;	/* their newest ranges, oldest first */
+	uint64		lost_ranges[AW_LOST_RANGES][2];
 	uint64		recover_base;	/* while recovering: the id before the ring's
 								 * first entry (a restored queue) */
 	bool		ids_checked;	/* ids are above the database's applied mark
@@ -226,6 +231,8 @@ aw_queue_reset(AwQueue *q, uint64 last_id)
 	pg_atomic_write_u64(&q->sweep_after_id, 0);
 	q->recovering = false;
 	q->recovered = 0;
+	q->lost = 0;
+	q->nlost_ranges = 0;
 	q->ids_checked = false;
 }
 
@@ -711,6 +718,9 @@ aw_queue_read_state(AwQueue *q, AwQueueState *s)
 	s->enqueued = q->enqueued;
 	s->recovering = q->recovering;
 	s->recovered = q->recovered;
+	s->lost = q->lost;
+	s->nlost_ranges = q->nlost_ranges;
+	memcpy(s->lost_ranges, q->lost_ranges, sizeof(q->lost_ranges));
 	LWLockRelease(&q->lock);
 	s->applying = pg_atomic_read_u32(&q->applying) != 0;
 	s->tail = pg_atomic_read_u64(&q->tail);
@@ -1677,6 +1687,27 @@ aw_queue_bump_slot_epoch(void)
 }
 
 /*
+ * Durable writes first..last of the queue's database were found lost (their
+ * WAL gone before they were applied), for the statistics.
+ */
+void
+aw_queue_note_lost(AwQueue *q, uint64 first, uint64 last)
+{
+	LWLockAcquire(&q->lock, LW_EXCLUSIVE);
+	q->lost += last - first + 1;
+	if (q->nlost_ranges == AW_LOST_RANGES)
+	{
+		memmove(q->lost_ranges[0], q->lost_ranges[1],
+				sizeof(q->lost_ranges[0]) * (AW_LOST_RANGES - 1));
+		q->nlost_ranges--;
+	}
+	q->lost_ranges[q->nlost_ranges][0] = first;
+	q->lost_ranges[q->nlost_ranges][1] = last;
+	q->nlost_ranges++;
+	LWLockRelease(&q->lock);
+}
+
+/*
  * A message up to end was logged with synchronous_commit off and no commit
  * record to have the WAL writer flush it: note it for the launcher, which
  * does that for all such messages at once.  Returns the launcher's latch to
@@ -1809,12 +1840,13 @@ aw_queue_startup_ceiling(void)
  * worker is the only reader): refill the ring with entries[0..n), whose
  * write ids ids[] are increasing and above applied_id, every id of an
  * earlier server run not among them becoming part of a gap entry; then
- * give out ids again above everything ever given out.  recovered (those
- * read back from the WAL) is for the statistics.  Returns false,
+ * give out ids again above everything ever given out, here or, as the WAL
+ * says (seen_id), by the primary this server was a standby of.  recovered
+ * (those read back from the WAL) is for the statistics.  Returns false,
  * changing nothing, when they do not fit in the ring.
  */
 bool
-aw_queue_rebuild(AwQueue *q, uint64 applied_id, int n,
+aw_queue_rebuild(AwQueue *q, uint64 applied_id, uint64 seen_id, int n,
 				 AwEntryHeader **entries, const uint64 *ids, uint64 recovered)
 {
 	char	   *ring = aw_queue_ring(q);
@@ -1828,6 +1860,7 @@ aw_queue_rebuild(AwQueue *q, uint64 applied_id, int n,
 	Assert(q->recovering && q->worker_pid == MyProcPid);
 	last_id = Max(q->next_write_id - 1, aw_control->startup_ceiling);
 	last_id = Max(last_id, applied_id);
+	last_id = Max(last_id, seen_id);
 	if (n > 0)
 	{
 		last_id = Max(last_id, ids[n - 1]);

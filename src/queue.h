@@ -23,6 +23,9 @@
 typedef struct AwQueue AwQueue;
 
 /* A consistent copy of a queue's state, read under its lock. */
+/* How many ranges of lost write ids a queue's statistics keep. */
+#define AW_LOST_RANGES	8
+
 typedef struct AwQueueState
 {
 	Oid			dboid;			/* InvalidOid: slot free */
@@ -46,6 +49,9 @@ typedef struct AwQueueState
 	uint32		flush_waiters;	/* backends waiting in aw_wait_applied() */
 	bool		recovering;		/* reading durable writes back from the WAL */
 	uint64		recovered;		/* writes read back at the last recovery */
+	uint64		lost;			/* writes found lost (aw_queue_note_lost) */
+	int			nlost_ranges;	/* the newest AW_LOST_RANGES of their ranges */
+	uint64		lost_ranges[AW_LOST_RANGES][2];
 	uint64		urgent_write_id;	/* highest id published as urgent */
 } AwQueueState;
 
@@ -170,6 +176,7 @@ extern bool aw_queue_recovering(AwQueue *q);
 extern bool aw_queue_ids_checked(AwQueue *q);
 extern uint64 aw_queue_slot_epoch(void);
 extern void aw_queue_bump_slot_epoch(void);
+extern void aw_queue_note_lost(AwQueue *q, uint64 first, uint64 last);
 extern Latch *aw_queue_note_unflushed(XLogRecPtr end);
 extern bool aw_queue_unflushed_owed(void);
 extern XLogRecPtr aw_queue_take_unflushed(void);
@@ -178,7 +185,7 @@ extern bool aw_queue_skip_ids(AwQueue *q, Oid dboid, uint64 above);
 extern bool aw_queue_recovery_pending(Oid dboid);
 extern uint64 aw_queue_startup_ceiling(void);
 extern void aw_queue_iter_begin_recovering(AwQueue *q, AwQueueIter *it);
-extern bool aw_queue_rebuild(AwQueue *q, uint64 applied_id, int n,
+extern bool aw_queue_rebuild(AwQueue *q, uint64 applied_id, uint64 seen_id, int n,
 							 AwEntryHeader **entries, const uint64 *ids,
 							 uint64 recovered);
 extern bool aw_queue_sample(AwQueue *q, Oid dboid, XLogRecPtr *lsn,

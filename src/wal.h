@@ -29,6 +29,19 @@
  */
 #define AW_WAL_LOST_PREFIX	"asyncwrite_lost"
 
+/*
+ * The prefix of the launcher's note of the highest write id each database's
+ * queue gave out (AwIdsNote each): a promoted standby whose WAL lost a
+ * backlog's messages still knows which ids they had.
+ */
+#define AW_WAL_IDS_PREFIX	"asyncwrite_ids"
+
+typedef struct AwIdsNote
+{
+	Oid			dboid;
+	uint64		last_id;
+} AwIdsNote;
+
 /* What a replication slot of asyncwrite holds. */
 typedef struct AwSlotInfo
 {
@@ -47,6 +60,7 @@ extern XLogRecPtr aw_wal_insert(StringInfo msg, bool transactional);
 extern XLogRecPtr aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 							 bool transactional);
 extern void aw_wal_flush(XLogRecPtr end, bool wait_standbys);
+extern void aw_wal_note_ids(const AwIdsNote *notes, int n);
 extern void aw_wal_nudge_writer(TimestampTz *owed_since, long *timeout_ms);
 extern void aw_wal_slot_info(Oid dboid, AwSlotInfo *info);
 extern void aw_wal_advance_slot(Oid dboid, XLogRecPtr lsn);

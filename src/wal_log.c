@@ -399,6 +399,20 @@ aw_wal_flush(XLogRecPtr end, bool wait_standbys)
 }
 
 /*
+ * In the launcher: note in the WAL the highest write id of databases (a
+ * non-transactional message, which the WAL writer flushes soon, and so
+ * streams to the standbys).
+ */
+void
+aw_wal_note_ids(const AwIdsNote *notes, int n)
+{
+	if (n > 0)
+		XLogSetAsyncXactLSN(aw_log_message(AW_WAL_IDS_PREFIX,
+										   (const char *) notes,
+										   sizeof(AwIdsNote) * n, false));
+}
+
+/*
  * In the launcher: have the WAL writer flush the messages owed a flush
  * (aw_wal_flush) if the first of them is AW_FLUSH_NUDGE_MS old; otherwise
  * lower *timeout_ms to when it will be.  *owed_since is the launcher's.

@@ -54,6 +54,7 @@ typedef struct AwFoundSet
 	int			size;
 	uint64		applied_id;		/* keep only ids above it */
 	uint64		from_wal;
+	uint64		high_water;		/* highest id the WAL shows given out */
 	List	   *lost;			/* ranges of ids whose WAL went (uint64[2]) */
 } AwFoundSet;
 
@@ -100,6 +101,7 @@ aw_found_add_message(AwFoundSet *set, StringInfo msg)
 			return false;
 		memcpy(&id, msg->data + off, sizeof(id));
 		memcpy(&hdr, msg->data + off + sizeof(id), sizeof(hdr));
+		set->high_water = Max(set->high_water, id);
 		off += sizeof(id);
 		if (hdr.length < sizeof(hdr) || hdr.length != MAXALIGN(hdr.length) ||
 			off + hdr.length > (Size) msg->len)
@@ -113,6 +115,20 @@ aw_found_add_message(AwFoundSet *set, StringInfo msg)
 		off += hdr.length;
 	}
 	return true;
+}
+
+/* Read a launcher's note of the highest ids given out (AwIdsNote each). */
+static void
+aw_found_note_ids(AwFoundSet *set, const char *data, Size len)
+{
+	for (Size off = 0; off + sizeof(AwIdsNote) <= len; off += sizeof(AwIdsNote))
+	{
+		AwIdsNote	note;
+
+		memcpy(&note, data + off, sizeof(note));
+		if (note.dboid == MyDatabaseId)
+			set->high_water = Max(set->high_water, note.last_id);
+	}
 }
 
 /* qsort comparator: by write id. */
@@ -203,6 +219,13 @@ aw_wal_scan(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
 			xl_logical_message *m = (xl_logical_message *) XLogRecGetData(reader);
 			StringInfo	copy;
 
+			if (m->prefix_size == sizeof(AW_WAL_IDS_PREFIX) &&
+				strcmp(m->message, AW_WAL_IDS_PREFIX) == 0)
+			{
+				aw_found_note_ids(set, m->message + m->prefix_size,
+								  m->message_size);
+				continue;
+			}
 			if (m->dbId == MyDatabaseId &&
 				m->prefix_size == sizeof(AW_WAL_LOST_PREFIX) &&
 				strcmp(m->message, AW_WAL_LOST_PREFIX) == 0 &&
@@ -327,29 +350,35 @@ aw_wal_scan_safely(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
 }
 
 /*
- * Say which durable writes may be lost: those above the applied mark and
- * below the oldest write found in the WAL that is left (all above the mark
- * when none was found).
+ * Say which durable writes may be lost, and count them in the statistics:
+ * those above the applied mark and below the oldest write found in the WAL
+ * that is left, or, when none was found, up to the highest id the WAL
+ * shows given out (a note of the launcher's); with unbounded, above the
+ * mark when it shows none.
  */
 static void
-aw_wal_report_lost(AwFoundSet *set, uint64 applied_id)
+aw_wal_report_lost(AwQueue *q, AwFoundSet *set, uint64 applied_id,
+				   bool unbounded)
 {
 	uint64		oldest = 0;
+	uint64		last;
 
 	for (int i = 0; i < set->n; i++)
 		if (set->items[i].entry->flags & AW_FLAG_DURABLE &&
 			(oldest == 0 || set->items[i].id < oldest))
 			oldest = set->items[i].id;
-	if (oldest == applied_id + 1)
-		return;
-	if (oldest != 0)
+	last = oldest != 0 ? oldest - 1 : set->high_water;
+	if (last > applied_id)
+	{
+		aw_queue_note_lost(q, applied_id + 1, last);
 		ereport(WARNING,
 				(errmsg("durable asyncwrite writes of database %u with write ids " UINT64_FORMAT " to " UINT64_FORMAT " may be lost",
-						MyDatabaseId, applied_id + 1, oldest - 1),
+						MyDatabaseId, applied_id + 1, last),
 				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), this server was a standby whose WAL starts later, or the WAL could not be read.  At most " UINT64_FORMAT " writes were lost; later ones are queued again.",
-						   MyDatabaseId, oldest - 1 - applied_id),
+						   MyDatabaseId, last - applied_id),
 				 errhint("Compare the target tables with what the application wrote since the last restart.")));
-	else
+	}
+	else if (unbounded && oldest == 0 && set->high_water == 0)
 		ereport(WARNING,
 				(errmsg("durable asyncwrite writes of database %u above write id " UINT64_FORMAT " may be lost",
 						MyDatabaseId, applied_id),
@@ -361,11 +390,13 @@ aw_wal_report_lost(AwFoundSet *set, uint64 applied_id)
 /*
  * Report the writes whose WAL went with a slot invalidated before the one
  * read now (recorded when it was made again) and that are not applied.
+ * Returns the highest id reported, or applied_id.
  */
-static void
-aw_wal_report_lost_ranges(AwFoundSet *set, uint64 applied_id)
+static uint64
+aw_wal_report_lost_ranges(AwQueue *q, AwFoundSet *set, uint64 applied_id)
 {
 	ListCell   *lc;
+	uint64		reported = applied_id;
 
 	foreach(lc, set->lost)
 	{
@@ -374,6 +405,8 @@ aw_wal_report_lost_ranges(AwFoundSet *set, uint64 applied_id)
 
 		if (from > range[1])
 			continue;
+		aw_queue_note_lost(q, from, range[1]);
+		reported = Max(reported, range[1]);
 		ereport(WARNING,
 				(errmsg("durable asyncwrite writes of database %u with write ids " UINT64_FORMAT " to " UINT64_FORMAT " may be lost",
 						MyDatabaseId, from, range[1]),
@@ -381,12 +414,26 @@ aw_wal_report_lost_ranges(AwFoundSet *set, uint64 applied_id)
 						   MyDatabaseId, range[1] - from + 1),
 				 errhint("Compare the target tables with what the application wrote before the last restart.")));
 	}
+	return reported;
+}
+
+/* Add dboid to dboids[0..n) unless there, up to max; returns the new n. */
+static int
+aw_scan_add_database(Oid *dboids, int n, int max, Oid dboid)
+{
+	for (int i = 0; i < n; i++)
+		if (dboids[i] == dboid)
+			return n;
+	if (n < max)
+		dboids[n++] = dboid;
+	return n;
 }
 
 /*
  * In the launcher of a promoted standby: the databases with messages of
- * asyncwrite in the WAL that is left (from *start), up to max; returns how
- * many, or -1 when the WAL could not be read to its end.
+ * asyncwrite in the WAL that is left (from *start), or named by a note of
+ * the ids they gave out, up to max; returns how many, or -1 when the WAL
+ * could not be read to its end.
  */
 int
 aw_wal_scan_databases(Oid *dboids, int max, XLogRecPtr *start_out)
@@ -406,7 +453,6 @@ aw_wal_scan_databases(Oid *dboids, int max, XLogRecPtr *start_out)
 		{
 			char	   *errormsg = NULL;
 			xl_logical_message *m;
-			bool		seen = false;
 
 			if (XLogReadRecord(reader, &errormsg) == NULL)
 			{
@@ -418,14 +464,24 @@ aw_wal_scan_databases(Oid *dboids, int max, XLogRecPtr *start_out)
 				(XLogRecGetInfo(reader) & ~XLR_INFO_MASK) != XLOG_LOGICAL_MESSAGE)
 				continue;
 			m = (xl_logical_message *) XLogRecGetData(reader);
+			if (m->prefix_size == sizeof(AW_WAL_IDS_PREFIX) &&
+				strcmp(m->message, AW_WAL_IDS_PREFIX) == 0)
+			{
+				/* Databases that gave out ids: their writes may be lost. */
+				for (Size off = 0; off + sizeof(AwIdsNote) <= m->message_size;
+					 off += sizeof(AwIdsNote))
+				{
+					AwIdsNote	note;
+
+					memcpy(&note, m->message + m->prefix_size + off, sizeof(note));
+					n = aw_scan_add_database(dboids, n, max, note.dboid);
+				}
+				continue;
+			}
 			if (m->prefix_size != sizeof(AW_WAL_PREFIX) ||
 				strcmp(m->message, AW_WAL_PREFIX) != 0)
 				continue;
-			for (int i = 0; i < n; i++)
-				if (dboids[i] == m->dbId)
-					seen = true;
-			if (!seen && n < max)
-				dboids[n++] = m->dbId;
+			n = aw_scan_add_database(dboids, n, max, m->dbId);
 		}
 	}
 	XLogReaderFree(reader);
@@ -456,6 +512,7 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 	uint64	   *ids;
 	int			n = 0;
 	uint64		recovered;
+	uint64		reported;
 
 	memset(&set, 0, sizeof(set));
 	set.applied_id = applied_id;
@@ -483,9 +540,9 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 
 		aw_wal_keep_from(MyDatabaseId, start);
 		complete = aw_wal_scan_safely(&set, start, replay_from);
+		reported = aw_wal_report_lost_ranges(q, &set, applied_id);
 		if (replay_from < oldest || !complete)
-			aw_wal_report_lost(&set, applied_id);
-		aw_wal_report_lost_ranges(&set, applied_id);
+			aw_wal_report_lost(q, &set, reported, true);
 	}
 	else if (info.exists && have_mark)
 	{
@@ -497,11 +554,17 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 		/*
 		 * An invalidated slot let the WAL of the oldest writes go: what is
 		 * left is read, and the writes between the mark and the oldest one
-		 * found may be lost.
+		 * found may be lost.  A slot that keeps no WAL from the mark's replay
+		 * position on was made after it: by the launcher of a promoted
+		 * standby (whose WAL may start after it), or moved on by the launcher
+		 * while nothing was queued (then nothing is lost, and the WAL read
+		 * says so: no write found above the mark, no note of ids above it).
 		 */
+		reported = aw_wal_report_lost_ranges(q, &set, applied_id);
 		if (invalidated || !complete)
-			aw_wal_report_lost(&set, applied_id);
-		aw_wal_report_lost_ranges(&set, applied_id);
+			aw_wal_report_lost(q, &set, reported, true);
+		else if (replay_from < start)
+			aw_wal_report_lost(q, &set, reported, false);
 	}
 
 	/* In id order; a write found twice (it cannot be) counts once. */
@@ -517,7 +580,7 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 		n++;
 	}
 	recovered = set.from_wal;
-	if (!aw_queue_rebuild(q, applied_id, n, entries, ids, recovered))
+	if (!aw_queue_rebuild(q, applied_id, set.high_water, n, entries, ids, recovered))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("the %d durable writes to recover in database %u do not fit in the asyncwrite queue",

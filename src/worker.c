@@ -294,7 +294,7 @@ aw_worker_leave_without_extension(AwQueue *q)
 	/* Its durable writes can no longer be applied: nothing to keep or read. */
 	(void) aw_wal_drop_slot(MyDatabaseId);
 	if (aw_queue_recovering(q))
-		(void) aw_queue_rebuild(q, aw_queue_startup_ceiling(), 0, NULL, NULL, 0);
+		(void) aw_queue_rebuild(q, aw_queue_startup_ceiling(), 0, 0, NULL, NULL, 0);
 	aw_worker_discard(q);
 	aw_queue_read_state(q, &s);
 	if (s.head != s.tail)

@@ -129,6 +129,8 @@ $small->safe_psql('postgres', q{SELECT asyncwrite.resume(); SELECT asyncwrite.fl
 like(slurp_file($small->logfile, $offset),
 	qr/durable asyncwrite writes of database \d+ with write ids 1 to 10 may be lost/,
 	'after a crash, the writes whose WAL is gone are reported by id range');
+is(aw_stat($small, 'postgres', 'lost_writes') . ' ' . aw_stat($small, 'postgres', 'lost_write_ids'),
+	'10 {[1,11)}', 'and counted in asyncwrite.stats, with their ids');
 is($small->safe_psql('postgres', 'SELECT count(*) = count(DISTINCT id), bool_or(id = 11) FROM t'), 't|t',
 	'the write logged after the new slot came back, and nothing is applied twice');
 $small->stop;
