@@ -139,27 +139,24 @@ aw_xact_reserve_all(void)
 
 		/*
 		 * Durable writes go to the WAL now, in this transaction, when it has
-		 * an xid: they commit, and are flushed, with it.  Without one, at
-		 * commit: PreCommit_Notify may yet give it an xid, and a serializable
-		 * transaction may yet fail, but notifications and a failed
-		 * transaction leave nothing durable to go with them.  An error aborts
-		 * the transaction, which publishes the entries as skipped.
+		 * an xid (or they are large): they commit, and are flushed, with it.
+		 * Without one, at commit: PreCommit_Notify may yet give it an xid,
+		 * and a serializable transaction may yet fail, but notifications and
+		 * a failed transaction leave nothing durable to go with them.  An
+		 * error aborts the transaction, which publishes the entries as
+		 * skipped.
 		 */
 		for (int i = 0; i < n; i++)
 			ids[i] = aw_reservation.first_id + i;
-		if (TransactionIdIsValid(GetTopTransactionIdIfAny()))
+		if (TransactionIdIsValid(GetTopTransactionIdIfAny()) ||
+			aw_wal_size(entries, n) > AW_COMMIT_MESSAGE_MAX)
 			(void) aw_wal_log(entries, ids, n, true);
 		else
 		{
 			MemoryContext old = MemoryContextSwitchTo(TopTransactionContext);
-			bool		durable = aw_wal_build(entries, ids, n, &aw_commit_message);
 
+			(void) aw_wal_build(entries, ids, n, &aw_commit_message);
 			MemoryContextSwitchTo(old);
-			if (!durable || aw_commit_message.len <= AW_COMMIT_MESSAGE_MAX)
-				return;
-
-			(void) aw_wal_insert(&aw_commit_message, true);
-			aw_commit_message.data = NULL;
 		}
 		return;
 	}

@@ -54,6 +54,7 @@ typedef struct AwSlotInfo
 extern void aw_wal_check_durable(void);
 extern void aw_wal_ensure_slot(void);
 extern void aw_wal_keep_from(Oid dboid, XLogRecPtr lsn);
+extern Size aw_wal_size(AwEntryHeader **entries, int n);
 extern bool aw_wal_build(AwEntryHeader **entries, const uint64 *ids, int n,
 						 StringInfo buf);
 extern XLogRecPtr aw_wal_insert(StringInfo msg, bool transactional);

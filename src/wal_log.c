@@ -47,6 +47,13 @@
 #define AW_WAL_VERSION	1
 
 /*
+ * The most bytes of entries in one message: a transaction's writes take as
+ * many as they need.  WAL records over 1 GB cannot be read back (PostgreSQL
+ * 16 refuses to write them), and the recovery reads one whole.
+ */
+#define AW_WAL_MAX_MESSAGE	(64 * 1024 * 1024)
+
+/*
  * How late, at most, the launcher has the WAL writer flush the messages
  * logged with synchronous_commit off outside a commit record, on top of the
  * WAL writer's own delay (aw_wal_flush).
@@ -296,6 +303,24 @@ aw_wal_keep_from(Oid dboid, XLogRecPtr lsn)
 	ReplicationSlotsComputeRequiredLSN();
 }
 
+/* The bytes an entry takes in a message: none if it is not durable. */
+static Size
+aw_wal_entry_size(const AwEntryHeader *entry)
+{
+	return (entry->flags & AW_FLAG_DURABLE) ? sizeof(uint64) + entry->length : 0;
+}
+
+/* The bytes of the messages of n entries, headers left out. */
+Size
+aw_wal_size(AwEntryHeader **entries, int n)
+{
+	Size		size = 0;
+
+	for (int i = 0; i < n; i++)
+		size += aw_wal_entry_size(entries[i]);
+	return size;
+}
+
 /*
  * Build the message of the durable ones of n reserved entries, of write ids
  * ids[], in buf (initialized here, in the current memory context).  Returns
@@ -351,19 +376,42 @@ aw_wal_insert(StringInfo msg, bool transactional)
 }
 
 /*
- * aw_wal_build and aw_wal_insert in one: returns the message's end, or
- * InvalidXLogRecPtr when no entry is durable.
+ * Log the durable ones of n reserved entries, of write ids ids[]: in
+ * messages of at most AW_WAL_MAX_MESSAGE (one entry may be larger), all
+ * committed with the transaction; non-transactional, in one, or an error
+ * (54000) when they do not fit in one, before anything is logged: a crash
+ * between two could keep some of one call's writes.  Returns the end of the
+ * last message, or InvalidXLogRecPtr when no entry is durable.
  */
 XLogRecPtr
 aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 		   bool transactional)
 {
-	StringInfoData buf;
 	XLogRecPtr	end = InvalidXLogRecPtr;
+	Size		size = aw_wal_size(entries, n);
+	int			first = 0;
 
-	if (aw_wal_build(entries, ids, n, &buf))
-		end = aw_wal_insert(&buf, transactional);
-	pfree(buf.data);
+	if (!transactional && size > AW_WAL_MAX_MESSAGE)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("durable writes of %zu bytes are too large for one non-transactional call",
+						size),
+				 errdetail("The writes of a call made with transactional => false are logged to the WAL as one message of at most %d bytes.",
+						   AW_WAL_MAX_MESSAGE),
+				 errhint("Queue them in a transaction (transactional => true, the default), in smaller calls, or with asyncwrite.durable off.")));
+	while (first < n)
+	{
+		StringInfoData buf;
+		Size		len = aw_wal_entry_size(entries[first]);
+		int			last = first + 1;
+
+		while (last < n && len + aw_wal_entry_size(entries[last]) <= AW_WAL_MAX_MESSAGE)
+			len += aw_wal_entry_size(entries[last++]);
+		if (aw_wal_build(entries + first, ids + first, last - first, &buf))
+			end = aw_wal_insert(&buf, transactional);
+		pfree(buf.data);
+		first = last;
+	}
 	return end;
 }
 
@@ -520,8 +568,9 @@ aw_wal_slot_databases(Oid *dboids, int max)
  * slot of asyncwrite may have durable writes in the WAL, to read back
  * before its queue gives out write ids.  The slots' directories are read,
  * as the startup process has not loaded them yet.  A server starting as a
- * standby has no slot for its primary's writes: after promotion the
- * launcher looks for them in the WAL.
+ * standby, or in archive recovery (a restored backup: recovery.signal), has
+ * no slot for its source's writes: when its recovery ends the launcher
+ * looks for them in the WAL.
  */
 void
 aw_wal_note_slots(void)
@@ -531,7 +580,8 @@ aw_wal_note_slots(void)
 
 	struct stat st;
 
-	if (stat(STANDBY_SIGNAL_FILE, &st) == 0)
+	if (stat(STANDBY_SIGNAL_FILE, &st) == 0 ||
+		stat(RECOVERY_SIGNAL_FILE, &st) == 0)
 		aw_queue_note_failover();
 	if (dir == NULL)
 		return;
