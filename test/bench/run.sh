@@ -49,6 +49,7 @@ shared_buffers = '512MB'
 max_wal_size = '4GB'
 checkpoint_timeout = '30min'
 track_commit_timestamp = on
+track_wal_io_timing = on
 max_connections = 100
 CONF"
 # Shared memory in huge pages, as PostgreSQL's documentation advises for a
@@ -126,7 +127,7 @@ for k in floor_{1,2,4,8} async_{1,2,4,8} insert_{1,8} insert_off_{1,8} apply_s c
          queued_bytes_per_row row_bytes e2e_async_s e2e_insert_s tpcb_none tpcb_plain \
          tpcb_capture counter_update counter_async lat_p50 lat_p99 \
          h_{mem,dur_off,dur_on,ins_on,ins_off}_{1,8} many_{async,async_call,insert,copy}_s \
-         urg_{p50,p99} plain_{p50,p99}; do R[$k]=0; done
+         urg_{p50,p99} plain_{p50,p99} h_flush_{dur,ins}; do R[$k]=0; done
 
 # The memory-only queue (asyncwrite.durable off): the caller cost of the
 # queue itself, in parts a and e; parts c and h say what durability costs.
@@ -284,6 +285,18 @@ for c in 1 8; do
     R[h_ins_off_$c]=$(median_of "${h_ins_off[@]}")
     echo "clients=$c memory=${R[h_mem_$c]} durable_sync_off=${R[h_dur_off_$c]} durable_sync_on=${R[h_dur_on_$c]} insert_sync_on=${R[h_ins_on_$c]} insert_sync_off=${R[h_ins_off_$c]}"
 done
+# With synchronous_commit on both wait for a WAL flush: how many commits
+# one flush serves (group commit) and what a flush takes bound them both.
+per_flush() {
+    sql "SELECT pg_stat_reset_shared('wal')" >/dev/null
+    local t
+    t=$(tps "$@")
+    sql "SELECT round($t * $DURATION / greatest(wal_sync, 1), 1) || ' (' ||
+                round((wal_sync_time / greatest(wal_sync, 1))::numeric, 2) || ' ms)' FROM pg_stat_wal"
+}
+R[h_flush_dur]=$(per_flush async 8)
+R[h_flush_ins]=$(per_flush insert 8)
+echo "8 clients, synchronous_commit on, commits per WAL flush (ms per flush): durable=${R[h_flush_dur]} insert=${R[h_flush_ins]}"
 fi
 
 if want i; then
@@ -378,6 +391,7 @@ echo "| h | TPS, $c client(s): durable, synchronous_commit=off vs durable off | 
 echo "| h | TPS, $c client(s): durable, synchronous_commit=on vs INSERT, synchronous_commit=on | ${R[h_dur_on_$c]} | ${R[h_ins_on_$c]} | $(ratio "${R[h_dur_on_$c]}" "${R[h_ins_on_$c]}") | $([ "$c" = 8 ] && echo '>= 1.5') |"
 echo "| h | TPS, $c client(s): durable, synchronous_commit=off vs INSERT, synchronous_commit=off | ${R[h_dur_off_$c]} | ${R[h_ins_off_$c]} | $(ratio "${R[h_dur_off_$c]}" "${R[h_ins_off_$c]}") | |"
 done
+echo "| h | 8 clients, synchronous_commit=on: commits per WAL flush (ms per flush), durable vs INSERT | ${R[h_flush_dur]} | ${R[h_flush_ins]} | | |"
 many_rs() { rows_s "$1"; }
 echo "| i | rows/s from one connection, calls of 1000 rows, until applied: insert(JSON array) vs multi-row INSERT | $(many_rs "${R[many_async_s]}") | $(many_rs "${R[many_insert_s]}") | $(ratio "$(many_rs "${R[many_async_s]}")" "$(many_rs "${R[many_insert_s]}")") | >= 1 |"
 echo "| i | the same, the calls only (not yet applied) vs multi-row INSERT | $(many_rs "${R[many_async_call_s]}") | $(many_rs "${R[many_insert_s]}") | $(ratio "$(many_rs "${R[many_async_call_s]}")" "$(many_rs "${R[many_insert_s]}")") | |"
