@@ -36,7 +36,7 @@ SELECT d.datname AS database, s.*
   LEFT JOIN pg_catalog.pg_database d ON d.oid = s.dboid;
 
 COMMENT ON VIEW @extschema@.stats IS
-'one row per database queue: worker, state, queue depth and counters; held_by_pid: the backend whose committing transaction holds the oldest entry; wal_*: the replication slot keeping the WAL of durable writes, the position it keeps and how many bytes that is; recovered_writes: durable writes read back from the WAL at the last start; lost_writes, lost_write_ids: durable writes not applied whose WAL was gone when they were to be read back (at most that many: an id in a range may have been rolled back), since the server started';
+'one row per database queue: worker, state, queue depth and counters; held_by_pid: the backend whose committing transaction holds the oldest entry; wal_*: the replication slot keeping the WAL of durable writes, the position it keeps and how many bytes that is; recovered_writes: durable writes read back from the WAL at the last start; lost_writes, lost_write_ids: durable writes not applied whose WAL was gone when they were to be read back (at most that many: an id in a range may have been rolled back), since the queue was bound to the database';
 
 GRANT SELECT ON @extschema@.stats TO PUBLIC;
 

@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -276,17 +277,20 @@ aw_launcher_keep_slots(void)
 
 /*
  * Note in the WAL the highest write id of each database whose queue gave
- * out ids since the last note or holds writes not applied (aw_wal_note_ids):
- * a promoted standby whose WAL no longer has a backlog's messages knows
- * their ids from the newest note, at most a nap old.
+ * out ids since the last note, or holds writes not applied while a
+ * checkpoint has passed its last note (aw_wal_note_ids): a promoted standby
+ * whose WAL no longer has a backlog's messages knows their ids from the
+ * newest note, which its restartpoints keep.  An idle server writes none.
  */
 static void
 aw_launcher_note_ids(void)
 {
 	static Oid *noted_db = NULL;
 	static uint64 *noted_id = NULL;
+	static XLogRecPtr noted_at = InvalidXLogRecPtr;
 	int			nqueues = aw_queue_count();
-	AwIdsNote  *notes = palloc(sizeof(AwIdsNote) * nqueues);
+	AwIdsNote  *notes = palloc0(sizeof(AwIdsNote) * nqueues);
+	XLogRecPtr	redo = GetRedoRecPtr();
 	int			n = 0;
 
 	if (noted_db == NULL)
@@ -301,14 +305,25 @@ aw_launcher_note_ids(void)
 		aw_queue_read_state(aw_queue_at(i), &s);
 		if (s.dboid == InvalidOid || s.recovering || s.last_write_id == 0 ||
 			(s.dboid == noted_db[i] && s.last_write_id == noted_id[i] &&
-			 s.applied_write_id >= s.last_write_id))
+			 (s.applied_write_id >= s.last_write_id || redo <= noted_at)))
 			continue;
 		notes[n].dboid = noted_db[i] = s.dboid;
 		notes[n].last_id = noted_id[i] = s.last_write_id;
+		notes[n].ceiling = aw_queue_id_ceiling();
 		n++;
 	}
-	aw_wal_note_ids(notes, n);
+	if (n > 0)
+		noted_at = aw_wal_note_ids(notes, n);
 	pfree(notes);
+}
+
+/* On the launcher's exit: no latch for backends to set, nothing left owed. */
+static void
+aw_launcher_exit(int code, Datum arg)
+{
+	aw_queue_set_launcher_latch(NULL);
+	if (aw_queue_unflushed_owed())
+		XLogSetAsyncXactLSN(aw_queue_take_unflushed());
 }
 
 /*
@@ -327,6 +342,13 @@ aw_launcher_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("asyncwrite launcher");
+
+	/*
+	 * Backends set our latch for messages owed a flush (aw_wal_flush), from
+	 * now until we exit; those owed then are flushed on our way out.
+	 */
+	before_shmem_exit(aw_launcher_exit, (Datum) 0);
+	aw_queue_set_launcher_latch(MyLatch);
 
 	/*
 	 * A promoted standby: its databases' durable writes are in the WAL it
@@ -382,11 +404,7 @@ aw_launcher_main(Datum arg)
 			aw_worker_ensure(q);
 	}
 
-	/*
-	 * Backends set our latch for messages owed a flush (aw_wal_flush); the
-	 * rest is done every AW_LAUNCHER_NAP_MS.
-	 */
-	aw_queue_set_launcher_latch(MyLatch);
+	/* The rest is done every AW_LAUNCHER_NAP_MS. */
 	next_nap_end = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 											   AW_LAUNCHER_NAP_MS);
 	for (;;)

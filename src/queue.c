@@ -142,6 +142,10 @@ typedef struct AwControl
 										 * the launcher last had the WAL
 										 * writer flush them, to then */
 	Latch	   *launcher_latch; /* set by the launcher as it starts */
+	bool		started_in_recovery;	/* as a standby or a restored backup:
+										 * its recoveries may find the WAL of
+										 * their old writes gone (set at
+										 * startup) */
 	bool		failover_pending;	/* started as a standby: until the
 									 * launcher has looked for durable writes
 									 * in the WAL after promotion, every
@@ -352,6 +356,7 @@ aw_queue_shmem_init(void)
 		aw_control->startup_ceiling = aw_control->id_high_water;
 		aw_control->nrecover = 0;
 		aw_control->failover_pending = false;
+		aw_control->started_in_recovery = false;
 		pg_atomic_init_u64(&aw_control->slot_epoch, 0);
 		pg_atomic_init_u64(&aw_control->unflushed_lsn, 0);
 		pg_atomic_init_u32(&aw_control->unflushed_owed, 0);
@@ -1572,6 +1577,18 @@ void
 aw_queue_note_failover(void)
 {
 	aw_control->failover_pending = true;
+	aw_control->started_in_recovery = true;
+}
+
+/*
+ * Whether this server started as a standby or a restored backup, so that a
+ * slot made after its recovery may start after WAL its writes needed.  Set
+ * before any other process starts.
+ */
+bool
+aw_queue_started_in_recovery(void)
+{
+	return aw_control->started_in_recovery;
 }
 
 /* Whether the launcher has still to look for a promoted standby's writes. */
@@ -1711,24 +1728,38 @@ aw_queue_note_lost(AwQueue *q, uint64 first, uint64 last)
  * A message up to end was logged with synchronous_commit off and no commit
  * record to have the WAL writer flush it: note it for the launcher, which
  * does that for all such messages at once.  Returns the launcher's latch to
- * set when this is the first message since it last did, else NULL.
+ * set when this is the first message since it last did, else NULL, and
+ * *no_launcher when no launcher runs to be woken.
  *
  * The LSN is raised before the flag is set, and the launcher clears the
  * flag before it reads the LSN (both full barriers): a message the launcher
- * read too early finds the flag clear and wakes it again.
+ * read too early finds the flag clear and wakes it again.  The launcher
+ * publishes its latch (with a barrier) before it first reads the flag: a
+ * backend that finds no latch set the flag before that read.  With no
+ * launcher (starting, or gone and not yet restarted) the caller has the WAL
+ * writer flush the message itself.
  */
 Latch *
-aw_queue_note_unflushed(XLogRecPtr end)
+aw_queue_note_unflushed(XLogRecPtr end, bool *no_launcher)
 {
 	uint64		seen = pg_atomic_read_u64(&aw_control->unflushed_lsn);
+	Latch	   *latch;
 
 	while (seen < end &&
 		   !pg_atomic_compare_exchange_u64(&aw_control->unflushed_lsn, &seen, end))
 		;
 	if (pg_atomic_read_u32(&aw_control->unflushed_owed) != 0 ||
 		pg_atomic_exchange_u32(&aw_control->unflushed_owed, 1) != 0)
+	{
+		*no_launcher = false;
 		return NULL;
-	return aw_control->launcher_latch;
+	}
+	latch = aw_control->launcher_latch;
+	*no_launcher = (latch == NULL);
+	/* None to take it: the caller flushes, the next message looks again. */
+	if (latch == NULL)
+		pg_atomic_write_u32(&aw_control->unflushed_owed, 0);
+	return latch;
 }
 
 /* Whether messages wait for the launcher to have them flushed. */
@@ -1758,6 +1789,15 @@ void
 aw_queue_set_launcher_latch(Latch *latch)
 {
 	aw_control->launcher_latch = latch;
+	/* Before the launcher reads the flag: see aw_queue_note_unflushed. */
+	pg_memory_barrier();
+}
+
+/* The id ceiling on disk: no id given out is above it. */
+uint64
+aw_queue_id_ceiling(void)
+{
+	return pg_atomic_read_u64(&aw_control->id_ceiling);
 }
 
 /* Whether the queue's ids are known to be above its applied mark. */

@@ -22,10 +22,10 @@
 /* A database's queue; its fields are private to queue.c. */
 typedef struct AwQueue AwQueue;
 
-/* A consistent copy of a queue's state, read under its lock. */
 /* How many ranges of lost write ids a queue's statistics keep. */
 #define AW_LOST_RANGES	8
 
+/* A consistent copy of a queue's state, read under its lock. */
 typedef struct AwQueueState
 {
 	Oid			dboid;			/* InvalidOid: slot free */
@@ -170,6 +170,7 @@ extern void aw_queue_unbind_all(void);
 extern bool aw_queue_note_recovery(Oid dboid);
 extern int	aw_queue_recovery_list(Oid *dboids, int max);
 extern void aw_queue_note_failover(void);
+extern bool aw_queue_started_in_recovery(void);
 extern bool aw_queue_failover_pending(void);
 extern void aw_queue_failover_done(const Oid *dboids, int n);
 extern bool aw_queue_recovering(AwQueue *q);
@@ -177,13 +178,14 @@ extern bool aw_queue_ids_checked(AwQueue *q);
 extern uint64 aw_queue_slot_epoch(void);
 extern void aw_queue_bump_slot_epoch(void);
 extern void aw_queue_note_lost(AwQueue *q, uint64 first, uint64 last);
-extern Latch *aw_queue_note_unflushed(XLogRecPtr end);
+extern Latch *aw_queue_note_unflushed(XLogRecPtr end, bool *no_launcher);
 extern bool aw_queue_unflushed_owed(void);
 extern XLogRecPtr aw_queue_take_unflushed(void);
 extern void aw_queue_set_launcher_latch(Latch *latch);
 extern bool aw_queue_skip_ids(AwQueue *q, Oid dboid, uint64 above);
 extern bool aw_queue_recovery_pending(Oid dboid);
 extern uint64 aw_queue_startup_ceiling(void);
+extern uint64 aw_queue_id_ceiling(void);
 extern void aw_queue_iter_begin_recovering(AwQueue *q, AwQueueIter *it);
 extern bool aw_queue_rebuild(AwQueue *q, uint64 applied_id, uint64 seen_id, int n,
 							 AwEntryHeader **entries, const uint64 *ids,

@@ -142,8 +142,12 @@ aw_xact_reserve_all(void)
 		 * an xid (or they are large): they commit, and are flushed, with it.
 		 * Without one, at commit: PreCommit_Notify may yet give it an xid,
 		 * and a serializable transaction may yet fail, but notifications and
-		 * a failed transaction leave nothing durable to go with them.  An
-		 * error aborts the transaction, which publishes the entries as
+		 * a failed transaction leave nothing durable to go with them.  (An
+		 * xid given after this callback, by NOTIFY, ON COMMIT DROP or a
+		 * pre-commit callback registered before ours, makes the commit record
+		 * flushed before the message: a crash between the two keeps the
+		 * transaction without its writes, and its COMMIT has not returned.)
+		 * An error aborts the transaction, which publishes the entries as
 		 * skipped.
 		 */
 		for (int i = 0; i < n; i++)

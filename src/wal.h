@@ -39,7 +39,9 @@
 typedef struct AwIdsNote
 {
 	Oid			dboid;
-	uint64		last_id;
+	uint32		zero;			/* padding, zeroed */
+	uint64		last_id;		/* the highest id the database's queue gave */
+	uint64		ceiling;		/* no id of the server is above it (on disk) */
 } AwIdsNote;
 
 /* What a replication slot of asyncwrite holds. */
@@ -61,7 +63,7 @@ extern XLogRecPtr aw_wal_insert(StringInfo msg, bool transactional);
 extern XLogRecPtr aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 							 bool transactional);
 extern void aw_wal_flush(XLogRecPtr end, bool wait_standbys);
-extern void aw_wal_note_ids(const AwIdsNote *notes, int n);
+extern XLogRecPtr aw_wal_note_ids(const AwIdsNote *notes, int n);
 extern void aw_wal_nudge_writer(TimestampTz *owed_since, long *timeout_ms);
 extern void aw_wal_slot_info(Oid dboid, AwSlotInfo *info);
 extern void aw_wal_advance_slot(Oid dboid, XLogRecPtr lsn);

@@ -431,10 +431,13 @@ aw_wal_flush(XLogRecPtr end, bool wait_standbys)
 		return;
 	if (synchronous_commit == SYNCHRONOUS_COMMIT_OFF)
 	{
-		Latch	   *launcher = aw_queue_note_unflushed(end);
+		bool		no_launcher;
+		Latch	   *launcher = aw_queue_note_unflushed(end, &no_launcher);
 
 		if (launcher != NULL)
 			SetLatch(launcher);
+		else if (no_launcher)
+			XLogSetAsyncXactLSN(end);
 		return;
 	}
 	XLogFlush(end);
@@ -449,15 +452,16 @@ aw_wal_flush(XLogRecPtr end, bool wait_standbys)
 /*
  * In the launcher: note in the WAL the highest write id of databases (a
  * non-transactional message, which the WAL writer flushes soon, and so
- * streams to the standbys).
+ * streams to the standbys).  Returns its position.
  */
-void
+XLogRecPtr
 aw_wal_note_ids(const AwIdsNote *notes, int n)
 {
-	if (n > 0)
-		XLogSetAsyncXactLSN(aw_log_message(AW_WAL_IDS_PREFIX,
-										   (const char *) notes,
-										   sizeof(AwIdsNote) * n, false));
+	XLogRecPtr	end = aw_log_message(AW_WAL_IDS_PREFIX, (const char *) notes,
+									 sizeof(AwIdsNote) * n, false);
+
+	XLogSetAsyncXactLSN(end);
+	return end;
 }
 
 /*

@@ -55,7 +55,9 @@ typedef struct AwFoundSet
 	uint64		applied_id;		/* keep only ids above it */
 	uint64		from_wal;
 	uint64		high_water;		/* highest id the WAL shows given out */
+	uint64		ceiling;		/* and the highest id ceiling it shows */
 	List	   *lost;			/* ranges of ids whose WAL went (uint64[2]) */
+	List	   *reported;		/* ranges of ids reported lost (uint64[2]) */
 } AwFoundSet;
 
 /*
@@ -128,7 +130,18 @@ aw_found_note_ids(AwFoundSet *set, const char *data, Size len)
 		memcpy(&note, data + off, sizeof(note));
 		if (note.dboid == MyDatabaseId)
 			set->high_water = Max(set->high_water, note.last_id);
+		set->ceiling = Max(set->ceiling, note.ceiling);
 	}
+}
+
+/* qsort comparator: ranges of ids (uint64[2]) by their first id. */
+static int
+aw_range_cmp(const void *a, const void *b)
+{
+	uint64		x = ((const uint64 *) a)[0];
+	uint64		y = ((const uint64 *) b)[0];
+
+	return x < y ? -1 : x > y ? 1 : 0;
 }
 
 /* qsort comparator: by write id. */
@@ -349,42 +362,127 @@ aw_wal_scan_safely(AwFoundSet *set, XLogRecPtr start, XLogRecPtr replay_from)
 	return complete;
 }
 
+/* How many of the writes found have ids from first to last. */
+static uint64
+aw_found_between(AwFoundSet *set, uint64 first, uint64 last)
+{
+	uint64		n = 0;
+
+	for (int i = 0; i < set->n; i++)
+		if (set->items[i].id >= first && set->items[i].id <= last)
+			n++;
+	return n;
+}
+
+/* Keep a range of ids reported lost, for the statistics (aw_wal_count_lost). */
+static void
+aw_found_lost(AwFoundSet *set, uint64 first, uint64 last)
+{
+	uint64	   *range = palloc(2 * sizeof(uint64));
+
+	range[0] = first;
+	range[1] = last;
+	set->reported = lappend(set->reported, range);
+}
+
 /*
- * Say which durable writes may be lost, and count them in the statistics:
- * those above the applied mark and below the oldest write found in the WAL
- * that is left, or, when none was found, up to the highest id the WAL
- * shows given out (a note of the launcher's); with unbounded, above the
- * mark when it shows none.
+ * Say which durable writes may be lost: those above the applied mark (or
+ * the ids already reported, after) and below the oldest write found in the
+ * WAL that is left; when none was found, or the WAL could not be read to its
+ * end (complete false), up to the highest id the WAL shows given out (a
+ * note of the launcher's); with unbounded, above the mark when it shows
+ * none.  Writes found are not lost.
  */
 static void
-aw_wal_report_lost(AwQueue *q, AwFoundSet *set, uint64 applied_id,
-				   bool unbounded)
+aw_wal_report_lost(AwFoundSet *set, uint64 after, bool unbounded,
+				   bool complete)
 {
 	uint64		oldest = 0;
+	uint64		newest = 0;
 	uint64		last;
 
 	for (int i = 0; i < set->n; i++)
-		if (set->items[i].entry->flags & AW_FLAG_DURABLE &&
-			(oldest == 0 || set->items[i].id < oldest))
-			oldest = set->items[i].id;
-	last = oldest != 0 ? oldest - 1 : set->high_water;
-	if (last > applied_id)
 	{
-		aw_queue_note_lost(q, applied_id + 1, last);
+		uint64		id = set->items[i].id;
+
+		if (!(set->items[i].entry->flags & AW_FLAG_DURABLE) || id <= after)
+			continue;
+		if (oldest == 0 || id < oldest)
+			oldest = id;
+		newest = Max(newest, id);
+	}
+	last = (complete && oldest != 0) ? oldest - 1 : Max(set->high_water, newest);
+	if (last > after && last - after > aw_found_between(set, after + 1, last))
+	{
+		aw_found_lost(set, after + 1, last);
 		ereport(WARNING,
 				(errmsg("durable asyncwrite writes of database %u with write ids " UINT64_FORMAT " to " UINT64_FORMAT " may be lost",
-						MyDatabaseId, applied_id + 1, last),
-				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), this server was a standby whose WAL starts later, or the WAL could not be read.  At most " UINT64_FORMAT " writes were lost; later ones are queued again.",
-						   MyDatabaseId, last - applied_id),
+						MyDatabaseId, after + 1, last),
+				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), this server was a standby or a restored backup whose WAL starts later, or the WAL could not be read.  At most " UINT64_FORMAT " writes were lost; the others are queued again.",
+						   MyDatabaseId,
+						   last - after - aw_found_between(set, after + 1, last)),
 				 errhint("Compare the target tables with what the application wrote since the last restart.")));
 	}
-	else if (unbounded && oldest == 0 && set->high_water == 0)
+	else if (unbounded && oldest == 0 && set->high_water <= after)
 		ereport(WARNING,
 				(errmsg("durable asyncwrite writes of database %u above write id " UINT64_FORMAT " may be lost",
-						MyDatabaseId, applied_id),
-				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), this server was a standby whose WAL starts later, or the WAL could not be read.",
+						MyDatabaseId, after),
+				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), this server was a standby or a restored backup whose WAL starts later, or the WAL could not be read.",
 						   MyDatabaseId),
 				 errhint("Compare the target tables with what the application wrote since the last restart.")));
+}
+
+/*
+ * Count the ranges reported lost in the statistics, once the queue is
+ * rebuilt (a recovery that fails is done again): merged where they
+ * overlap, without the ids of writes found, which are queued again.  The
+ * items are sorted by id.
+ */
+static void
+aw_wal_count_lost(AwQueue *q, AwFoundSet *set)
+{
+	int			n = list_length(set->reported);
+	uint64		(*ranges)[2];
+	int			k = 0;
+	int			i = 0;
+	ListCell   *lc;
+
+	if (n == 0)
+		return;
+	ranges = palloc(sizeof(uint64[2]) * n);
+	foreach(lc, set->reported)
+	{
+		memcpy(ranges[i], lfirst(lc), sizeof(uint64[2]));
+		i++;
+	}
+	qsort(ranges, n, sizeof(uint64[2]), aw_range_cmp);
+	for (i = 0; i < n; i++)
+	{
+		uint64		first = ranges[i][0];
+		uint64		last = ranges[i][1];
+
+		/* Merge the ranges that overlap or touch this one. */
+		while (i + 1 < n && ranges[i + 1][0] <= last + 1)
+			last = Max(last, ranges[++i][1]);
+		/* Count what lies between the writes found. */
+		while (first <= last)
+		{
+			while (k < set->n && set->items[k].id < first)
+				k++;
+			if (k < set->n && set->items[k].id <= last)
+			{
+				if (set->items[k].id > first)
+					aw_queue_note_lost(q, first, set->items[k].id - 1);
+				first = set->items[k].id + 1;
+			}
+			else
+			{
+				aw_queue_note_lost(q, first, last);
+				break;
+			}
+		}
+	}
+	pfree(ranges);
 }
 
 /*
@@ -393,7 +491,7 @@ aw_wal_report_lost(AwQueue *q, AwFoundSet *set, uint64 applied_id,
  * Returns the highest id reported, or applied_id.
  */
 static uint64
-aw_wal_report_lost_ranges(AwQueue *q, AwFoundSet *set, uint64 applied_id)
+aw_wal_report_lost_ranges(AwFoundSet *set, uint64 applied_id)
 {
 	ListCell   *lc;
 	uint64		reported = applied_id;
@@ -405,7 +503,7 @@ aw_wal_report_lost_ranges(AwQueue *q, AwFoundSet *set, uint64 applied_id)
 
 		if (from > range[1])
 			continue;
-		aw_queue_note_lost(q, from, range[1]);
+		aw_found_lost(set, from, range[1]);
 		reported = Max(reported, range[1]);
 		ereport(WARNING,
 				(errmsg("durable asyncwrite writes of database %u with write ids " UINT64_FORMAT " to " UINT64_FORMAT " may be lost",
@@ -540,9 +638,9 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 
 		aw_wal_keep_from(MyDatabaseId, start);
 		complete = aw_wal_scan_safely(&set, start, replay_from);
-		reported = aw_wal_report_lost_ranges(q, &set, applied_id);
+		reported = aw_wal_report_lost_ranges(&set, applied_id);
 		if (replay_from < oldest || !complete)
-			aw_wal_report_lost(q, &set, reported, true);
+			aw_wal_report_lost(&set, reported, true, complete);
 	}
 	else if (info.exists && have_mark)
 	{
@@ -554,17 +652,18 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 		/*
 		 * An invalidated slot let the WAL of the oldest writes go: what is
 		 * left is read, and the writes between the mark and the oldest one
-		 * found may be lost.  A slot that keeps no WAL from the mark's replay
-		 * position on was made after it: by the launcher of a promoted
-		 * standby (whose WAL may start after it), or moved on by the launcher
-		 * while nothing was queued (then nothing is lost, and the WAL read
-		 * says so: no write found above the mark, no note of ids above it).
+		 * found may be lost.  On a server that started as a standby or a
+		 * restored backup, a slot that keeps no WAL from the mark's replay
+		 * position on was made by the launcher after the recovery, from the
+		 * oldest WAL left, which may start after writes not applied.  (Else
+		 * it is routine: a slot moves on past skipped ids, which move no
+		 * mark.)
 		 */
-		reported = aw_wal_report_lost_ranges(q, &set, applied_id);
+		reported = aw_wal_report_lost_ranges(&set, applied_id);
 		if (invalidated || !complete)
-			aw_wal_report_lost(q, &set, reported, true);
-		else if (replay_from < start)
-			aw_wal_report_lost(q, &set, reported, false);
+			aw_wal_report_lost(&set, reported, true, complete);
+		else if (replay_from < start && aw_queue_started_in_recovery())
+			aw_wal_report_lost(&set, reported, false, complete);
 	}
 
 	/* In id order; a write found twice (it cannot be) counts once. */
@@ -580,12 +679,14 @@ aw_wal_recover(AwQueue *q, uint64 applied_id, XLogRecPtr replay_from,
 		n++;
 	}
 	recovered = set.from_wal;
-	if (!aw_queue_rebuild(q, applied_id, set.high_water, n, entries, ids, recovered))
+	if (!aw_queue_rebuild(q, applied_id, Max(set.high_water, set.ceiling),
+						  n, entries, ids, recovered))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("the %d durable writes to recover in database %u do not fit in the asyncwrite queue",
 						n, MyDatabaseId),
 				 errhint("Increase asyncwrite.queue_size and restart the server.")));
+	aw_wal_count_lost(q, &set);
 	if (recovered > 0)
 		ereport(LOG,
 				(errmsg("asyncwrite recovered " UINT64_FORMAT " durable writes of database %u from the WAL",
