@@ -382,23 +382,23 @@ aw_ddl_xact_callback(XactEvent event, void *arg)
 	AwQueue    *q;
 	bool		dropped = aw_extension_dropped_here;
 
-	/*
-	 * The durable writes of an extension being dropped can no longer be
-	 * applied: their replication slot goes before the commit (an error still
-	 * aborts it), so that no WAL is kept for nothing.
-	 */
-	if (event == XACT_EVENT_PRE_COMMIT && dropped)
-	{
-		(void) aw_wal_drop_slot(MyDatabaseId);
-		return;
-	}
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT &&
 		event != XACT_EVENT_PARALLEL_ABORT && event != XACT_EVENT_PREPARE)
 		return;
 	aw_extension_dropped_here = false;
-	if (!dropped || event != XACT_EVENT_COMMIT ||
-		(q = aw_queue_lookup(MyDatabaseId)) == NULL)
+	if (!dropped || event != XACT_EVENT_COMMIT)
+		return;
+
+	/*
+	 * The durable writes of the dropped extension can no longer be applied:
+	 * their replication slot goes, so that no WAL is kept for nothing.  Only
+	 * once the drop has committed: a transaction can still fail after its
+	 * pre-commit callbacks (a serialization failure), and the extension then
+	 * stays with writes that need the slot.
+	 */
+	aw_wal_try_drop_slot(MyDatabaseId);
+	if ((q = aw_queue_lookup(MyDatabaseId)) == NULL)
 		return;
 	if (aw_queue_terminate_worker(q))
 	{

@@ -68,6 +68,7 @@ extern void aw_wal_nudge_writer(TimestampTz *owed_since, long *timeout_ms);
 extern void aw_wal_slot_info(Oid dboid, AwSlotInfo *info);
 extern void aw_wal_advance_slot(Oid dboid, XLogRecPtr lsn);
 extern bool aw_wal_drop_slot(Oid dboid);
+extern void aw_wal_try_drop_slot(Oid dboid);
 extern int	aw_wal_slot_databases(Oid *dboids, int max);
 extern void aw_wal_note_slots(void);
 

@@ -222,36 +222,52 @@ aw_wal_ensure_slot_for(Oid dboid)
 }
 
 /*
- * aw_wal_ensure_slot_for, a failure (no free slot) turned into a WARNING;
- * returns whether the slot keeps the WAL.
+ * Make sure database dboid's slot keeps the WAL (aw_wal_ensure_slot_for) or,
+ * with drop, drop it, catching an error: returns NULL, or the error, with
+ * the locks and the slot it held released.
  */
-static bool
-aw_wal_try_ensure_slot(Oid dboid)
+static ErrorData *
+aw_wal_try_slot(Oid dboid, bool drop)
 {
 	MemoryContext cxt = CurrentMemoryContext;
+	ErrorData  *volatile edata = NULL;
 
 	PG_TRY();
 	{
-		aw_wal_ensure_slot_for(dboid);
+		if (drop)
+			(void) aw_wal_drop_slot(dboid);
+		else
+			aw_wal_ensure_slot_for(dboid);
 	}
 	PG_CATCH();
 	{
-		ErrorData  *edata;
-
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
 		LWLockReleaseAll();
 		if (MyReplicationSlot != NULL)
 			ReplicationSlotRelease();
-		ereport(WARNING,
-				(errmsg("asyncwrite could not make a replication slot keep the WAL of database %u: %s",
-						dboid, edata->message),
-				 errdetail("Its durable writes are read back all the same; a crash before they are applied would lose them.")));
-		return false;
 	}
 	PG_END_TRY();
-	return true;
+	return edata;
+}
+
+/*
+ * aw_wal_ensure_slot_for, a failure (no free slot) turned into a WARNING;
+ * returns whether the slot keeps the WAL.
+ */
+static bool
+aw_wal_try_ensure_slot(Oid dboid)
+{
+	ErrorData  *edata = aw_wal_try_slot(dboid, false);
+
+	if (edata == NULL)
+		return true;
+	ereport(WARNING,
+			(errmsg("asyncwrite could not make a replication slot keep the WAL of database %u: %s",
+					dboid, edata->message),
+			 errdetail("Its durable writes are read back all the same; a crash before they are applied would lose them.")));
+	return false;
 }
 
 /*
@@ -542,6 +558,23 @@ aw_wal_drop_slot(Oid dboid)
 		ereport(LOG,
 				(errmsg("asyncwrite dropped replication slot \"%s\"", name)));
 	return info.exists;
+}
+
+/*
+ * aw_wal_drop_slot where nothing may fail (after a commit): an error (the
+ * slot in use by another process) becomes a WARNING.  The launcher moves an
+ * idle database's slot on, so a slot left keeps no WAL for long.
+ */
+void
+aw_wal_try_drop_slot(Oid dboid)
+{
+	ErrorData  *edata = aw_wal_try_slot(dboid, true);
+
+	if (edata != NULL)
+		ereport(WARNING,
+				(errmsg("could not drop the replication slot \"asyncwrite_%u\" of the dropped extension: %s",
+						dboid, edata->message),
+				 errhint("Drop it with pg_drop_replication_slot() once it is not in use.")));
 }
 
 /* The databases that have a slot of asyncwrite, up to max; how many. */

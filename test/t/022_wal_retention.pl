@@ -78,6 +78,24 @@ $node->safe_psql('postgres', q{CREATE EXTENSION asyncwrite; SELECT asyncwrite.in
 is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots}), '1',
 	'the next durable write makes a new one');
 
+# A DROP EXTENSION whose transaction fails at commit, after the pre-commit
+# callbacks (a serializable transaction found to be a pivot), keeps the
+# slot: the extension stays, with its writes.
+$node->safe_psql('postgres', q{CREATE TABLE ssi_a (x int); CREATE TABLE ssi_b (x int)});
+my $s1 = $node->background_psql('postgres', on_error_stop => 0);
+$s1->query_safe('BEGIN ISOLATION LEVEL SERIALIZABLE');
+$s1->query_safe('SELECT count(*) FROM ssi_a');
+$s1->query_safe('INSERT INTO ssi_b VALUES (1)');
+$node->safe_psql('postgres', q{BEGIN ISOLATION LEVEL SERIALIZABLE;
+	SELECT count(*) FROM ssi_b; INSERT INTO ssi_a VALUES (1); COMMIT});
+$s1->query_safe('DROP EXTENSION asyncwrite');
+$s1->query('COMMIT');
+like($s1->{stderr}, qr/could not serialize access/, 'the COMMIT of the DROP EXTENSION fails');
+$s1->quit;
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pg_extension WHERE extname = 'asyncwrite';
+	SELECT count(*) FROM pg_replication_slots}), "1\n1",
+	'the extension stays, and so does its slot');
+
 # DROP DATABASE drops the database's slot.
 $node->safe_psql('postgres', 'CREATE DATABASE other');
 $node->safe_psql('other', q{CREATE EXTENSION asyncwrite; CREATE TABLE t (id int);
