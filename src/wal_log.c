@@ -404,10 +404,10 @@ aw_wal_log(AwEntryHeader **entries, const uint64 *ids, int n,
 		   bool transactional)
 {
 	XLogRecPtr	end = InvalidXLogRecPtr;
-	Size		size = aw_wal_size(entries, n);
+	Size		size = transactional ? 0 : aw_wal_size(entries, n);
 	int			first = 0;
 
-	if (!transactional && size > AW_WAL_MAX_MESSAGE)
+	if (size > AW_WAL_MAX_MESSAGE)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("durable writes of %zu bytes are too large for one non-transactional call",

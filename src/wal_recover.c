@@ -400,6 +400,8 @@ aw_wal_report_lost(AwFoundSet *set, uint64 after, bool unbounded,
 	uint64		oldest = 0;
 	uint64		newest = 0;
 	uint64		last;
+	uint64		found;
+	uint64		lost;
 
 	for (int i = 0; i < set->n; i++)
 	{
@@ -412,15 +414,16 @@ aw_wal_report_lost(AwFoundSet *set, uint64 after, bool unbounded,
 		newest = Max(newest, id);
 	}
 	last = (complete && oldest != 0) ? oldest - 1 : Max(set->high_water, newest);
-	if (last > after && last - after > aw_found_between(set, after + 1, last))
+	found = last > after ? aw_found_between(set, after + 1, last) : 0;
+	lost = (last > after && last - after > found) ? last - after - found : 0;
+	if (lost > 0)
 	{
 		aw_found_lost(set, after + 1, last);
 		ereport(WARNING,
 				(errmsg("durable asyncwrite writes of database %u with write ids " UINT64_FORMAT " to " UINT64_FORMAT " may be lost",
 						MyDatabaseId, after + 1, last),
 				 errdetail("The WAL that kept them is gone: the replication slot \"asyncwrite_%u\" was invalidated (max_slot_wal_keep_size), this server was a standby or a restored backup whose WAL starts later, or the WAL could not be read.  At most " UINT64_FORMAT " writes were lost; the others are queued again.",
-						   MyDatabaseId,
-						   last - after - aw_found_between(set, after + 1, last)),
+						   MyDatabaseId, lost),
 				 errhint("Compare the target tables with what the application wrote since the last restart.")));
 	}
 	else if (unbounded && oldest == 0 && set->high_water <= after)
