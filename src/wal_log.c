@@ -507,6 +507,25 @@ aw_wal_nudge_writer(TimestampTz *owed_since, long *timeout_ms)
 }
 
 /*
+ * The end of the WAL generated before lsn, a position where the next record
+ * starts.  GetXLogInsertRecPtr() gives such a position past the header of a
+ * page not yet written when the insert position is at a page boundary; no
+ * WAL ends there, and XLogFlush() fails on a request past the end of the
+ * generated WAL, so the boundary itself is returned.
+ */
+static XLogRecPtr
+aw_wal_end_before(XLogRecPtr lsn)
+{
+	uint64		seg_offset = XLogSegmentOffset(lsn, wal_segment_size);
+
+	if (seg_offset == SizeOfXLogLongPHD)
+		return lsn - SizeOfXLogLongPHD;
+	if (seg_offset > XLOG_BLCKSZ && lsn % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return lsn - SizeOfXLogShortPHD;
+	return lsn;
+}
+
+/*
  * Move database dboid's slot forward to lsn: every durable write logged
  * before lsn is applied, or recorded as failed, or rolled back.  The
  * applied mark that says so must be durable before the WAL goes, so
@@ -521,7 +540,7 @@ aw_wal_advance_slot(Oid dboid, XLogRecPtr lsn)
 	aw_wal_slot_info(dboid, &info);
 	if (XLogRecPtrIsInvalid(info.restart_lsn) || lsn <= info.restart_lsn)
 		return;
-	XLogFlush(Max(lsn, XactLastCommitEnd));
+	XLogFlush(Max(aw_wal_end_before(lsn), XactLastCommitEnd));
 	aw_wal_slot_name(dboid, name);
 
 	LWLockAcquire(aw_wal_lock(), LW_EXCLUSIVE);

@@ -23,7 +23,7 @@ sub aw_node
 shared_preload_libraries = 'asyncwrite'
 asyncwrite.queue_size = '16MB'
 max_worker_processes = 16
-log_min_messages = log
+log_min_messages = warning
 } . ($extra_conf // ''));
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION asyncwrite');
