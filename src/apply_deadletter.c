@@ -47,6 +47,25 @@ static SPIPlanPtr aw_dead_letter_plan = NULL;
 static SPIPlanPtr aw_dead_letter_update_plan = NULL;
 static SPIPlanPtr aw_dead_letter_delete_plan = NULL;
 
+/*
+ * The LOG lines of the dead letters recorded by the transaction in
+ * progress, emitted once it commits (a batch that fails as a whole records
+ * its failed writes again, one transaction each).
+ */
+typedef struct AwDeadLetterLog
+{
+	uint64		write_id;
+	char	   *relname;
+	char	   *message;
+} AwDeadLetterLog;
+
+static MemoryContext aw_dead_letter_logcxt = NULL;
+static List *aw_dead_letter_logs = NIL;
+
+static void aw_dead_letter_log_later(uint64 write_id, const char *relname,
+									 const char *message);
+static void aw_dead_letter_logs_xact(XactEvent event, void *arg);
+
 /* Prepare and keep a fixed statement of the worker's own. */
 static SPIPlanPtr
 aw_keep_plan(const char *sql, int nargs, Oid *argtypes)
@@ -284,11 +303,58 @@ aw_dead_letter_record(AwApplyRow *row, ErrorData *edata, int attempts)
 		elog(ERROR, "could not record asyncwrite dead letter: %s",
 			 SPI_result_code_string(rc));
 	aw_notify_failure();
-	ereport(LOG,
-			(errmsg("asyncwrite write " UINT64_FORMAT " to \"%s\" failed: %s",
-					row->write_id, relname ? relname : "?",
-					edata->message ? edata->message : ""),
-			 errdetail("The write was recorded in asyncwrite.dead_letters.")));
+	aw_dead_letter_log_later(row->write_id, relname, edata->message);
+}
+
+/* Keep the LOG line of a dead letter for when its transaction commits. */
+static void
+aw_dead_letter_log_later(uint64 write_id, const char *relname,
+						 const char *message)
+{
+	MemoryContext oldcontext;
+	AwDeadLetterLog *log;
+
+	if (aw_dead_letter_logcxt == NULL)
+	{
+		aw_dead_letter_logcxt = AllocSetContextCreate(TopMemoryContext,
+													  "asyncwrite dead letter logs",
+													  ALLOCSET_SMALL_SIZES);
+		RegisterXactCallback(aw_dead_letter_logs_xact, NULL);
+	}
+	oldcontext = MemoryContextSwitchTo(aw_dead_letter_logcxt);
+	log = palloc(sizeof(AwDeadLetterLog));
+	log->write_id = write_id;
+	log->relname = pstrdup(relname ? relname : "?");
+	log->message = pstrdup(message ? message : "");
+	aw_dead_letter_logs = lappend(aw_dead_letter_logs, log);
+	MemoryContextSwitchTo(oldcontext);
+}
+
+/*
+ * At the end of the worker's transaction: log the dead letters it recorded
+ * once it commits, and forget them either way.
+ */
+static void
+aw_dead_letter_logs_xact(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+	{
+		foreach(lc, aw_dead_letter_logs)
+		{
+			AwDeadLetterLog *log = lfirst(lc);
+
+			ereport(LOG,
+					(errmsg("asyncwrite write " UINT64_FORMAT " to \"%s\" failed: %s",
+							log->write_id, log->relname, log->message),
+					 errdetail("The write was recorded in asyncwrite.dead_letters.")));
+		}
+	}
+	aw_dead_letter_logs = NIL;
+	MemoryContextReset(aw_dead_letter_logcxt);
 }
 
 /*

@@ -137,5 +137,40 @@ my $objects = q{
 is($node->safe_psql('d1', $objects), $node->safe_psql('d3', $objects),
 	'the upgraded 1.0 and a fresh install have the same objects');
 
+# A batch that fails as a whole after one of its writes was recorded as
+# failed (here recording the next one fails, once): each write is then
+# tried alone, and each dead letter is logged once, when the transaction
+# that records it commits.
+$node->safe_psql('postgres', q{
+	CREATE TABLE late (v int CHECK (v > 0));
+	CREATE SEQUENCE refusals;
+	CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
+	BEGIN
+		IF NEW.payload->>'v' = '-13' AND nextval('public.refusals') = 1 THEN
+			RAISE EXCEPTION 'dead letter refused once';
+		END IF;
+		RETURN NEW;
+	END $$;
+	CREATE TRIGGER refuse_once BEFORE INSERT ON asyncwrite.dead_letters
+		FOR EACH ROW EXECUTE FUNCTION refuse_once();
+});
+my $offset = -s $node->logfile;
+my ($last) = grep { /^\d+$/ } split /\n/, $node->safe_psql('postgres', q{
+	BEGIN;
+	SELECT asyncwrite.insert('late', jsonb_build_object('v', v)) FROM unnest(ARRAY[-1, 1, -13]) v;
+	COMMIT;
+	SELECT asyncwrite.last_write_id();
+	SELECT asyncwrite.flush();});
+my ($bad, $refused) = ($last - 2, $last);
+is($node->safe_psql('postgres', q{SELECT v, (SELECT last_value FROM refusals) FROM late}), '1|2',
+	'the good write applied, the second dead letter refused once');
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(format('%s:%s', write_id, sqlstate), ' ' ORDER BY write_id) FROM asyncwrite.dead_letters WHERE target = 'late'::regclass}),
+	"$bad:23514 $refused:23514", 'the two others recorded once each');
+my $log = slurp_file($node->logfile, $offset);
+my @logged = $log =~ /asyncwrite write (\d+) to "late" failed/g;
+is(join(',', @logged), "$bad,$refused", 'each dead letter logged once, after its transaction committed');
+$node->safe_psql('postgres', 'DROP TRIGGER refuse_once ON asyncwrite.dead_letters');
+
 $node->stop;
 done_testing();
