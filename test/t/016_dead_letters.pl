@@ -146,8 +146,10 @@ $node->safe_psql('postgres', q{
 	CREATE SEQUENCE refusals;
 	CREATE FUNCTION refuse_once() RETURNS trigger LANGUAGE plpgsql AS $$
 	BEGIN
-		IF NEW.payload->>'v' = '-13' AND nextval('public.refusals') = 1 THEN
-			RAISE EXCEPTION 'dead letter refused once';
+		IF NEW.payload->>'v' = '-13' THEN
+			IF nextval('public.refusals') = 1 THEN
+				RAISE EXCEPTION 'dead letter refused once';
+			END IF;
 		END IF;
 		RETURN NEW;
 	END $$;

@@ -24,6 +24,7 @@ $node->safe_psql('postgres', q{
 		off int;
 		need int;
 		overhead int;
+		page int := current_setting('wal_block_size')::int;
 	BEGIN
 		-- The WAL a message takes besides its bytes (a multiple of 8 of them),
 		-- measured within one page.
@@ -35,13 +36,14 @@ $node->safe_psql('postgres', q{
 		END LOOP;
 		FOR i IN 1..50 LOOP
 			pos := pg_current_wal_insert_lsn();
-			off := ((pos - '0/0'::pg_lsn) % 8192)::int;
+			off := ((pos - '0/0'::pg_lsn) % page)::int;
+			-- 24: just past a page's header, no WAL on the page yet
 			IF off = 24 THEN
 				RETURN pos;
 			END IF;
-			need := 8192 - off;
+			need := page - off;
 			IF need < 512 THEN
-				need := need + 8192 - 24;
+				need := need + page - 24;
 			END IF;
 			PERFORM pg_logical_emit_message(false, 'pad', repeat('x', need - overhead));
 		END LOOP;
@@ -53,6 +55,7 @@ $node->safe_psql('postgres', q{
 # there.  Something else may write WAL first (the launcher's id notes), so
 # three rounds.
 my $offset = -s $node->logfile;
+my $exact = 0;
 for my $round (1 .. 3)
 {
 	$node->safe_psql('postgres',
@@ -62,10 +65,15 @@ for my $round (1 .. 3)
 	my $deadline = time() + $PostgreSQL::Test::Utils::timeout_default;
 	while (time() < $deadline)
 	{
-		$moved = $node->safe_psql('postgres', qq{
-			SELECT restart_lsn >= '$pad' FROM pg_replication_slots
+		my $at = $node->safe_psql('postgres', qq{
+			SELECT restart_lsn >= '$pad', restart_lsn = '$pad' FROM pg_replication_slots
 			 WHERE slot_name = 'asyncwrite_' || (SELECT oid FROM pg_database WHERE datname = 'postgres')});
-		last if $moved eq 't';
+		($moved, my $there) = split /\|/, $at;
+		if ($moved eq 't')
+		{
+			$exact++ if $there eq 't';
+			last;
+		}
 		($failed) = slurp_file($node->logfile, $offset) =~
 		  /(.*(?:flush past end of generated WAL|is not satisfied|exited with exit code 1).*)/;
 		last if $failed;
@@ -74,6 +82,9 @@ for my $round (1 .. 3)
 	is($failed // '', '', "round $round: no flush past the end of the WAL, no worker error");
 	is($moved, 't', "round $round: the slot moved to the page boundary ($pad)");
 }
+# Something else may have written WAL before the move in a round, but not
+# in every one: the slot was moved to the boundary itself at least once.
+ok($exact > 0, "the slot was moved to the page boundary itself in $exact of 3 rounds");
 is($node->safe_psql('postgres', 'SELECT string_agg(n::text, \',\' ORDER BY n) FROM b'), '1,2,3',
 	'each write applied once');
 is(aw_stat($node, 'postgres', 'failed'), '0', 'none failed');
