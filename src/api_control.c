@@ -126,6 +126,20 @@ aw_wait(PG_FUNCTION_ARGS)
 
 	aw_check_not_worker("asyncwrite.wait()");
 	q = aw_write_id_arg(fcinfo, &write_id, &issued);
+
+	/*
+	 * While the queue reads its writes back from the WAL, their ids may be
+	 * above those this server gave out (after a failover): wait for the whole
+	 * queue, then the write is done if it was issued at all.
+	 */
+	if (!issued && write_id > 0 && q != NULL && aw_queue_recovering(q))
+	{
+		if (!aw_wait_applied(q, 0, timeout_ms, NULL))
+			PG_RETURN_BOOL(false);
+		issued = (uint64) write_id <= aw_queue_last_write_id(q);
+		if (issued)
+			PG_RETURN_BOOL(true);
+	}
 	if (!issued)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -101,7 +101,11 @@ aw_wait_loop(AwQueue *q, uint64 target, bool whole_queue, uint64 sweep_target,
 		if (s.dboid != MyDatabaseId)
 			return true;		/* emptied, given to another database */
 
-		if (!have_target && s.sweeps_done >= sweep_target)
+		/*
+		 * Everything queued is known only once the writes to read back from
+		 * the WAL are queued again: a recovering queue has no ids yet.
+		 */
+		if (!have_target && s.sweeps_done >= sweep_target && !s.recovering)
 		{
 			target = aw_queue_last_write_id(q);
 			have_target = true;

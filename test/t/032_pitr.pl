@@ -35,10 +35,31 @@ $source->stop('immediate');
 my $restored = PostgreSQL::Test::Cluster->new('restored');
 $restored->init_from_backup($source, 'base', has_restoring => 1, standby => 0);
 $restored->append_conf('postgresql.conf', "wal_keep_size = '1GB'\n");
+
+# First with no room for a worker (the launcher takes the only background
+# worker slot; hot_standby off, which a smaller setting than the source's
+# needs): flush() waits for the writes still to be read back, however
+# few ids this server had given out before, and times out.
+$restored->append_conf('postgresql.conf', "max_worker_processes = 1\nmax_logical_replication_workers = 0\nhot_standby = off\n");
 $restored->start;
 $restored->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()') or die 'recovery did not end';
+is($restored->safe_psql('postgres', q{SELECT asyncwrite.flush('1 s'); SELECT count(*) FROM t}),
+	"f\n100", 'flush() does not return before the queued writes are read back');
+is($restored->safe_psql('postgres', 'SELECT state FROM asyncwrite.stats WHERE database = current_database()'),
+	'recovering', 'the queue is recovering');
+my $queued = $mark + 20;
+is($restored->safe_psql('postgres', "SELECT asyncwrite.wait($queued, '1 s')"), 'f',
+	'wait() for a write still to be read back times out (its id is not known to be issued yet)');
+
+# Then a worker: stopped cleanly before it read anything back, the server
+# still reads them back when it starts again.
+$restored->stop;
+$restored->append_conf('postgresql.conf', "max_worker_processes = 16\n");
+$restored->start;
 is($restored->safe_psql('postgres', q{SELECT asyncwrite.flush('60 s'); SELECT count(*), count(DISTINCT id) FROM t}),
 	"t\n120|120", 'the applied writes once, the 20 queued ones read back from the restored WAL and applied');
+is($restored->safe_psql('postgres', "SELECT asyncwrite.wait($queued, '60 s')"), 't',
+	'wait() for the last of them returns true');
 cmp_ok($restored->safe_psql('postgres',
 		q{SELECT asyncwrite.insert('t', '{"id": 999}', transactional => false)}),
 	'>', $mark + 20, 'a new write gets an id above theirs');
