@@ -130,16 +130,22 @@ aw_wait(PG_FUNCTION_ARGS)
 	/*
 	 * While the queue reads its writes back from the WAL, their ids may be
 	 * above those this server gave out (after a failover): wait for the whole
-	 * queue, then the write is done if it was issued at all.
+	 * queue, then for the write if it was issued at all (its id may also have
+	 * gone to a new write since).
 	 */
 	if (!issued && write_id > 0 && q != NULL && aw_queue_recovering(q))
 	{
+		TimestampTz start = GetCurrentTimestamp();
+
 		if (!aw_wait_applied(q, 0, timeout_ms, NULL))
 			PG_RETURN_BOOL(false);
-		issued = (uint64) write_id <= aw_queue_last_write_id(q);
-		if (issued)
-			PG_RETURN_BOOL(true);
+		if (timeout_ms >= 0)
+			timeout_ms = Max(0, timeout_ms -
+							 (GetCurrentTimestamp() - start) / 1000);
 	}
+	/* Again: the queue may have been rebuilt meanwhile. */
+	if (!issued && q != NULL && write_id > 0)
+		issued = (uint64) write_id <= aw_queue_last_write_id(q);
 	if (!issued)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -187,9 +187,13 @@ aw_ddl_flush_first(List *relids)
 	if (q == NULL || aw_is_worker || aw_ddl_flush_timeout_ms <= 0)
 		return;
 	aw_queue_read_state(q, &s);
-	if (s.paused || s.hold || s.dboid != MyDatabaseId ||
-		aw_queue_applied_write_id(q) >= s.last_write_id ||
-		!aw_queue_has_writes_for(q, relids))
+	if (s.paused || s.hold || s.dboid != MyDatabaseId)
+		return;
+	/* Writes still to be read back from the WAL: wait for all (target 0). */
+	if (s.recovering)
+		s.last_write_id = 0;
+	else if (aw_queue_applied_write_id(q) >= s.last_write_id ||
+			 !aw_queue_has_writes_for(q, relids))
 		return;
 	if (!aw_wait_applied(q, s.last_write_id, aw_ddl_flush_timeout_ms, &blocked))
 		ereport(WARNING,

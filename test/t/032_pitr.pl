@@ -52,7 +52,12 @@ is($restored->safe_psql('postgres', "SELECT asyncwrite.wait($queued, '1 s')"), '
 	'wait() for a write still to be read back times out (its id is not known to be issued yet)');
 
 # Then a worker: stopped cleanly before it read anything back, the server
-# still reads them back when it starts again.
+# still reads them back when it starts again, from the slot the launcher
+# made once it had looked for the writes in the restored WAL.
+$restored->poll_query_until('postgres',
+	q{SELECT count(*) = 1 FROM pg_replication_slots
+	   WHERE slot_name = 'asyncwrite_' || (SELECT oid FROM pg_database WHERE datname = 'postgres')})
+  or die 'the launcher made no slot';
 $restored->stop;
 $restored->append_conf('postgresql.conf', "max_worker_processes = 16\n");
 $restored->start;
