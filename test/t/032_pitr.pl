@@ -47,6 +47,10 @@ is($restored->safe_psql('postgres', q{SELECT asyncwrite.flush('1 s'); SELECT cou
 	"f\n100", 'flush() does not return before the queued writes are read back');
 is($restored->safe_psql('postgres', 'SELECT state FROM asyncwrite.stats WHERE database = current_database()'),
 	'recovering', 'the queue is recovering');
+my ($ret, $out, $err) = $restored->psql('postgres',
+	"SET asyncwrite.ddl_flush_timeout = '500ms'; ALTER TABLE t ADD COLUMN note text");
+like($err, qr/queued asyncwrite writes were not all applied before this DDL/,
+	'DDL on a table waits for the writes still to be read back first (and warns when they are not)');
 my $queued = $mark + 20;
 is($restored->safe_psql('postgres', "SELECT asyncwrite.wait($queued, '1 s')"), 'f',
 	'wait() for a write still to be read back times out (its id is not known to be issued yet)');
