@@ -81,6 +81,9 @@ aw_flush(PG_FUNCTION_ARGS)
 	int			pending = aw_xact_pending_count();
 
 	aw_check_not_worker("asyncwrite.flush()");
+	/* A standby queues nothing: its primary applies what it replays. */
+	if (RecoveryInProgress())
+		PG_RETURN_BOOL(true);
 	/* Writes read back from the WAL after a restart were queued before. */
 	if (q == NULL && aw_queue_recovery_pending(MyDatabaseId))
 		q = aw_launcher_bind(MyDatabaseId);
@@ -108,7 +111,8 @@ aw_write_id_arg(FunctionCallInfo fcinfo, int64 *write_id, bool *issued)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("write_id must not be null")));
 	*write_id = PG_GETARG_INT64(0);
-	if (q == NULL && aw_queue_recovery_pending(MyDatabaseId))
+	if (q == NULL && !RecoveryInProgress() &&
+		aw_queue_recovery_pending(MyDatabaseId))
 		q = aw_launcher_bind(MyDatabaseId);
 	*issued = q != NULL && *write_id > 0 &&
 		(uint64) *write_id <= aw_queue_last_write_id(q);

@@ -23,7 +23,9 @@ my ($ret, $stdout, $stderr) = $standby->psql('postgres',
 isnt($ret, 0, 'insert on a standby fails');
 like($stderr, qr/ERROR:  25006: cannot queue writes during recovery/, 'with SQLSTATE 25006 and a clear message');
 like($stderr, qr/HINT:  Call asyncwrite functions on the primary/, 'and a hint');
-is($standby->safe_psql('postgres', 'SELECT asyncwrite.flush()'), 't', 'flush on a standby returns at once');
+is($standby->safe_psql('postgres', q{SELECT asyncwrite.flush('10 s')}), 't', 'flush on a standby returns at once');
+is($standby->safe_psql('postgres', q{SELECT count(*) FROM asyncwrite.stats WHERE state = 'recovering'}), '0',
+	'and binds no queue there to wait on');
 is($standby->safe_psql('postgres', 'SELECT count(*) FROM s'), '1', 'the primary\'s applied write is replicated');
 
 $standby->stop;
