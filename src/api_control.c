@@ -72,21 +72,43 @@ aw_check_not_worker(const char *fn)
 				 errhint("Do not call asyncwrite.flush() or asyncwrite.wait() from triggers or defaults of tables written through asyncwrite.")));
 }
 
+/*
+ * This database's queue, to wait on: bound if its writes are still to be
+ * read back from the WAL after a restart (they were queued before), but
+ * never during recovery (a standby queues nothing and rebuilds no queue).
+ */
+static AwQueue *
+aw_queue_to_wait_on(void)
+{
+	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+
+	if (q == NULL && !RecoveryInProgress() &&
+		aw_queue_recovery_pending(MyDatabaseId))
+		q = aw_launcher_bind(MyDatabaseId);
+	return q;
+}
+
+/* Whether write_id was given out by this database's queue q (or NULL). */
+static bool
+aw_write_id_issued(AwQueue *q, int64 write_id)
+{
+	return q != NULL && write_id > 0 &&
+		(uint64) write_id <= aw_queue_last_write_id(q);
+}
+
 /* asyncwrite.flush(timeout interval): wait for everything queued so far. */
 Datum
 aw_flush(PG_FUNCTION_ARGS)
 {
 	int64		timeout_ms = aw_timeout_ms(fcinfo, 0);
-	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+	AwQueue    *q;
 	int			pending = aw_xact_pending_count();
 
 	aw_check_not_worker("asyncwrite.flush()");
 	/* A standby queues nothing: its primary applies what it replays. */
 	if (RecoveryInProgress())
 		PG_RETURN_BOOL(true);
-	/* Writes read back from the WAL after a restart were queued before. */
-	if (q == NULL && aw_queue_recovery_pending(MyDatabaseId))
-		q = aw_launcher_bind(MyDatabaseId);
+	q = aw_queue_to_wait_on();
 	if (pending > 0)
 		ereport(NOTICE,
 				(errmsg("asyncwrite.flush() does not wait for the %d writes this transaction queues when it commits", pending),
@@ -104,18 +126,15 @@ aw_flush(PG_FUNCTION_ARGS)
 static AwQueue *
 aw_write_id_arg(FunctionCallInfo fcinfo, int64 *write_id, bool *issued)
 {
-	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
+	AwQueue    *q;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("write_id must not be null")));
 	*write_id = PG_GETARG_INT64(0);
-	if (q == NULL && !RecoveryInProgress() &&
-		aw_queue_recovery_pending(MyDatabaseId))
-		q = aw_launcher_bind(MyDatabaseId);
-	*issued = q != NULL && *write_id > 0 &&
-		(uint64) *write_id <= aw_queue_last_write_id(q);
+	q = aw_queue_to_wait_on();
+	*issued = aw_write_id_issued(q, *write_id);
 	return q;
 }
 
@@ -148,8 +167,8 @@ aw_wait(PG_FUNCTION_ARGS)
 							 (GetCurrentTimestamp() - start) / 1000);
 	}
 	/* Again: the queue may have been rebuilt meanwhile. */
-	if (!issued && q != NULL && write_id > 0)
-		issued = (uint64) write_id <= aw_queue_last_write_id(q);
+	if (!issued)
+		issued = aw_write_id_issued(q, write_id);
 	if (!issued)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

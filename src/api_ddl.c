@@ -178,6 +178,7 @@ aw_ddl_flush_first(List *relids)
 {
 	AwQueue    *q = aw_queue_lookup(MyDatabaseId);
 	AwQueueState s;
+	uint64		target;
 	bool		blocked = false;
 
 	/* This transaction's own kept writes go in before its DDL. */
@@ -190,12 +191,12 @@ aw_ddl_flush_first(List *relids)
 	if (s.paused || s.hold || s.dboid != MyDatabaseId)
 		return;
 	/* Writes still to be read back from the WAL: wait for all (target 0). */
-	if (s.recovering)
-		s.last_write_id = 0;
-	else if (aw_queue_applied_write_id(q) >= s.last_write_id ||
-			 !aw_queue_has_writes_for(q, relids))
+	target = s.recovering ? 0 : s.last_write_id;
+	if (!s.recovering &&
+		(aw_queue_applied_write_id(q) >= target ||
+		 !aw_queue_has_writes_for(q, relids)))
 		return;
-	if (!aw_wait_applied(q, s.last_write_id, aw_ddl_flush_timeout_ms, &blocked))
+	if (!aw_wait_applied(q, target, aw_ddl_flush_timeout_ms, &blocked))
 		ereport(WARNING,
 				(errmsg("queued asyncwrite writes were not all applied before this DDL"),
 				 blocked ?

@@ -121,13 +121,16 @@ my %crash = (
 	'kill -9 of the postmaster' => sub {
 		my ($pid) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
 		kill 'KILL', $pid;
-		# Its children exit when they see it gone; then start again.
-		for (my $i = 0; $i < 100; $i++)
+		# Its children exit when they see it gone; then start again: a poll,
+		# a try a second for up to 100 s, as nothing answers to query.
+		my $started = 0;
+		for (my $i = 0; $i < 100 && !$started; $i++)
 		{
-			last if system('pg_ctl', '-D', $node->data_dir, '-l', $node->logfile,
+			$started = system('pg_ctl', '-D', $node->data_dir, '-l', $node->logfile,
 				'-w', 'start') == 0;
-			sleep 1;
+			sleep 1 unless $started;
 		}
+		die 'the server did not start again after kill -9 of the postmaster' unless $started;
 		$node->_update_pid(1);
 	},
 	'an immediate stop' => sub {
